@@ -1,0 +1,125 @@
+"""Conjugate gradient for A x = b, batched over tasks, with per-task stopping and curvature checks.
+
+A is only touched through ``matvec``. Each task (row of a (B, P) tensor) stops on its own when its
+relative residual ||r|| / ||b|| falls to ``tol``. A task whose search direction has non-positive
+curvature (p^T A p <= 0: A is not positive definite there, common for I + H/lambda on a non-convex
+loss) stops at its last iterate and is flagged, instead of dividing by a non-positive number; if that
+happens on the very first direction the answer is b itself (the identity-preconditioned guess). No
+step ever produces NaN from a finite operator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .params import ParamLayout, Params, batch_dot, batch_norm
+
+
+@dataclass
+class CGInfo:
+    """Per-task outcome of CG. Batched solves hold (B,) tensors; the dict API holds Python scalars."""
+
+    iterations: Any
+    residual: Any  # relative residual ||b - A x|| / ||b|| (as tracked by the recurrence)
+    converged: Any
+    nonpositive_curvature: Any
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def keys(self) -> Iterator[str]:
+        return iter(asdict(self))
+
+
+def batched_cg(
+    matvec: Callable[[Tensor], Tensor],
+    b: Tensor,
+    max_iters: int,
+    tol: float = 0.0,
+    x0: Tensor | None = None,
+) -> tuple[Tensor, CGInfo]:
+    """Solve A_i x_i = b_i for every row i of ``b`` (shape (B, P)); ``matvec`` maps (B, P) -> (B, P).
+
+    Starts from ``x0`` (default 0). Stops a task when ||r_i|| <= tol * ||b_i||, at non-positive
+    curvature, or after ``max_iters`` iterations; ``max_iters = 0`` returns the start. A task whose
+    first direction has non-positive curvature returns ``x0``, or b when no start was given.
+    """
+    if max_iters < 0 or tol < 0:
+        raise ValueError("max_iters and tol must be non-negative")
+    if x0 is None:
+        x = torch.zeros_like(b)
+        r = b.clone()
+    else:
+        x = x0.clone()
+        r = b - matvec(x)
+    p = r.clone()
+    rr = batch_dot(r, r)
+    b_norm = rr.sqrt()
+    threshold = tol * b_norm
+    iterations = torch.zeros(b.shape[0], dtype=torch.long, device=b.device)
+    negative = torch.zeros(b.shape[0], dtype=torch.bool, device=b.device)
+    active = rr.sqrt() > threshold
+    active &= b_norm > 0
+    for k in range(max_iters):
+        if not bool(active.any()):
+            break
+        Ap = matvec(p)
+        pAp = batch_dot(p, Ap)
+        bad = active & ~(pAp > 0)  # also catches NaN curvature
+        if bool(bad.any()):
+            negative |= bad
+            if k == 0 and x0 is None:
+                x = torch.where(bad[:, None], b, x)
+            active &= ~bad
+        safe_pAp = torch.where(active, pAp, torch.ones_like(pAp))
+        alpha = torch.where(active, rr / safe_pAp, torch.zeros_like(rr))
+        x = x + alpha[:, None] * p
+        r = r - alpha[:, None] * Ap
+        rr_new = batch_dot(r, r)
+        iterations += active.long()
+        safe_rr = torch.where(rr > 0, rr, torch.ones_like(rr))
+        beta = torch.where(active, rr_new / safe_rr, torch.zeros_like(rr))
+        p = torch.where(active[:, None], r + beta[:, None] * p, p)
+        rr = torch.where(active, rr_new, rr)
+        active &= rr.sqrt() > threshold
+    safe_b = torch.where(b_norm > 0, b_norm, torch.ones_like(b_norm))
+    # The recurrence residual is exact in exact arithmetic; for tasks that stopped on curvature we
+    # report the residual of the iterate actually returned, which needs one more matvec only then.
+    residual = rr.sqrt() / safe_b
+    if bool(negative.any()) and max_iters > 0:
+        true_r = batch_norm(b - matvec(x)) / safe_b
+        residual = torch.where(negative, true_r, residual)
+    residual = torch.where(b_norm > 0, residual, torch.zeros_like(residual))
+    converged = (residual <= tol) & ~negative
+    return x, CGInfo(iterations, residual, converged, negative)
+
+
+def conjugate_gradient(
+    matvec: Callable[[Params], Params],
+    b: Mapping[str, Tensor],
+    max_iters: int = 100,
+    tol: float = 1e-10,
+) -> tuple[Params, CGInfo]:
+    """Solve A x = b where b, x and what ``matvec`` takes and returns are dicts of tensors.
+
+    ``tol`` is relative: CG stops once ||b - A x|| <= tol * ||b||. Returns x and a :class:`CGInfo`
+    with ``iterations``, ``residual`` (relative), ``converged`` and ``nonpositive_curvature``.
+    """
+    layout = ParamLayout.of(b)
+    b_flat = layout.flatten(b)[None]
+
+    def flat_matvec(v: Tensor) -> Tensor:
+        return layout.flatten(matvec(layout.unflatten(v[0])))[None]
+
+    x, info = batched_cg(flat_matvec, b_flat, int(max_iters), float(tol))
+    return layout.unflatten(x[0]), CGInfo(
+        int(info.iterations[0]),
+        float(info.residual[0]),
+        bool(info.converged[0]),
+        bool(info.nonpositive_curvature[0]),
+    )

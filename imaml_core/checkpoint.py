@@ -1,0 +1,160 @@
+"""Checkpoints: a safetensors file of theta whose metadata carries everything needed to rebuild the model.
+
+Metadata keys: ``format`` ("imaml-studio"), ``format_version``, ``config`` (the run's TOML), ``method``,
+``iteration``, ``sha256`` (of the tensor bytes, so a flipped bit is caught), ``imaml_studio_version``,
+``torch_version``. Loading never unpickles anything; it checks the header size before parsing, the
+format and version, the config, every tensor's name, shape, dtype and finiteness, and the checksum.
+Writes are atomic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import Tensor, nn
+
+from .config import ExperimentConfig
+from .errors import CheckpointError, ConfigError
+from .files import atomic_path
+from .model import MLP
+from .params import Params
+
+FORMAT = "imaml-studio"
+FORMAT_VERSION = 1
+MAX_HEADER_BYTES = 1 << 20  # a theta header is a few hundred bytes; refuse to parse megabytes of JSON
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint holds: theta, the config that trained it, and how far it got."""
+
+    params: Params
+    config: ExperimentConfig
+    iteration: int
+    metadata: dict[str, str]
+
+
+def _digest(params: Params) -> str:
+    h = hashlib.sha256()
+    for name in sorted(params):
+        t = params[name].detach().contiguous().cpu()
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str], params: Params, config: ExperimentConfig, iteration: int
+) -> None:
+    """Write theta and its metadata to ``path`` atomically (the previous file survives any failure)."""
+    from . import __version__
+
+    tensors = {k: v.detach().contiguous().cpu() for k, v in params.items()}
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "config": config.to_toml(),
+        "method": config.method,
+        "iteration": str(int(iteration)),
+        "sha256": _digest(tensors),
+        "imaml_studio_version": __version__,
+        "torch_version": torch.__version__,
+    }
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def _check_header(path: Path) -> None:
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint not found: {path}") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"checkpoint path is a directory: {path}") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    if size < 10 or len(head) < 8:
+        raise CheckpointError(f"{path} is not a safetensors checkpoint (file is {size} bytes)")
+    (header_len,) = struct.unpack("<Q", head)
+    if header_len > min(size - 8, MAX_HEADER_BYTES):
+        raise CheckpointError(f"{path} is not a valid safetensors checkpoint (corrupt or oversized header)")
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Read and validate a checkpoint; any problem is a :class:`CheckpointError` with a one-line message."""
+    path = Path(path)
+    _check_header(path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            metadata = dict(fh.metadata() or {})
+            names = list(fh.keys())
+            meta_ok = metadata.get("format") == FORMAT
+            tensors = {k: fh.get_tensor(k) for k in names} if meta_ok else {}
+    except CheckpointError:
+        raise
+    except Exception as exc:  # safetensors raises its own error types for a corrupt file
+        raise CheckpointError(f"{path} is corrupt or not a safetensors checkpoint ({_first_line(exc)})") from None
+    if not meta_ok:
+        raise CheckpointError(f"{path} is not an iMAML Studio checkpoint (no '{FORMAT}' format metadata)")
+    version = metadata.get("format_version", "")
+    if not version.isdigit():
+        raise CheckpointError(f"{path}: missing or invalid format_version {version!r}")
+    if int(version) != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version} is not supported (this iMAML Studio reads "
+            f"version {FORMAT_VERSION}; newer files need a newer iMAML Studio)"
+        )
+    try:
+        config = ExperimentConfig.from_toml(metadata.get("config", ""))
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: the embedded config is invalid: {exc}") from None
+    _check_tensors(path, tensors, config)
+    if metadata.get("sha256") != _digest(tensors):
+        raise CheckpointError(f"{path}: tensor data does not match its checksum (the file is damaged)")
+    iteration = metadata.get("iteration", "0")
+    return Checkpoint(tensors, config, int(iteration) if iteration.isdigit() else 0, metadata)
+
+
+def _check_tensors(path: Path, tensors: dict[str, Tensor], config: ExperimentConfig) -> None:
+    expected = MLP(config.hidden).shapes()
+    dtype = getattr(torch, config.dtype)
+    missing = [k for k in expected if k not in tensors]
+    extra = [k for k in tensors if k not in expected]
+    if missing:
+        raise CheckpointError(f"{path}: missing tensor '{missing[0]}' for hidden layers {config.hidden}")
+    if extra:
+        raise CheckpointError(f"{path}: unexpected tensor '{extra[0]}' for hidden layers {config.hidden}")
+    for name, shape in expected.items():
+        t = tensors[name]
+        if tuple(t.shape) != shape:
+            raise CheckpointError(f"{path}: tensor '{name}' has shape {tuple(t.shape)}, expected {shape}")
+        if t.dtype != dtype:
+            raise CheckpointError(f"{path}: tensor '{name}' is {t.dtype}, expected {dtype} (config dtype)")
+        if not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{path}: tensor '{name}' holds NaN or infinite values")
+
+
+def load_model(path: str | os.PathLike[str]) -> nn.Module:
+    """Rebuild the trained network from a checkpoint alone: an ``nn.Sequential`` MLP holding theta."""
+    ckpt = load_checkpoint(path)
+    module = MLP(ckpt.config.hidden).module().to(getattr(torch, ckpt.config.dtype))
+    module.load_state_dict(ckpt.params, strict=True)
+    return module.eval()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "load_model"]

@@ -1,0 +1,13 @@
+"""Errors that reach the edges (CLI, dialogs). Inside the engine, divergence is data, not an exception."""
+
+
+class ImamlError(Exception):
+    """Base class: a problem a person can act on, with a one-line message."""
+
+
+class ConfigError(ImamlError, ValueError):
+    """An invalid setting; the message names the key."""
+
+
+class CheckpointError(ImamlError):
+    """A checkpoint that is missing, corrupt, of an unknown version or does not match its config."""

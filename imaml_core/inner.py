@@ -1,0 +1,200 @@
+"""Inner solvers for argmin_phi  L(phi) + lam/2 ||phi - theta||^2, started at theta, batched over tasks.
+
+Batched form: ``losses(phi)`` maps a (B, P) tensor of flat task parameters to the (B,) per-task training
+losses (a plain callable, differentiated by autograd, or a ``TaskLoss`` with exact hand-written
+derivatives). Tasks do not share parameters, so one backward pass serves the whole meta-batch.
+
+Solvers:
+- ``gd``: gradient descent on the proximal objective (the proximal term is in every step). With
+  ``safeguard`` a task's step is rejected and its step size halved whenever the objective would rise
+  or stop being finite, and grown by ``GROW`` after an accepted step: same cost per step, never diverges.
+- ``hf``: Hessian-free Newton-CG (iMAML-HF): each step solves (H + lam I) d = -grad with truncated CG
+  (stopping at non-positive curvature), then a per-task backtracking (Armijo) line search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .cg import batched_cg
+from .objective import TaskLoss, as_task_loss
+from .params import ParamLayout, Params, batch_dot, batch_norm
+
+LossFn = Callable[[Tensor], Tensor] | TaskLoss
+StepCallback = Callable[[int, Tensor], None]
+
+SOLVERS = ("gd", "hf")
+GROW = 1.2  # safeguarded GD: step growth after an accepted step
+ARMIJO = 1e-4  # sufficient-decrease constant of the HF line search
+MAX_BACKTRACK = 20  # halvings before a task's Newton step is dropped (2^-20 ~ 1e-6)
+HF_CG_TOL = 1e-6  # relative residual of each Newton system
+
+
+@dataclass
+class InnerInfo:
+    """Per-task diagnostics of an inner solve. Batched: (B,) tensors; dict API: Python scalars."""
+
+    stationarity: Any  # ||grad L(phi) + lam (phi - theta)||
+    finite: Any  # phi and the objective are finite
+    steps: int
+    objective: Any  # L(phi) + lam/2 ||phi - theta||^2
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+
+def _prox(loss: Tensor, grad: Tensor, phi: Tensor, theta: Tensor, lam: float) -> tuple[Tensor, Tensor]:
+    """Proximal objective and its gradient from the loss and its gradient."""
+    diff = phi - theta
+    return loss + 0.5 * lam * batch_dot(diff, diff), grad + lam * diff
+
+
+def _finite_rows(t: Tensor) -> Tensor:
+    return torch.isfinite(t).all(dim=-1) if t.dim() > 1 else torch.isfinite(t)
+
+
+def gd_batched(
+    losses: LossFn,
+    theta: Tensor,
+    lam: float,
+    steps: int,
+    lr: float,
+    safeguard: bool = False,
+    on_step: StepCallback | None = None,
+) -> tuple[Tensor, InnerInfo]:
+    """Gradient descent on the proximal objective from theta ((B, P)); ``on_step(k, phi)`` after step k."""
+    task_loss = as_task_loss(losses)
+    theta = theta.detach()
+    phi = theta.clone()
+    obj, g = _prox(*task_loss.value_and_grad(phi), phi, theta, lam)
+    step = torch.full_like(obj, lr)
+    if on_step is not None:
+        on_step(0, phi)
+    for k in range(1, steps + 1):
+        trial = phi - step[:, None] * g
+        t_obj, t_g = _prox(*task_loss.value_and_grad(trial), trial, theta, lam)
+        if not safeguard:
+            phi, obj, g = trial, t_obj, t_g
+        else:
+            ok = torch.isfinite(t_obj) & (t_obj <= obj) & _finite_rows(t_g)
+            phi = torch.where(ok[:, None], trial, phi)
+            g = torch.where(ok[:, None], t_g, g)
+            obj = torch.where(ok, t_obj, obj)
+            step = torch.where(ok, step * GROW, step * 0.5)
+        if on_step is not None:
+            on_step(k, phi)
+    finite = _finite_rows(phi) & torch.isfinite(obj)
+    return phi, InnerInfo(batch_norm(g), finite, steps, obj)
+
+
+def hf_batched(
+    losses: LossFn,
+    theta: Tensor,
+    lam: float,
+    steps: int,
+    cg_steps: int = 10,
+    cg_tol: float = HF_CG_TOL,
+    on_step: StepCallback | None = None,
+) -> tuple[Tensor, InnerInfo]:
+    """Newton-CG on the proximal objective from theta ((B, P)); at most ``cg_steps`` CG steps per step."""
+    task_loss = as_task_loss(losses)
+    theta = theta.detach()
+    phi = theta.clone()
+    if on_step is not None:
+        on_step(0, phi)
+    for k in range(1, steps + 1):
+        loss, grad, hvp, kept = task_loss.hvp_operator(phi)
+        obj, g = _prox(loss, grad, phi, theta, lam)
+        direction, _ = batched_cg(lambda v, hvp=hvp: hvp(v) + lam * v, -g, max(cg_steps, 1), cg_tol)
+        del kept, hvp
+        slope = batch_dot(g, direction)  # < 0 for a descent direction
+        # A direction that is not a descent direction (only possible through rounding) falls back to -g.
+        uphill = ~(slope < 0)
+        direction = torch.where(uphill[:, None], -g, direction)
+        slope = torch.where(uphill, -batch_dot(g, g), slope)
+        alpha = torch.ones_like(obj)
+        pending = torch.isfinite(obj) & (batch_norm(g) > 0)
+        accepted = torch.zeros_like(pending)
+        for _ in range(MAX_BACKTRACK):
+            if not bool(pending.any()):
+                break
+            trial = phi + alpha[:, None] * direction
+            with torch.no_grad():
+                diff = trial - theta
+                t_obj = task_loss(trial) + 0.5 * lam * batch_dot(diff, diff)
+            ok = pending & torch.isfinite(t_obj) & (t_obj <= obj + ARMIJO * alpha * slope)
+            accepted |= ok
+            pending &= ~ok
+            alpha = torch.where(pending, alpha * 0.5, alpha)
+        alpha = torch.where(accepted, alpha, torch.zeros_like(alpha))
+        phi = phi + alpha[:, None] * direction
+        if on_step is not None:
+            on_step(k, phi)
+    obj, g = _prox(*task_loss.value_and_grad(phi), phi, theta, lam)
+    finite = _finite_rows(phi) & torch.isfinite(obj)
+    return phi, InnerInfo(batch_norm(g), finite, steps, obj)
+
+
+def solve_batched(
+    losses: LossFn,
+    theta: Tensor,
+    *,
+    lam: float,
+    steps: int,
+    lr: float,
+    solver: str = "gd",
+    safeguard: bool = False,
+    hf_cg_steps: int = 10,
+    on_step: StepCallback | None = None,
+) -> tuple[Tensor, InnerInfo]:
+    """Dispatch to the batched inner solver named ``solver``."""
+    if solver == "gd":
+        return gd_batched(losses, theta, lam, steps, lr, safeguard=safeguard, on_step=on_step)
+    if solver == "hf":
+        return hf_batched(losses, theta, lam, steps, cg_steps=hf_cg_steps, on_step=on_step)
+    raise ValueError(f"unknown inner solver {solver!r}; choose one of {', '.join(SOLVERS)}")
+
+
+def solve_inner(
+    train_loss: Callable[[Params], Tensor],
+    theta: Mapping[str, Tensor],
+    lam: float,
+    steps: int,
+    lr: float = 0.01,
+    solver: str = "gd",
+    safeguard: bool = False,
+    hf_cg_steps: int = 10,
+) -> tuple[Params, InnerInfo]:
+    """Approximately solve argmin_phi train_loss(phi) + lam/2 ||phi - theta||^2, starting at theta.
+
+    ``train_loss(params) -> scalar``. Default: ``steps`` steps of gradient descent with step ``lr`` on
+    the proximal objective; ``solver="hf"`` runs ``steps`` Newton-CG steps instead (``lr`` unused), each
+    with up to ``hf_cg_steps`` CG iterations. Returns phi (detached, same dtype/device as theta) and an
+    :class:`InnerInfo` whose ``stationarity`` is ||grad train_loss(phi) + lam (phi - theta)||.
+    """
+    check_lam(lam)
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    layout = ParamLayout.of(theta)
+    flat = layout.flatten({k: v.detach() for k, v in theta.items()})[None]
+
+    def losses(phi: Tensor) -> Tensor:
+        return train_loss(layout.unflatten(phi[0])).reshape(1)
+
+    phi, info = solve_batched(
+        losses, flat, lam=lam, steps=steps, lr=lr, solver=solver, safeguard=safeguard, hf_cg_steps=hf_cg_steps
+    )
+    return layout.unflatten(phi[0].detach()), InnerInfo(
+        float(info.stationarity[0]), bool(info.finite[0]), steps, float(info.objective[0])
+    )
+
+
+def check_lam(lam: float) -> None:
+    """lambda must be positive and finite: it is the strength of the proximal term and divides H."""
+    if not (lam > 0 and lam < float("inf")):
+        raise ValueError(f"lam must be a positive finite number, got {lam}")

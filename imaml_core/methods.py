@@ -1,0 +1,94 @@
+"""Meta-gradient methods behind one interface, batched over tasks.
+
+Every method gets the same per-task losses (closures over the same sampled tasks and the same model)
+and returns per-task meta-gradients, so comparisons are fair:
+
+- ``imaml``: inner solve of the proximal problem, then (I + H/lam)^-1 grad L_test(phi) by CG.
+- ``maml``: differentiate through ``inner_steps`` unrolled GD steps (second order; memory grows).
+- ``fomaml``: grad L_test(phi) at the end of plain GD, no Jacobian.
+- ``reptile``: theta - phi after plain GD.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .cg import CGInfo
+from .config import ExperimentConfig
+from .implicit import implicit_batched
+from .inner import LossFn, StepCallback, gd_batched, solve_batched
+from .params import batch_norm
+
+
+@dataclass
+class MetaGradient:
+    """Per-task meta-gradients and diagnostics of one meta-batch."""
+
+    grad: Tensor  # (B, P)
+    post_loss: Tensor  # (B,) query loss after adaptation
+    phi: Tensor  # (B, P) adapted parameters
+    stationarity: Tensor  # (B,) iMAML: ||grad L(phi) + lam (phi - theta)||; else ||grad L(phi)|| or NaN
+    cg: CGInfo | None  # iMAML only
+
+
+def adapt(
+    cfg: ExperimentConfig,
+    train_losses: LossFn,
+    theta: Tensor,
+    steps: int,
+    on_step: StepCallback | None = None,
+) -> Tensor:
+    """Adapt every task of the batch from theta ((B, P)) the way ``cfg.method`` does at meta-train time."""
+    if cfg.method == "imaml":
+        phi, _ = solve_batched(
+            train_losses,
+            theta,
+            lam=cfg.lam,
+            steps=steps,
+            lr=cfg.inner_lr,
+            solver=cfg.inner_solver,
+            safeguard=cfg.inner_safeguard,
+            hf_cg_steps=cfg.hf_cg_steps,
+            on_step=on_step,
+        )
+    else:
+        phi, _ = gd_batched(train_losses, theta, 0.0, steps, cfg.inner_lr, on_step=on_step)
+    return phi
+
+
+def meta_gradient(
+    cfg: ExperimentConfig, train_losses: LossFn, test_losses: LossFn, theta: Tensor, batch: int
+) -> MetaGradient:
+    """Per-task meta-gradients at theta ((P,)) for a batch of ``batch`` tasks under ``cfg.method``."""
+    theta_b = theta.detach().expand(batch, -1)
+    if cfg.method == "imaml":
+        phi = adapt(cfg, train_losses, theta_b, cfg.inner_steps)
+        res = implicit_batched(train_losses, test_losses, phi, cfg.lam, cfg.cg_steps, cfg.cg_tol, theta_b)
+        return MetaGradient(res.grad, res.test_loss, phi, res.stationarity, res.cg)
+    if cfg.method == "maml":
+        return _maml(cfg, train_losses, test_losses, theta_b)
+    phi = adapt(cfg, train_losses, theta_b, cfg.inner_steps)
+    with torch.enable_grad():
+        leaf = phi.detach().requires_grad_(True)
+        test = test_losses(leaf)
+        (v,) = torch.autograd.grad(test.sum(), leaf)
+    nan = torch.full_like(test, float("nan")).detach()
+    grad = v if cfg.method == "fomaml" else theta_b - phi
+    return MetaGradient(grad.detach(), test.detach(), phi.detach(), nan, None)
+
+
+def _maml(cfg: ExperimentConfig, train_losses: LossFn, test_losses: LossFn, theta_b: Tensor) -> MetaGradient:
+    """Second-order MAML: keep every inner step's graph and backpropagate through all of them."""
+    with torch.enable_grad():
+        start = theta_b.detach().clone().requires_grad_(True)
+        phi = start
+        for _ in range(cfg.inner_steps):
+            (g,) = torch.autograd.grad(train_losses(phi).sum(), phi, create_graph=True)
+            phi = phi - cfg.inner_lr * g
+        test = test_losses(phi)
+        (grad,) = torch.autograd.grad(test.sum(), start)
+    stationarity = batch_norm(g.detach()) if cfg.inner_steps else torch.full_like(test, float("nan"))
+    return MetaGradient(grad.detach(), test.detach(), phi.detach(), stationarity, None)

@@ -1,0 +1,95 @@
+"""Plain-data results of the engine: what one meta-iteration did, and what an evaluation measured.
+
+Reports carry floats and small numpy copies only, so they can cross threads (the GUI worker) and be
+written to CSV/JSON without touching a tensor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import ExperimentConfig
+
+CSV_FIELDS = (
+    "iteration",
+    "method",
+    "meta_loss",
+    "pre_loss",
+    "val_loss",
+    "cg_residual",
+    "cg_iterations",
+    "cg_nonpositive",
+    "stationarity",
+    "memory_bytes",
+    "seconds",
+    "diverged",
+    "lam",
+    "cg_steps",
+    "inner_steps",
+    "inner_lr",
+    "meta_lr",
+    "meta_batch",
+)
+
+
+@dataclass
+class StepReport:
+    """One meta-iteration. ``meta_loss`` is the mean query loss after adaptation (the outer objective)."""
+
+    iteration: int  # number of finished meta-iterations after this one (unchanged if it diverged)
+    config: ExperimentConfig  # the settings this iteration used
+    meta_loss: float
+    pre_loss: float  # mean query loss at theta, before adaptation
+    val_loss: float  # post-adaptation MSE on the fixed validation set; NaN when not validated this step
+    cg_residual: float  # mean relative CG residual (NaN when no CG ran)
+    cg_iterations: float  # mean CG iterations per task
+    cg_nonpositive: int  # tasks whose CG stopped at non-positive curvature
+    stationarity: float  # mean inner stationarity residual
+    memory_bytes: int
+    seconds: float
+    grad_norm: float
+    diverged: bool = False
+    message: str = ""
+    task_post_loss: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def row(self) -> dict[str, object]:
+        """The CSV row (see ``CSV_FIELDS``)."""
+        cfg = self.config
+        values = {**self.__dict__, **{k: getattr(cfg, k) for k in CSV_FIELDS if hasattr(cfg, k)}}
+        values["method"] = cfg.method
+        values["diverged"] = int(self.diverged)
+        return {k: values[k] for k in CSV_FIELDS}
+
+
+@dataclass
+class EvalResult:
+    """Mean query MSE of fresh tasks after ``steps`` adaptation steps, with a 95% interval."""
+
+    mse: float
+    ci95: float  # half-width: mse +- ci95 (normal approximation over tasks)
+    mse_per_step: list[float]  # index = adaptation steps taken (0..steps)
+    tasks: int
+    shots: int
+    steps: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "mse": self.mse,
+            "ci95": self.ci95,
+            "ci95_interval": [self.mse - self.ci95, self.mse + self.ci95],
+            "mse_per_step": self.mse_per_step,
+            "tasks": self.tasks,
+            "shots": self.shots,
+            "steps": self.steps,
+        }
+
+
+def mean_ci95(values: np.ndarray) -> tuple[float, float]:
+    """Mean and 95% half-width (1.96 standard errors)."""
+    n = len(values)
+    mean = float(np.mean(values))
+    half = float(1.96 * np.std(values, ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+    return mean, half

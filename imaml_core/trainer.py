@@ -1,0 +1,286 @@
+"""``MetaTrainer``: the one stateful object (theta, Adam, task stream) that the CLI, tests, benchmarks and
+the GUI worker all drive with ``step()``.
+
+A meta-iteration samples B tasks on the device, computes all B meta-gradients together (methods.py),
+averages them and takes an Adam step. A non-finite loss, phi or gradient in any task aborts the
+iteration before theta or the optimiser are touched; the report says what diverged and why.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .config import ExperimentConfig
+from .errors import ConfigError
+from .memory import measure_step
+from .methods import MetaGradient, adapt, meta_gradient
+from .mlp_derivatives import MLPMSEDerivatives
+from .model import MLP, FunctionalModel, mse_per_task
+from .objective import TaskLoss
+from .params import ParamLayout, Params
+from .report import EvalResult, StepReport, mean_ci95
+from .sinusoid import TaskBatch, sample_tasks, sinusoid
+
+EVAL_QUERY = 100  # query points per task for validation and evaluation (training uses cfg.query)
+_EVAL_CHUNK = 1000  # tasks adapted at once in evaluate()
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when present; asking for CUDA without it is a config error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but CUDA is not available here (use cpu or auto)")
+    return torch.device(name)
+
+
+def _subseed(seed: int, stream: int) -> int:
+    return (seed * 1_000_003 + stream) % (2**63)
+
+
+def _generator(device: torch.device, seed: int) -> torch.Generator:
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return gen
+
+
+@dataclass
+class Preview:
+    """Adaptation of theta to one task's support points, on a grid of x (numpy, for plotting)."""
+
+    before: np.ndarray  # prediction of theta on the grid
+    after: np.ndarray  # prediction after ``steps`` adaptation steps
+    mse_per_step: np.ndarray  # MSE on the grid's true curve after 0..steps steps
+
+
+class MetaTrainer:
+    """Meta-trains theta on sinusoid tasks with the method and settings of an :class:`ExperimentConfig`."""
+
+    def __init__(
+        self,
+        config: ExperimentConfig | None = None,
+        theta: Params | None = None,
+        model: FunctionalModel | None = None,
+        iteration: int = 0,
+    ) -> None:
+        cfg = (config or ExperimentConfig()).validate()
+        self._config = cfg
+        self.device = resolve_device(cfg.device)
+        self.dtype = getattr(torch, cfg.dtype)
+        self.model: FunctionalModel = model or MLP(cfg.hidden)
+        init = theta if theta is not None else self.model.init_params(
+            _generator(self.device, _subseed(cfg.seed, 0)), self.dtype, self.device
+        )
+        self.layout = ParamLayout.of(init)
+        self.theta = self.layout.flatten({k: v.detach() for k, v in init.items()}).to(self.device, self.dtype)
+        self.theta = self.theta.clone()
+        self.optimizer = torch.optim.Adam([self.theta], lr=cfg.meta_lr)
+        self._tasks = _generator(self.device, _subseed(cfg.seed, 1))
+        self.val_set = self._sample(cfg.val_tasks, cfg.shots, EVAL_QUERY, _generator(self.device, _subseed(cfg.seed, 2)))
+        self.iteration = iteration
+        self.last_val_loss = float("nan")
+
+    # -- configuration ----------------------------------------------------------------------------
+    @property
+    def config(self) -> ExperimentConfig:
+        return self._config
+
+    def set_config(self, config: ExperimentConfig) -> None:
+        """Apply new *live* settings from the next meta-iteration on; restart fields must not change."""
+        config.validate()
+        restart = [k for k in config.changed(self._config) if not ExperimentConfig.is_live(k)]
+        if restart:
+            raise ConfigError(f"changing {', '.join(restart)} needs a restart (a new theta)")
+        for group in self.optimizer.param_groups:
+            group["lr"] = config.meta_lr
+        self._config = config
+
+    # -- tasks and losses -------------------------------------------------------------------------
+    def _sample(self, n: int, shots: int, query: int, gen: torch.Generator) -> TaskBatch:
+        return sample_tasks(n, shots, query, gen, dtype=self.dtype, device=self.device)
+
+    def losses(self, x: Tensor, y: Tensor) -> TaskLoss:
+        """Per-task MSE of flat task parameters (B, P) on points x, y of shape (B, N, 1)."""
+
+        def per_task(phi: Tensor) -> Tensor:
+            return mse_per_task(self.model.forward(self.layout.unflatten(phi), x), y)
+
+        exact = None
+        if self._config.analytic_grads and isinstance(self.model, MLP):
+            exact = MLPMSEDerivatives(self.layout, len(self.model.widths) - 1, x, y)
+        return TaskLoss(per_task, exact)
+
+    def params(self) -> Params:
+        """A copy of theta as a parameter dict (contiguous tensors, ready to save)."""
+        return {k: v.detach().clone().contiguous() for k, v in self.layout.unflatten(self.theta).items()}
+
+    # -- one meta-iteration -----------------------------------------------------------------------
+    def step(self) -> StepReport:
+        """Run one meta-iteration with the current config and return its report."""
+        cfg = self._config
+        start = time.perf_counter()
+        tasks = self._sample(cfg.meta_batch, cfg.shots, cfg.query, self._tasks)
+        train = self.losses(tasks.x_support, tasks.y_support)
+        test = self.losses(tasks.x_query, tasks.y_query)
+        with torch.no_grad():
+            pre = test(self.theta.expand(cfg.meta_batch, -1))
+        message = ""
+        try:
+            with measure_step(self.device) as mem:
+                mg = meta_gradient(cfg, train, test, self.theta, cfg.meta_batch)
+        except torch.OutOfMemoryError:
+            mg = None
+            message = (
+                f"out of memory on {self.device.type} with meta-batch {cfg.meta_batch} and "
+                f"{cfg.inner_steps} inner steps: lower them and continue"
+            )
+        grad = mg.grad.mean(dim=0) if mg is not None else None
+        if mg is not None:
+            message = _divergence(cfg, mg, grad)
+        diverged = bool(message)
+        if not diverged:
+            self.theta.grad = grad
+            self.optimizer.step()
+            self.theta.grad = None
+            self.iteration += 1
+        val = float("nan")
+        if not diverged and cfg.val_every and self.iteration % cfg.val_every == 0:
+            val = self.validation_loss()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return self._report(cfg, mg, grad, pre, val, mem["bytes"] if mg else 0, start, message)
+
+    def _report(
+        self,
+        cfg: ExperimentConfig,
+        mg: MetaGradient | None,
+        grad: Tensor | None,
+        pre: Tensor,
+        val: float,
+        memory: int,
+        start: float,
+        message: str,
+    ) -> StepReport:
+        nan = float("nan")
+        cg = mg.cg if mg is not None else None
+        ran_cg = cg is not None and cfg.cg_steps > 0
+        return StepReport(
+            iteration=self.iteration,
+            config=cfg,
+            meta_loss=float(mg.post_loss.mean()) if mg is not None else nan,
+            pre_loss=float(pre.mean()),
+            val_loss=val,
+            cg_residual=float(cg.residual.float().mean()) if ran_cg else nan,
+            cg_iterations=float(cg.iterations.float().mean()) if ran_cg else 0.0,
+            cg_nonpositive=int(cg.nonpositive_curvature.sum()) if ran_cg else 0,
+            stationarity=float(mg.stationarity.float().mean()) if mg is not None else nan,
+            memory_bytes=memory,
+            seconds=time.perf_counter() - start,
+            grad_norm=float(grad.norm()) if grad is not None else nan,
+            diverged=bool(message),
+            message=message,
+            task_post_loss=mg.post_loss.detach().cpu().numpy().copy() if mg is not None else np.zeros(0),
+        )
+
+    # -- evaluation -------------------------------------------------------------------------------
+    def _adapt_losses(self, tasks: TaskBatch, steps: int, cfg: ExperimentConfig) -> list[Tensor]:
+        """Per-task query MSE after 0..steps adaptation steps (list of (B,) tensors)."""
+        train = self.losses(tasks.x_support, tasks.y_support)
+        test = self.losses(tasks.x_query, tasks.y_query)
+        out: list[Tensor] = []
+
+        def record(_: int, phi: Tensor) -> None:
+            with torch.no_grad():
+                out.append(test(phi).detach())
+
+        adapt(cfg, train, self.theta.detach().expand(len(tasks), -1), steps, on_step=record)
+        return out
+
+    def validation_loss(self) -> float:
+        """Post-adaptation query MSE on the fixed validation set, with the training inner steps."""
+        cfg = self._config
+        self.last_val_loss = float(self._adapt_losses(self.val_set, cfg.inner_steps, cfg)[-1].mean())
+        return self.last_val_loss
+
+    def evaluate(self, tasks: int = 600, shots: int | None = None, steps: int = 10, seed: int = 1) -> EvalResult:
+        """Mean query MSE (on ``EVAL_QUERY`` points) of ``tasks`` fresh tasks after 0..steps adaptation steps.
+
+        Adaptation is the method's own (iMAML: its inner solver on the proximal problem; others: GD).
+        """
+        if tasks < 1 or steps < 0 or (shots is not None and shots < 1):
+            raise ConfigError("evaluate needs tasks >= 1, shots >= 1 and steps >= 0")
+        cfg = self._config
+        shots = cfg.shots if shots is None else shots
+        batch = self._sample(tasks, shots, EVAL_QUERY, _generator(self.device, _subseed(seed, 7)))
+        per_step: list[list[Tensor]] = []
+        for lo in range(0, tasks, _EVAL_CHUNK):
+            per_step.append(self._adapt_losses(batch.slice(lo, lo + _EVAL_CHUNK), steps, cfg))
+        curves = [torch.cat([chunk[k] for chunk in per_step]).cpu().double().numpy() for k in range(steps + 1)]
+        mse, ci = mean_ci95(curves[-1])
+        return EvalResult(mse, ci, [float(c.mean()) for c in curves], tasks, shots, steps)
+
+    def preview(
+        self, x_support: np.ndarray, y_support: np.ndarray, x_grid: np.ndarray, y_grid: np.ndarray, steps: int
+    ) -> Preview:
+        """Adapt theta to the given support points and predict on ``x_grid`` after 0..steps steps."""
+        like = {"dtype": self.dtype, "device": self.device}
+        xs = torch.as_tensor(x_support, **like).reshape(1, -1, 1)
+        ys = torch.as_tensor(y_support, **like).reshape(1, -1, 1)
+        xg = torch.as_tensor(x_grid, **like).reshape(1, -1, 1)
+        yg = torch.as_tensor(y_grid, **like).reshape(1, -1, 1)
+        preds: list[Tensor] = []
+
+        def record(_: int, phi: Tensor) -> None:
+            with torch.no_grad():
+                preds.append(self.model.forward(self.layout.unflatten(phi), xg).reshape(-1))
+
+        adapt(self._config, self.losses(xs, ys), self.theta.detach()[None], steps, on_step=record)
+        mse = [float(((p - yg.reshape(-1)) ** 2).mean()) for p in preds]
+        return Preview(
+            preds[0].cpu().double().numpy(), preds[-1].cpu().double().numpy(), np.asarray(mse, dtype=float)
+        )
+
+    def sample_preview_task(self, seed: int, shots: int | None = None) -> tuple[float, float, np.ndarray]:
+        """Amplitude, phase and support x of one task drawn from ``seed`` (for the GUI's preview)."""
+        cfg = self._config
+        gen = _generator(torch.device("cpu"), _subseed(seed, 11))
+        tb = sample_tasks(1, shots or cfg.shots, 1, gen, dtype=torch.float64)
+        return float(tb.amplitude[0]), float(tb.phase[0]), tb.x_support.reshape(-1).numpy()
+
+
+def true_curve(x: np.ndarray, amplitude: float, phase: float) -> np.ndarray:
+    """The sinusoid of a preview task, for plotting."""
+    t = torch.as_tensor(x, dtype=torch.float64).reshape(1, -1, 1)
+    return sinusoid(t, torch.tensor([amplitude], dtype=torch.float64), torch.tensor([phase], dtype=torch.float64))
+
+
+def _divergence(cfg: ExperimentConfig, mg: MetaGradient, grad: Tensor) -> str:
+    """Empty when everything is finite; otherwise what diverged, in which tasks, and the likely cause."""
+    bad_phi = ~torch.isfinite(mg.phi).all(dim=1)
+    bad_loss = ~torch.isfinite(mg.post_loss)
+    bad_grad = ~torch.isfinite(mg.grad).all(dim=1)
+    if not bool((bad_phi | bad_loss | bad_grad).any()) and bool(torch.isfinite(grad).all()):
+        return ""
+    what = "the adapted parameters phi" if bool(bad_phi.any()) else (
+        "the query loss" if bool(bad_loss.any()) else "the meta-gradient"
+    )
+    tasks = torch.nonzero(bad_phi | bad_loss | bad_grad).flatten().tolist()
+    shown = ", ".join(str(t) for t in tasks[:5]) + (" ..." if len(tasks) > 5 else "")
+    if cfg.method == "imaml" and cfg.inner_solver == "gd" and not cfg.inner_safeguard or cfg.method != "imaml":
+        cause = (
+            f"inner step size {cfg.inner_lr:g} is likely too large (sinusoid curvature reaches ~100; "
+            f"try inner_lr < {2 / (100 + (cfg.lam if cfg.method == 'imaml' else 0.0)):.3g})"
+        )
+    elif bool(bad_phi.any()) or bool(bad_loss.any()):
+        cause = "the inner problem is badly scaled: try a larger lambda or fewer inner steps"
+    else:
+        cause = f"lambda = {cfg.lam:g} is too small for this curvature: try a larger lambda or fewer CG steps"
+    return (
+        f"meta-iteration skipped, theta unchanged: {what} became non-finite in "
+        f"{len(tasks)} of {cfg.meta_batch} tasks ({shown}); {cause}"
+    )
