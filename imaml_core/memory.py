@@ -34,7 +34,10 @@ class SavedTensorMeter:
         self._refs: dict[int, list[int]] = {}  # storage pointer -> [saved count, bytes]
 
     def _pack(self, tensor: Tensor) -> _Held:
-        held = _Held(tensor)
+        # Keep a detached alias: holding the live tensor would tie a saved output to its own grad_fn,
+        # a reference cycle through C++ that no gc can collect (pytorch/pytorch#153049). Autograd
+        # restores the grad_fn itself on unpack, so detaching loses nothing.
+        held = _Held(tensor.detach())
         try:
             storage = tensor.untyped_storage()
             key, nbytes = storage.data_ptr(), storage.nbytes()

@@ -1,0 +1,301 @@
+"""The ``imaml`` command line: train, eval, profile.
+
+Every failure a user can cause (bad numbers, bad files, unwritable folders) ends as one line
+``error: ...`` on stderr and exit status 2, with nothing already written damaged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import DEVICES, INNER_SOLVERS, METHODS, ExperimentConfig
+from .errors import ImamlError
+from .files import atomic_write_text
+from .report import CSV_FIELDS, StepReport
+
+EXIT_USAGE = 2
+MAX_CONSECUTIVE_DIVERGED = 20
+
+
+class UsageError(ImamlError):
+    """Bad command-line input."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _csv_ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _csv_methods(text: str) -> list[str]:
+    methods = [v.strip() for v in text.split(",") if v.strip()]
+    for m in methods:
+        if m not in METHODS:
+            raise argparse.ArgumentTypeError(f"unknown method {m!r} (choose from {', '.join(METHODS)})")
+    return methods
+
+
+# Command-line flag -> config field, for the settings `train` and `profile` may override.
+_OVERRIDES = {
+    "method": str,
+    "inner_solver": str,
+    "lam": float,
+    "cg_steps": int,
+    "cg_tol": float,
+    "inner_steps": int,
+    "inner_lr": float,
+    "meta_lr": float,
+    "meta_batch": int,
+    "shots": int,
+    "seed": int,
+    "device": str,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="imaml", description="iMAML Studio engine: meta-train, evaluate and profile.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = sub.add_parser("train", help="meta-train and write meta_params.safetensors, config.toml, metrics.csv")
+    train.add_argument("--config", type=Path, help="TOML config (flags below override it)")
+    train.add_argument("--method", choices=METHODS)
+    train.add_argument("--inner-solver", choices=INNER_SOLVERS)
+    for flag in ("lam", "cg_tol", "inner_lr", "meta_lr"):
+        train.add_argument(f"--{flag.replace('_', '-')}", type=float, help=ExperimentConfig.doc(flag))
+    for flag in ("cg_steps", "inner_steps", "meta_batch", "shots", "seed"):
+        train.add_argument(f"--{flag.replace('_', '-')}", type=int, help=ExperimentConfig.doc(flag))
+    train.add_argument("--device", choices=DEVICES)
+    train.add_argument("--iterations", type=int, default=2000, help="meta-iterations (default 2000)")
+    train.add_argument("--save-every", type=int, default=500, help="checkpoint every N iterations (0: end only)")
+    train.add_argument("--out", type=Path, required=True, help="output folder")
+    train.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    ev = sub.add_parser("eval", help="adapt a checkpoint to fresh tasks and report query MSE")
+    ev.add_argument("params", type=Path, help="meta_params.safetensors")
+    ev.add_argument("--tasks", type=int, default=600)
+    ev.add_argument("--shots", type=int, default=None, help="support points (default: the checkpoint's)")
+    ev.add_argument("--steps", type=int, default=10, help="adaptation steps (the checkpoint's own solver)")
+    ev.add_argument("--seed", type=int, default=1)
+    ev.add_argument("--device", choices=DEVICES, default="auto")
+    ev.add_argument("--json", action="store_true")
+
+    prof = sub.add_parser("profile", help="seconds and memory per meta-iteration by method and inner steps")
+    prof.add_argument("--method", type=_csv_methods, default=list(METHODS), help="comma-separated methods")
+    prof.add_argument("--inner-steps", type=_csv_ints, default=[5, 25, 100], help="comma-separated counts")
+    prof.add_argument("--meta-batch", type=int, default=25)
+    prof.add_argument("--iterations", type=int, default=5, help="timed meta-iterations per row (median)")
+    prof.add_argument("--inner-solver", choices=INNER_SOLVERS)
+    prof.add_argument("--cg-steps", type=int)
+    prof.add_argument("--shots", type=int)
+    prof.add_argument("--device", choices=DEVICES)
+    prof.add_argument("--no-loop", action="store_true", help="skip timing the per-task loop baseline")
+    prof.add_argument("--json", action="store_true")
+    return parser
+
+
+def _config_from_args(args: argparse.Namespace, base: ExperimentConfig) -> ExperimentConfig:
+    changes = {k: getattr(args, k) for k in _OVERRIDES if getattr(args, k, None) is not None}
+    return base.replace(**changes)
+
+
+def _non_negative(name: str, value: int) -> None:
+    if value < 0:
+        raise UsageError(f"--{name} must be >= 0, got {value}")
+
+
+def _positive(name: str, value: int) -> None:
+    if value < 1:
+        raise UsageError(f"--{name} must be >= 1, got {value}")
+
+
+# -- train ----------------------------------------------------------------------------------------------
+class _StopFlag:
+    """SIGINT/SIGTERM finish the current meta-iteration, then training stops and saves."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def __call__(self, signum: int, _frame: Any) -> None:
+        self.signal = signum
+
+
+def _prepare_out(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".imaml-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
+
+
+def _metrics_csv(reports: list[dict[str, object]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(reports)
+    return buf.getvalue()
+
+
+def _save(out: Path, trainer: Any, rows: list[dict[str, object]]) -> None:
+    save_checkpoint(out / "meta_params.safetensors", trainer.params(), trainer.config, trainer.iteration)
+    atomic_write_text(out / "metrics.csv", _metrics_csv(rows))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .trainer import MetaTrainer
+
+    _non_negative("iterations", args.iterations)
+    _non_negative("save-every", args.save_every)
+    base = ExperimentConfig.load(args.config) if args.config else ExperimentConfig()
+    cfg = _config_from_args(args, base)
+    _prepare_out(args.out)
+    trainer = MetaTrainer(cfg)
+    cfg.save(args.out / "config.toml")
+    stop = _StopFlag()
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    rows: list[dict[str, object]] = []
+    bar = _progress(args)
+    start = time.perf_counter()
+    diverged_run = 0
+    last: StepReport | None = None
+    error = ""
+    try:
+        while trainer.iteration < args.iterations and stop.signal is None:
+            last = trainer.step()
+            rows.append(last.row())
+            if last.diverged:
+                diverged_run += 1
+                if diverged_run >= MAX_CONSECUTIVE_DIVERGED:
+                    error = f"training stopped after {diverged_run} diverged meta-iterations: {last.message}"
+                    break
+                continue
+            diverged_run = 0
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{last.meta_loss:.3f}", refresh=False)
+            if args.save_every and trainer.iteration % args.save_every == 0:
+                _save(args.out, trainer, rows)
+    finally:
+        if bar is not None:
+            bar.close()
+        _save(args.out, trainer, rows)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    seconds = time.perf_counter() - start
+    summary = {
+        "out": str(args.out),
+        "iterations": trainer.iteration,
+        "interrupted": stop.signal is not None,
+        "meta_loss": last.meta_loss if last is not None else math.nan,
+        "val_loss": trainer.validation_loss(),
+        "seconds": seconds,
+        "method": cfg.method,
+    }
+    if args.json:
+        print(json.dumps(summary))
+    elif not args.quiet:
+        note = " (interrupted)" if stop.signal is not None else ""
+        print(
+            f"saved {args.out / 'meta_params.safetensors'} after {trainer.iteration} meta-iterations{note}; "
+            f"validation MSE {summary['val_loss']:.4f}",
+            file=sys.stderr,
+        )
+    if error:
+        raise UsageError(error)
+    return 0
+
+
+def _progress(args: argparse.Namespace) -> Any:
+    if args.quiet or args.json or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=args.iterations, unit="it", dynamic_ncols=True)
+
+
+# -- eval -----------------------------------------------------------------------------------------------
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .trainer import MetaTrainer
+
+    _positive("tasks", args.tasks)
+    _non_negative("steps", args.steps)
+    if args.shots is not None:
+        _positive("shots", args.shots)
+    ckpt = load_checkpoint(args.params)
+    cfg = ckpt.config.replace(device=args.device)
+    trainer = MetaTrainer(cfg, theta=ckpt.params, iteration=ckpt.iteration)
+    result = trainer.evaluate(tasks=args.tasks, shots=args.shots, steps=args.steps, seed=args.seed)
+    out = result.to_dict()
+    out["method"] = cfg.method
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{cfg.method}: query MSE after {args.steps} steps on {args.tasks} tasks: "
+              f"{result.mse:.4f} ± {result.ci95:.4f} (95%)")
+        print("per step: " + " ".join(f"{v:.3f}" for v in result.mse_per_step))
+    return 0
+
+
+# -- profile --------------------------------------------------------------------------------------------
+def cmd_profile(args: argparse.Namespace) -> int:
+    from .profiling import profile_rows
+
+    _positive("iterations", args.iterations)
+    if not args.inner_steps:
+        raise UsageError("--inner-steps needs at least one count")
+    for s in args.inner_steps:
+        _positive("inner-steps", s)
+    base = _config_from_args(args, ExperimentConfig()).replace(meta_batch=args.meta_batch)
+    rows = profile_rows(base, args.method, args.inner_steps, args.iterations, compare_loop=not args.no_loop)
+    if args.json:
+        print(json.dumps({"rows": rows, "device": base.device}))
+        return 0
+    print(f"{'method':8} {'solver':6} {'steps':>5} {'s/iter':>10} {'memory':>12} {'loop s/iter':>12} {'speed-up':>9}")
+    for r in rows:
+        loop = r.get("loop_seconds_per_iteration")
+        extra = f"{loop:12.4f} {r['speedup_vs_loop']:8.1f}x" if loop is not None else ""
+        print(
+            f"{r['method']:8} {r['inner_solver']:6} {r['inner_steps']:5d} {r['seconds_per_iteration']:10.4f} "
+            f"{r['memory_bytes']:12d} {extra}"
+        )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``imaml`` console script."""
+    try:
+        args = build_parser().parse_args(argv)
+        handler = {"train": cmd_train, "eval": cmd_eval, "profile": cmd_profile}[args.command]
+        return handler(args)
+    except ImamlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

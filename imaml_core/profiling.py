@@ -1,0 +1,70 @@
+"""Seconds and memory per meta-iteration, by method and inner steps (the paper's Figure 2b).
+
+Shared by ``imaml profile`` and ``bench/``. Each row is measured on a fresh trainer with identical tasks
+(same seed), after one warm-up iteration; times are medians. For iMAML rows the straightforward per-task
+loop of the same algorithm can be timed in the same run, for the speed-up column.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterable
+
+import torch
+
+from .config import ExperimentConfig
+from .reference_loop import per_task_step
+from .trainer import MetaTrainer
+
+
+def _sync(trainer: MetaTrainer) -> None:
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize(trainer.device)
+
+
+def time_steps(trainer: MetaTrainer, iterations: int, loop: bool = False) -> tuple[float, int]:
+    """Median seconds per meta-iteration and median memory bytes (memory from the engine's probe)."""
+    seconds: list[float] = []
+    memory: list[int] = []
+    for i in range(iterations + 1):
+        _sync(trainer)
+        start = time.perf_counter()
+        if loop:
+            per_task_step(trainer)
+        else:
+            memory.append(trainer.step().memory_bytes)
+        _sync(trainer)
+        if i:  # the first iteration is a warm-up (allocator, lazy init)
+            seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds), int(statistics.median(memory)) if memory else 0
+
+
+def profile_rows(
+    base: ExperimentConfig,
+    methods: Iterable[str],
+    inner_steps: Iterable[int],
+    iterations: int = 5,
+    compare_loop: bool = True,
+    loop_iterations: int | None = None,
+) -> list[dict[str, object]]:
+    """One row per (method, inner steps): seconds_per_iteration, memory_bytes, and for iMAML the loop's."""
+    rows: list[dict[str, object]] = []
+    for method in methods:
+        for steps in inner_steps:
+            cfg = base.replace(method=method, inner_steps=steps, val_every=0)
+            seconds, memory = time_steps(MetaTrainer(cfg), iterations)
+            row: dict[str, object] = {
+                "method": method,
+                "inner_solver": cfg.inner_solver if method == "imaml" else "gd",
+                "inner_steps": steps,
+                "meta_batch": cfg.meta_batch,
+                "seconds_per_iteration": seconds,
+                "memory_bytes": memory,
+            }
+            if compare_loop and method == "imaml":
+                loop_s, _ = time_steps(MetaTrainer(cfg), loop_iterations or max(1, min(iterations, 3)), loop=True)
+                row["loop_seconds_per_iteration"] = loop_s
+                row["speedup_vs_loop"] = loop_s / seconds
+            rows.append(row)
+    return rows

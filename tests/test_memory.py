@@ -1,0 +1,24 @@
+"""The memory probe: iMAML's held bytes are flat in inner steps, MAML's grow with them."""
+
+import pytest
+
+from imaml_core import ExperimentConfig, MetaTrainer
+
+
+def _memory(method: str, steps: int, **kw) -> int:
+    cfg = ExperimentConfig(method=method, inner_steps=steps, meta_batch=5, val_every=0, **kw)
+    return MetaTrainer(cfg).step().memory_bytes
+
+
+@pytest.mark.parametrize("analytic", [True, False])
+@pytest.mark.parametrize("solver", ["gd", "hf"])
+def test_imaml_memory_is_flat_in_inner_steps(solver, analytic):
+    low = _memory("imaml", 5, inner_solver=solver, analytic_grads=analytic)
+    high = _memory("imaml", 60, inner_solver=solver, analytic_grads=analytic)
+    assert low > 0 and high <= 1.1 * low
+
+
+def test_maml_memory_grows_with_unrolled_steps():
+    low, high = _memory("maml", 5), _memory("maml", 50)
+    assert high >= 5 * low
+    assert _memory("fomaml", 50) <= 1.1 * _memory("fomaml", 5)
