@@ -264,7 +264,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise UsageError("--inner-steps needs at least one count")
     for s in args.inner_steps:
         _positive("inner-steps", s)
-    base = _config_from_args(args, ExperimentConfig()).replace(meta_batch=args.meta_batch)
+    names = ("inner_solver", "cg_steps", "shots", "device")
+    fixed = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    base = ExperimentConfig().replace(meta_batch=args.meta_batch, **fixed)
     rows = profile_rows(base, args.method, args.inner_steps, args.iterations, compare_loop=not args.no_loop)
     if args.json:
         print(json.dumps({"rows": rows, "device": base.device}))

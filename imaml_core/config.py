@@ -44,11 +44,11 @@ class ExperimentConfig:
     """One run of meta-training. Defaults were chosen by measurement (see bench/RESULTS.md)."""
 
     method: str = _f("imaml", False, "meta-gradient: imaml, maml, fomaml or reptile", choices=METHODS)
-    inner_solver: str = _f("hf", True, "iMAML inner solver: gd or hf (Newton-CG)", choices=INNER_SOLVERS)
-    lam: float = _f(1.0, True, "proximal regularisation strength lambda", gt=0.0, le=1e6)
+    inner_solver: str = _f("gd", True, "iMAML inner solver: gd or hf (Newton-CG)", choices=INNER_SOLVERS)
+    lam: float = _f(20.0, True, "proximal regularisation strength lambda", gt=0.0, le=1e6)
     cg_steps: int = _f(5, True, "CG iterations for the implicit gradient (0 = first-order)", ge=0, le=1000)
     cg_tol: float = _f(1e-5, True, "relative residual at which CG stops", ge=0.0, lt=1.0)
-    inner_steps: int = _f(5, True, "inner solver steps (GD steps or Newton steps)", ge=1, le=10000)
+    inner_steps: int = _f(10, True, "inner solver steps (GD steps or Newton steps)", ge=1, le=10000)
     inner_lr: float = _f(0.01, True, "inner GD step size (all methods but iMAML-HF)", gt=0.0, le=1e3)
     inner_safeguard: bool = _f(True, True, "iMAML-GD: halve a task's step when its objective rises")
     hf_cg_steps: int = _f(10, True, "CG iterations per Newton step of the HF inner solver", ge=1, le=1000)

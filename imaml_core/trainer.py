@@ -81,7 +81,8 @@ class MetaTrainer:
         self.theta = self.theta.clone()
         self.optimizer = torch.optim.Adam([self.theta], lr=cfg.meta_lr)
         self._tasks = _generator(self.device, _subseed(cfg.seed, 1))
-        self.val_set = self._sample(cfg.val_tasks, cfg.shots, EVAL_QUERY, _generator(self.device, _subseed(cfg.seed, 2)))
+        val_gen = _generator(self.device, _subseed(cfg.seed, 2))
+        self.val_set = self._sample(cfg.val_tasks, cfg.shots, EVAL_QUERY, val_gen)
         self.iteration = iteration
         self.last_val_loss = float("nan")
 

@@ -7,7 +7,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from imaml_core import CheckpointError, ExperimentConfig, MetaTrainer, load_checkpoint, load_model, save_checkpoint
+from imaml_core import (
+    CheckpointError,
+    ExperimentConfig,
+    MetaTrainer,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
 from imaml_core.checkpoint import _digest
 
 

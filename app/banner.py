@@ -1,0 +1,46 @@
+"""An in-window message strip for errors, warnings and notices: never modal, so a run can't hang on it."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
+
+LEVELS = ("error", "warning", "info")
+
+
+class Banner(QFrame):
+    """Hidden until ``show_message``; the level styles it (see the QSS ``Banner[level=...]`` rules)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("banner")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(12, 6, 6, 6)
+        self.icon = QLabel()
+        self.icon.setObjectName("banner_icon")
+        self.text = QLabel()
+        self.text.setObjectName("banner_text")
+        self.text.setWordWrap(True)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QToolButton()
+        close.setObjectName("banner_close")
+        close.setText("✕")
+        close.setToolTip("Dismiss")
+        close.clicked.connect(self.hide)
+        layout.addWidget(self.icon)
+        layout.addWidget(self.text, 1)
+        layout.addWidget(close)
+        self.level = "info"
+        self.hide()
+
+    def show_message(self, level: str, message: str) -> None:
+        self.level = level if level in LEVELS else "info"
+        self.setProperty("level", self.level)
+        self.icon.setText({"error": "⛔", "warning": "⚠", "info": "ℹ"}[self.level])
+        self.text.setText(message)
+        self.style().unpolish(self)
+        self.style().polish(self)
+        self.show()
+
+    def message(self) -> str:
+        return self.text.text() if self.isVisible() else ""

@@ -1,0 +1,258 @@
+"""The hyperparameter panel: one row per ``ExperimentConfig`` field, each with a live/restart badge.
+
+The panel holds no settings of its own: ``set_config`` shows a config, and a user edit is emitted as
+``edited(name, value)`` for the window to validate and send on. Sliders are throttled (first change at
+once, then at most one every ``THROTTLE_MS``) so a drag does not flood the worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFrame,
+    QGridLayout,
+    QLabel,
+    QLineEdit,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt import QCollapsible, QLabeledSlider
+from superqt.utils import QSignalThrottler
+
+from imaml_core import ExperimentConfig
+
+from .sliders import LabeledLogSlider
+
+THROTTLE_MS = 120
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one config field is edited: ``kind`` is log, ilog (integer log), int, combo, check, spin, list."""
+
+    name: str
+    label: str
+    kind: str
+    lo: float = 0
+    hi: float = 1
+    choices: tuple[tuple[str, str], ...] = ()  # (shown text, config value)
+
+
+GROUPS: tuple[tuple[str, tuple[Spec, ...]], ...] = (
+    (
+        "Meta-gradient",
+        (
+            Spec("method", "method", "combo", choices=(("iMAML", "imaml"), ("MAML", "maml"), ("FOMAML", "fomaml"),
+                                                       ("Reptile", "reptile"))),
+            Spec("lam", "λ", "log", 0.01, 100.0),
+            Spec("cg_steps", "CG iterations", "int", 0, 50),
+            Spec("cg_tol", "CG tolerance", "log", 1e-8, 0.5),
+        ),
+    ),
+    (
+        "Inner loop",
+        (
+            Spec("inner_solver", "inner solver", "combo", choices=(("GD", "gd"), ("HF (Newton-CG)", "hf"))),
+            Spec("inner_steps", "inner steps", "ilog", 1, 200),
+            Spec("inner_lr", "inner step size", "log", 1e-4, 1.0),
+        ),
+    ),
+    (
+        "Outer loop",
+        (
+            Spec("meta_lr", "meta step size", "log", 1e-5, 0.1),
+            Spec("meta_batch", "meta-batch", "ilog", 1, 256),
+        ),
+    ),
+    (
+        "Tasks and run",
+        (
+            Spec("shots", "shots (K)", "int", 1, 50),
+            Spec("seed", "seed", "spin", 0, 2**31 - 1),
+            Spec("device", "device", "combo", choices=(("CPU", "cpu"), ("CUDA", "cuda"), ("auto", "auto"))),
+        ),
+    ),
+)
+ADVANCED: tuple[Spec, ...] = (
+    Spec("hf_cg_steps", "HF CG per step", "int", 1, 50),
+    Spec("inner_safeguard", "GD safeguard", "check"),
+    Spec("analytic_grads", "analytic grads", "check"),
+    Spec("val_every", "validate every", "spin", 0, 100000),
+    Spec("val_tasks", "validation tasks", "spin", 1, 100000),
+    Spec("query", "query points", "int", 1, 100),
+    Spec("hidden", "hidden widths", "list"),
+    Spec("dtype", "dtype", "combo", choices=(("float32", "float32"), ("float64", "float64"))),
+)
+_PREFIX = {"log": "slider", "ilog": "slider", "int": "slider", "combo": "combo", "check": "check",
+           "spin": "spin", "list": "edit"}
+
+
+def relevant(config: ExperimentConfig, name: str) -> bool:
+    """Whether ``name`` affects a run of ``config`` (unused settings are shown dimmed, still editable)."""
+    imaml = config.method == "imaml"
+    if name in ("lam", "cg_steps", "cg_tol", "inner_solver"):
+        return imaml
+    if name == "hf_cg_steps":
+        return imaml and config.inner_solver == "hf"
+    if name == "inner_safeguard":
+        return imaml and config.inner_solver == "gd"
+    if name == "inner_lr":
+        return not (imaml and config.inner_solver == "hf")
+    return True
+
+
+class ControlPanel(QScrollArea):
+    """Left-hand panel of labelled controls; emits ``edited(field, value)`` for each user change."""
+
+    edited = Signal(str, object)
+
+    def __init__(self, cuda_available: bool = False, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("control_panel")
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._widgets: dict[str, QWidget] = {}
+        self._labels: dict[str, QLabel] = {}
+        self._specs: dict[str, Spec] = {}
+        self._throttlers: dict[str, QSignalThrottler] = {}
+        body = QWidget()
+        body.setObjectName("control_body")
+        column = QVBoxLayout(body)
+        column.setContentsMargins(10, 8, 10, 8)
+        column.setSpacing(10)
+        for title, specs in GROUPS:
+            column.addWidget(self._group(title, specs))
+        advanced = QCollapsible("Advanced")
+        advanced.setObjectName("advanced")
+        advanced.addWidget(self._group("", ADVANCED))
+        column.addWidget(advanced)
+        column.addStretch(1)
+        self.setWidget(body)
+        if not cuda_available:
+            combo = self._widgets["device"]
+            assert isinstance(combo, QComboBox)
+            item = combo.model().item(1)  # type: ignore[attr-defined]
+            item.setEnabled(False)
+            item.setToolTip("CUDA is not available on this machine")
+
+    # -- public ------------------------------------------------------------------------------------
+    def widget(self, name: str) -> QWidget:
+        return self._widgets[name]
+
+    def value(self, name: str) -> object:
+        """The control's value in config units."""
+        w, kind = self._widgets[name], self._specs[name].kind
+        if kind == "combo":
+            return w.currentData()  # type: ignore[attr-defined]
+        if kind == "check":
+            return w.isChecked()  # type: ignore[attr-defined]
+        if kind == "list":
+            text = w.text().replace(",", " ").split()  # type: ignore[attr-defined]
+            try:
+                return [int(t) for t in text]
+            except ValueError:
+                return w.text()  # type: ignore[attr-defined]  # the config's validation names the problem
+        return w.value()  # type: ignore[attr-defined]
+
+    def set_config(self, config: ExperimentConfig) -> None:
+        """Show ``config`` without emitting ``edited``."""
+        for name, w in self._widgets.items():
+            value = getattr(config, name)
+            kind = self._specs[name].kind
+            w.blockSignals(True)
+            if kind == "combo":
+                w.setCurrentIndex(max(0, w.findData(value)))  # type: ignore[attr-defined]
+            elif kind == "check":
+                w.setChecked(bool(value))  # type: ignore[attr-defined]
+            elif kind == "list":
+                w.setText(", ".join(str(v) for v in value))  # type: ignore[attr-defined]
+            else:
+                w.setValue(value)  # type: ignore[attr-defined]
+            w.blockSignals(False)
+        for name in self._widgets:
+            on = relevant(config, name)
+            self._widgets[name].setEnabled(on)
+            self._labels[name].setEnabled(on)
+
+    # -- construction ------------------------------------------------------------------------------
+    def _group(self, title: str, specs: tuple[Spec, ...]) -> QWidget:
+        box = QFrame()
+        box.setObjectName("control_group")
+        grid = QGridLayout(box)
+        grid.setContentsMargins(8, 6, 8, 8)
+        grid.setHorizontalSpacing(8)
+        grid.setVerticalSpacing(6)
+        grid.setColumnStretch(1, 1)
+        row = 0
+        if title:
+            heading = QLabel(title)
+            heading.setObjectName("group_title")
+            grid.addWidget(heading, row, 0, 1, 3)
+            row += 1
+        for spec in specs:
+            label = QLabel(spec.label)
+            label.setObjectName("control_label")
+            live = ExperimentConfig.is_live(spec.name)
+            tip = f"{spec.name}: {ExperimentConfig.doc(spec.name)}\n" + (
+                "Live: applies at the next meta-iteration." if live else "Restart: changing it resets θ."
+            )
+            label.setToolTip(tip)
+            badge = QLabel("live" if live else "restart")
+            badge.setObjectName("badge_live" if live else "badge_restart")
+            badge.setToolTip(tip)
+            badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            w = self._make(spec)
+            w.setToolTip(tip)
+            grid.addWidget(label, row, 0)
+            grid.addWidget(w, row, 1)
+            grid.addWidget(badge, row, 2)
+            self._labels[spec.name] = label
+            row += 1
+        return box
+
+    def _make(self, spec: Spec) -> QWidget:
+        w: QWidget
+        if spec.kind in ("log", "ilog"):
+            w = LabeledLogSlider(spec.lo, spec.hi, integer=spec.kind == "ilog")
+            self._throttle(spec.name, w.valueChanged)
+        elif spec.kind == "int":
+            w = QLabeledSlider(Qt.Orientation.Horizontal)
+            w.setRange(int(spec.lo), int(spec.hi))
+            self._throttle(spec.name, w.valueChanged)
+        elif spec.kind == "combo":
+            w = QComboBox()
+            for text, data in spec.choices:
+                w.addItem(text, data)
+            w.currentIndexChanged.connect(lambda _i, n=spec.name: self._emit(n))
+        elif spec.kind == "check":
+            w = QCheckBox()
+            w.toggled.connect(lambda _on, n=spec.name: self._emit(n))
+        elif spec.kind == "spin":
+            w = QSpinBox()
+            w.setRange(int(spec.lo), int(spec.hi))
+            w.setKeyboardTracking(False)  # a typed seed applies on Enter, not once per digit
+            w.valueChanged.connect(lambda _v, n=spec.name: self._emit(n))
+        else:
+            w = QLineEdit()
+            w.setPlaceholderText("e.g. 40, 40")
+            w.editingFinished.connect(lambda n=spec.name: self._emit(n))
+        w.setObjectName(f"{_PREFIX[spec.kind]}_{spec.name}")
+        self._widgets[spec.name] = w
+        self._specs[spec.name] = spec
+        return w
+
+    def _throttle(self, name: str, signal: Signal) -> None:
+        throttler = QSignalThrottler(parent=self)  # leading edge at once, then one per interval
+        throttler.setTimeout(THROTTLE_MS)
+        signal.connect(throttler.throttle)
+        throttler.triggered.connect(lambda n=name: self._emit(n))
+        self._throttlers[name] = throttler
+
+    def _emit(self, name: str) -> None:
+        self.edited.emit(name, self.value(name))

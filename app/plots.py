@@ -1,0 +1,291 @@
+"""The run plots: meta-loss, CG diagnostics and memory, each a titled card around pyqtgraph plots.
+
+Curves are created once; ``refresh(history)`` (called by the window's ~30 Hz timer, only when the history
+changed) hands them new arrays with ``setData``. Downsampling and clip-to-view keep long runs cheap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .history import History
+from .theme import SERIES, Palette
+
+MAX_MARKERS = 40  # older change markers are dropped so a long session stays legible
+
+
+def make_plot(name: str, left: str, bottom: str, left_units: str | None = None) -> pg.PlotWidget:
+    """A PlotWidget with the studio's defaults: grid, downsampling, clip to view, no context-menu clutter."""
+    w = pg.PlotWidget()
+    w.setObjectName(name)
+    item = w.getPlotItem()
+    item.setLabel("left", left, units=left_units)
+    item.setLabel("bottom", bottom)
+    item.setDownsampling(auto=True, mode="peak")
+    item.setClipToView(True)
+    item.setMenuEnabled(False)
+    w.setMinimumHeight(90)
+    return w
+
+
+def pen(key: str, width: float = 2.0, style: Qt.PenStyle = Qt.PenStyle.SolidLine) -> object:
+    return pg.mkPen(SERIES[key], width=width, style=style)
+
+
+def positive(y: np.ndarray) -> np.ndarray:
+    """Non-positive values hidden (as NaN) so a log axis shows gaps instead of warnings."""
+    return np.where(y > 0, y, np.nan)
+
+
+def style_plot(w: pg.PlotWidget, palette: Palette) -> None:
+    """Apply the theme's background, axis and legend colours to one plot."""
+    w.setBackground(palette.background)
+    item = w.getPlotItem()
+    for axis in ("left", "bottom", "right", "top"):
+        ax = item.getAxis(axis)
+        ax.setPen(pg.mkPen(palette.foreground, width=1))
+        ax.setTextPen(pg.mkPen(palette.foreground))
+    item.showGrid(x=True, y=True, alpha=palette.grid_alpha)
+    legend = item.legend
+    if legend is not None:
+        legend.setBrush(pg.mkBrush(palette.legend_fill))
+        legend.setPen(pg.mkPen(None))
+        legend.setLabelTextColor(palette.foreground)
+
+
+class Card(QFrame):
+    """A titled panel: a header row (title, hint, tools) above the plot area."""
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("card")
+        self.plots: list[pg.PlotWidget] = []
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(8, 6, 8, 8)
+        outer.setSpacing(4)
+        self.header = QHBoxLayout()
+        self.header.setSpacing(8)
+        heading = QLabel(title)
+        heading.setObjectName("card_title")
+        self.header.addWidget(heading)
+        self.header.addStretch(1)
+        outer.addLayout(self.header)
+        self.body = QVBoxLayout()
+        self.body.setContentsMargins(0, 0, 0, 0)
+        outer.addLayout(self.body, 1)
+
+    def add_tool(self, widget: QWidget) -> QWidget:
+        self.header.addWidget(widget)
+        return widget
+
+    def apply_palette(self, palette: Palette) -> None:
+        for w in self.plots:
+            style_plot(w, palette)
+
+
+class MetaLossCard(Card):
+    """Train (post-adaptation) and validation meta-loss vs iteration, pre-adaptation loss for reference."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Meta-loss", parent)
+        self.smooth = QCheckBox("smooth")
+        self.smooth.setObjectName("check_smooth")
+        self.smooth_window = QSpinBox()
+        self.smooth_window.setObjectName("spin_smooth_window")
+        self.smooth_window.setRange(2, 500)
+        self.smooth_window.setValue(20)
+        self.smooth_window.setToolTip("moving-average window (meta-iterations)")
+        self.logy = QCheckBox("log y")
+        self.logy.setObjectName("check_log_y")
+        self.logy.setChecked(True)
+        for tool in (self.smooth, self.smooth_window, self.logy):
+            self.add_tool(tool)
+        self.plot = make_plot("plot_meta_loss", "query MSE", "meta-iteration")
+        item = self.plot.getPlotItem()
+        item.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        self.pre = self.plot.plot(name="before adaptation", pen=pen("pre", 1.2), connect="finite")
+        self.train = self.plot.plot(name="train (after adaptation)", pen=pen("train"), connect="finite")
+        self.val = self.plot.plot(
+            name="validation", pen=pen("val", 2.0), symbol="o", symbolSize=5,
+            symbolBrush=SERIES["val"], symbolPen=None, connect="finite",
+        )
+        item.setLogMode(y=True)
+        self.markers: list[tuple[int, str]] = []
+        self._marker_items: list[pg.InfiniteLine] = []
+        self.plots = [self.plot]
+        self.body.addWidget(self.plot)
+        self.smooth.toggled.connect(self._options_changed)
+        self.smooth_window.valueChanged.connect(self._options_changed)
+        self.logy.toggled.connect(lambda on: item.setLogMode(y=on))
+        self._last: History | None = None
+
+    def refresh(self, history: History) -> None:
+        self._last = history
+        it = history.column("iteration")
+        train, pre = history.column("meta_loss"), history.column("pre_loss")
+        if self.smooth.isChecked():
+            train, pre = moving_average(train, self.smooth_window.value()), moving_average(pre, self.smooth_window.value())
+        self.train.setData(it, positive(train))
+        self.pre.setData(it, positive(pre))
+        val = history.column("val_loss")
+        seen = np.isfinite(val)
+        self.val.setData(it[seen], positive(val[seen]))
+
+    def add_marker(self, iteration: int, text: str) -> None:
+        """A labelled vertical line where a live change first applied."""
+        line = pg.InfiniteLine(
+            pos=iteration,
+            angle=90,
+            movable=False,
+            pen=pg.mkPen(SERIES["marker"], width=1, style=Qt.PenStyle.DashLine),
+            label=text,
+            labelOpts={
+                "position": 0.96 - 0.09 * (len(self.markers) % 4),
+                "color": SERIES["marker"],
+                "anchors": [(0, 0.5), (0, 0.5)],
+            },
+        )
+        self.plot.addItem(line, ignoreBounds=True)
+        self.markers.append((iteration, text))
+        self._marker_items.append(line)
+        if len(self._marker_items) > MAX_MARKERS:
+            self.plot.removeItem(self._marker_items.pop(0))
+
+    def clear(self) -> None:
+        for line in self._marker_items:
+            self.plot.removeItem(line)
+        self._marker_items.clear()
+        self.markers.clear()
+        for curve in (self.train, self.pre, self.val):
+            curve.setData([], [])
+
+    def _options_changed(self) -> None:
+        if self._last is not None:
+            self.refresh(self._last)
+
+
+class CGCard(Card):
+    """CG relative residual and inner stationarity (log, left axis) and CG iterations (right axis)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("CG diagnostics", parent)
+        self.plot = make_plot("plot_cg", "residual", "meta-iteration")
+        item = self.plot.getPlotItem()
+        item.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        self.residual = self.plot.plot(name="CG relative residual", pen=pen("residual"), connect="finite")
+        self.stationarity = self.plot.plot(name="inner stationarity", pen=pen("stationarity"), connect="finite")
+        item.setLogMode(y=True)
+        # CG iterations live on their own linear right-hand axis (a second view box sharing x)
+        self.iter_view = pg.ViewBox()
+        item.showAxis("right")
+        item.scene().addItem(self.iter_view)
+        item.getAxis("right").linkToView(self.iter_view)
+        item.getAxis("right").setLabel("CG iterations")
+        self.iter_view.setXLink(item)
+        self.iterations = pg.PlotDataItem(pen=pen("cg_iterations", 1.5, Qt.PenStyle.DashLine), connect="finite")
+        self.iterations.setDownsampling(auto=True, method="peak")
+        self.iterations.setClipToView(True)
+        self.iter_view.addItem(self.iterations)
+        item.legend.addItem(self.iterations, "CG iterations (right)")
+        item.vb.sigResized.connect(self._sync_views)
+        self.plots = [self.plot]
+        self.body.addWidget(self.plot)
+
+    def _sync_views(self) -> None:
+        item = self.plot.getPlotItem()
+        self.iter_view.setGeometry(item.vb.sceneBoundingRect())
+        self.iter_view.linkedViewChanged(item.vb, self.iter_view.XAxis)
+
+    def refresh(self, history: History) -> None:
+        it = history.column("iteration")
+        self.residual.setData(it, positive(history.column("cg_residual")))
+        self.stationarity.setData(it, positive(history.column("stationarity")))
+        self.iterations.setData(it, history.column("cg_iterations"))
+        self.iter_view.enableAutoRange(axis=pg.ViewBox.YAxis)
+
+    def clear(self) -> None:
+        for curve in (self.residual, self.stationarity, self.iterations):
+            curve.setData([], [])
+
+
+class MemoryCard(Card):
+    """Bytes held per meta-iteration over time, and the memory-vs-inner-steps profile of the methods."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Memory", parent)
+        self.status = QLabel("")
+        self.status.setObjectName("card_hint")
+        self.add_tool(self.status)
+        self.button = QPushButton("Profile methods")
+        self.button.setObjectName("button_profile")
+        self.button.setToolTip("Measure memory per meta-iteration for every method at 1–16 inner steps "
+                               "(runs in the background; training waits)")
+        self.add_tool(self.button)
+        self.plot = make_plot("plot_memory", "memory", "meta-iteration", left_units="B")
+        self.curve = self.plot.plot(
+            pen=pen("memory"), fillLevel=0, brush=pg.mkBrush(SERIES["memory"] + "30"), connect="finite"
+        )
+        self.profile_plot = make_plot("plot_memory_profile", "memory / iter", "inner steps", left_units="B")
+        self.profile_plot.getPlotItem().addLegend(offset=(10, 10), labelTextSize="8pt")
+        self.profile_curves: dict[str, pg.PlotDataItem] = {}
+        self.plots = [self.plot, self.profile_plot]
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.plot)
+        split.addWidget(self.profile_plot)
+        split.setSizes([560, 440])
+        split.setChildrenCollapsible(False)
+        self.body.addWidget(split)
+
+    def refresh(self, history: History) -> None:
+        self.curve.setData(history.column("iteration"), history.column("memory_bytes"))
+
+    def show_profile(self, rows: list[dict[str, object]], done: int, total: int) -> None:
+        by_method: dict[str, list[tuple[float, float]]] = {}
+        for row in rows:
+            by_method.setdefault(str(row["method"]), []).append(
+                (float(row["inner_steps"]), float(row["memory_bytes"]))  # type: ignore[arg-type]
+            )
+        for method, points in by_method.items():
+            curve = self.profile_curves.get(method)
+            if curve is None:
+                colour = SERIES.get(method, SERIES["pre"])
+                curve = self.profile_plot.plot(
+                    name=method, pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6,
+                    symbolBrush=colour, symbolPen=None,
+                )
+                self.profile_curves[method] = curve
+            xs, ys = zip(*sorted(points))
+            curve.setData(list(xs), list(ys))
+        running = done < total
+        self.status.setText(f"profiling {done}/{total}…" if running else ("" if not total else "profile done"))
+        self.button.setEnabled(not running)
+
+    def clear(self) -> None:
+        self.curve.setData([], [])
+
+
+def moving_average(y: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over ``window`` points, skipping NaNs (display smoothing only)."""
+    if window <= 1 or len(y) == 0:
+        return y
+    ok = np.isfinite(y)
+    total = np.concatenate(([0.0], np.cumsum(np.where(ok, y, 0.0))))
+    count = np.concatenate(([0], np.cumsum(ok)))
+    hi = np.arange(1, len(y) + 1)
+    lo = np.maximum(hi - window, 0)
+    n = count[hi] - count[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, (total[hi] - total[lo]) / np.maximum(n, 1), np.nan)

@@ -1,0 +1,51 @@
+"""What persists between launches (QSettings): window geometry, theme and the last config (as TOML).
+
+Always the INI format under the user scope, so tests can point ``QSettings.setPath`` at a temp folder.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QByteArray, QSettings
+
+from imaml_core import ExperimentConfig, ImamlError
+
+ORGANISATION = "imaml-studio"
+APPLICATION = "iMAML Studio"
+
+
+def store() -> QSettings:
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANISATION, APPLICATION)
+
+
+def last_config() -> ExperimentConfig | None:
+    """The config of the previous session, or None when absent or no longer valid."""
+    text = store().value("config/toml", "")
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return ExperimentConfig.from_toml(text)
+    except ImamlError:
+        return None
+
+
+def save_session(config: ExperimentConfig, geometry: QByteArray, state: QByteArray, theme: str) -> None:
+    s = store()
+    s.setValue("config/toml", config.to_toml())
+    s.setValue("window/geometry", geometry)
+    s.setValue("window/state", state)
+    s.setValue("window/theme", theme)
+    s.sync()
+
+
+def window_geometry() -> tuple[QByteArray | None, QByteArray | None]:
+    s = store()
+    geometry, state = s.value("window/geometry"), s.value("window/state")
+    return (
+        geometry if isinstance(geometry, QByteArray) else None,
+        state if isinstance(state, QByteArray) else None,
+    )
+
+
+def theme() -> str:
+    value = store().value("window/theme", "dark")
+    return value if isinstance(value, str) else "dark"

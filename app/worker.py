@@ -1,0 +1,316 @@
+"""The worker: owns the ``MetaTrainer`` inside a background QThread.
+
+Commands arrive as queued slot calls; results leave as signals carrying plain data (``StepReport``,
+``PreviewResult``, profile rows). Meta-iterations run one per turn of a zero-interval QTimer, so the
+thread's event loop handles commands (pause, a new λ, stop) between any two iterations. The worker never
+touches a widget; all numerics are calls into ``imaml_core``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal, Slot
+
+from imaml_core import (
+    ExperimentConfig,
+    ImamlError,
+    MetaTrainer,
+    load_checkpoint,
+    save_checkpoint,
+)
+from imaml_core.profiling import profile_rows
+from imaml_core.sinusoid import X_RANGE
+from imaml_core.trainer import true_curve
+
+PREVIEW_GRID = 200  # x points on which the preview curves are drawn
+PREVIEW_MIN_INTERVAL_S = 0.4  # at most ~2 previews a second while training
+PREVIEW_MAX_SHARE = 0.2  # and never more than ~20% of the worker's time
+
+
+@dataclass(frozen=True)
+class PreviewTask:
+    """The preview sinusoid and the support points θ adapts to (the user may move or add points)."""
+
+    amplitude: float
+    phase: float
+    x_support: np.ndarray
+    y_support: np.ndarray
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PreviewResult:
+    """What the adaptation plot shows: true curve, predictions before/after, MSE per adaptation step."""
+
+    task: PreviewTask
+    x_grid: np.ndarray
+    y_true: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
+    mse_per_step: np.ndarray
+    steps: int
+    iteration: int
+
+
+@dataclass(frozen=True)
+class TrainerInfo:
+    """Sent when the worker builds a trainer (start-up, reset, import): the GUI re-syncs to it."""
+
+    config: ExperimentConfig
+    iteration: int
+    device: str
+    reason: str  # "init", "reset" or "import"
+
+
+@dataclass(frozen=True)
+class ProfileRequest:
+    """Memory-vs-inner-steps profile of ``methods`` at the settings of ``base``."""
+
+    base: ExperimentConfig
+    methods: tuple[str, ...]
+    inner_steps: tuple[int, ...]
+    iterations: int = 1
+
+
+@dataclass
+class ProfileProgress:
+    """Rows measured so far (``profile_rows`` dicts); ``done == total`` when finished."""
+
+    rows: list[dict[str, object]] = field(default_factory=list)
+    done: int = 0
+    total: int = 0
+
+
+class Worker(QObject):
+    """Runs meta-iterations, previews, profiles, import and export for the GUI, one at a time."""
+
+    reported = Signal(object)  # StepReport
+    previewed = Signal(object)  # PreviewResult
+    profiled = Signal(object)  # ProfileProgress
+    evaluated = Signal(object)  # EvalResult
+    trainer_changed = Signal(object)  # TrainerInfo
+    running_changed = Signal(bool)
+    exported = Signal(str)  # path written
+    failed = Signal(str, str)  # (what: init|config|reset|import|export|step|preview|profile|eval, message)
+
+    def __init__(self, config: ExperimentConfig) -> None:
+        super().__init__()
+        self._initial = config
+        self._trainer: MetaTrainer | None = None
+        self._running = False
+        self._timer = QTimer(self)  # moves to the worker thread with its parent
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self._tick)
+        self._task: PreviewTask | None = None
+        self._next_preview = 0.0
+        self._profile_jobs: list[tuple[ProfileRequest, str, int]] = []
+        self._profile: ProfileProgress | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    @Slot()
+    def initialise(self) -> None:
+        """Build the first trainer inside the worker thread (never in the GUI thread)."""
+        try:
+            self._trainer = MetaTrainer(self._initial)
+        except ImamlError as exc:
+            fallback = self._initial.replace(device="cpu")
+            self.failed.emit("init", f"{exc}; using the CPU instead")
+            self._trainer = MetaTrainer(fallback)
+        self._announce("init")
+        self._sample_preview(0)
+
+    @Slot()
+    def stop(self) -> None:
+        """Stop all work and end the thread's event loop; hand this object back to the GUI thread."""
+        self._timer.stop()
+        self._running = False
+        self._profile_jobs.clear()
+        thread = self.thread()
+        app = QCoreApplication.instance()
+        if app is not None:
+            self.moveToThread(app.thread())
+        thread.quit()
+
+    # -- run control -------------------------------------------------------------------------------
+    @Slot()
+    def start(self) -> None:
+        if self._trainer is None or self._running:
+            return
+        self._running = True
+        self._timer.start()
+        self.running_changed.emit(True)
+
+    @Slot()
+    def pause(self) -> None:
+        if not self._running:
+            return
+        self._running = False
+        if not self._profile_jobs:
+            self._timer.stop()
+        self.running_changed.emit(False)
+
+    @Slot()
+    def step_once(self) -> None:
+        """One meta-iteration (pauses first when running)."""
+        self.pause()
+        if self._trainer is not None:
+            self._step(force_preview=True)
+
+    @Slot(object)
+    def set_config(self, config: ExperimentConfig) -> None:
+        """Live settings: applied to the trainer now, so the next meta-iteration uses them."""
+        if self._trainer is None:
+            return
+        try:
+            self._trainer.set_config(config)
+        except ImamlError as exc:
+            self.failed.emit("config", str(exc))
+
+    @Slot(object, bool)
+    def reset(self, config: ExperimentConfig, keep_running: bool) -> None:
+        """A fresh θ (and Adam state, task stream) from ``config``; the old trainer survives a failure."""
+        try:
+            trainer = MetaTrainer(config)
+        except ImamlError as exc:
+            self.failed.emit("reset", str(exc))
+            return
+        if not keep_running:
+            self.pause()
+        self._trainer = trainer
+        self._announce("reset")
+        self._preview_now()
+
+    # -- files -------------------------------------------------------------------------------------
+    @Slot(str)
+    def export_params(self, path: str) -> None:
+        """Write θ, its config and iteration as a checkpoint (atomic; same format as the CLI)."""
+        trainer = self._trainer
+        if trainer is None:
+            self.failed.emit("export", "the trainer is not ready yet")
+            return
+        try:
+            save_checkpoint(path, trainer.params(), trainer.config, trainer.iteration)
+        except (ImamlError, OSError) as exc:
+            self.failed.emit("export", f"could not write {path}: {_one_line(exc)}")
+            return
+        self.exported.emit(path)
+
+    @Slot(str)
+    def import_params(self, path: str) -> None:
+        """Continue from a checkpoint's θ; any problem leaves the current θ untouched."""
+        try:
+            ckpt = load_checkpoint(path)
+            device = self._trainer.config.device if self._trainer is not None else ckpt.config.device
+            config = ckpt.config.replace(device=device)  # where to run is this machine's choice
+            trainer = MetaTrainer(config, theta=ckpt.params, iteration=ckpt.iteration)
+        except (ImamlError, OSError) as exc:
+            self.failed.emit("import", _one_line(exc))
+            return
+        self.pause()
+        self._trainer = trainer
+        self._announce("import")
+        self._preview_now()
+
+    # -- preview, profile, evaluation ----------------------------------------------------------------
+    @Slot(int)
+    def resample_preview(self, seed: int) -> None:
+        self._sample_preview(seed)
+
+    @Slot(object)
+    def set_preview_task(self, task: PreviewTask) -> None:
+        """Use the user's support points (dragged or added on the plot) and show the adaptation now."""
+        self._task = task
+        self._preview_now()
+
+    @Slot(object)
+    def profile(self, request: ProfileRequest) -> None:
+        """Queue one measurement per (method, inner steps); they run between iterations, one per turn."""
+        self._profile_jobs = [(request, m, s) for m in request.methods for s in request.inner_steps]
+        self._profile = ProfileProgress(total=len(self._profile_jobs))
+        self._timer.start()
+
+    @Slot(int, int)
+    def evaluate(self, tasks: int, steps: int) -> None:
+        if self._trainer is None:
+            return
+        try:
+            self.evaluated.emit(self._trainer.evaluate(tasks=tasks, steps=steps))
+        except ImamlError as exc:
+            self.failed.emit("eval", str(exc))
+
+    # -- the loop ----------------------------------------------------------------------------------
+    @Slot()
+    def _tick(self) -> None:
+        if self._profile_jobs:
+            self._profile_one()
+        elif self._running:
+            self._step(force_preview=False)
+        if not self._running and not self._profile_jobs:
+            self._timer.stop()
+
+    def _step(self, force_preview: bool) -> None:
+        assert self._trainer is not None
+        try:
+            report = self._trainer.step()
+        except Exception as exc:  # an engine bug must not kill the thread: pause and say so
+            self.pause()
+            self.failed.emit("step", f"the meta-iteration failed: {_one_line(exc)}")
+            return
+        self.reported.emit(report)
+        if report.diverged:
+            self.pause()
+        if force_preview or time.monotonic() >= self._next_preview:
+            self._preview_now()
+
+    def _profile_one(self) -> None:
+        request, method, steps = self._profile_jobs.pop(0)
+        progress = self._profile
+        assert progress is not None
+        try:
+            rows = profile_rows(request.base, [method], [steps], iterations=request.iterations, compare_loop=False)
+        except Exception as exc:  # e.g. out of memory for a long unroll: report, continue with the rest
+            self.failed.emit("profile", f"{method} with {steps} inner steps: {_one_line(exc)}")
+            rows = []
+        progress = replace(progress, rows=[*progress.rows, *rows], done=progress.done + 1)
+        self._profile = progress
+        self.profiled.emit(progress)
+
+    def _announce(self, reason: str) -> None:
+        trainer = self._trainer
+        assert trainer is not None
+        self.trainer_changed.emit(TrainerInfo(trainer.config, trainer.iteration, str(trainer.device), reason))
+
+    def _sample_preview(self, seed: int) -> None:
+        if self._trainer is None:
+            return
+        amplitude, phase, xs = self._trainer.sample_preview_task(seed)
+        ys = true_curve(xs, amplitude, phase).reshape(-1).numpy().copy()
+        self._task = PreviewTask(amplitude, phase, xs.copy(), ys, seed)
+        self._preview_now()
+
+    def _preview_now(self) -> None:
+        trainer, task = self._trainer, self._task
+        if trainer is None or task is None or len(task.x_support) == 0:
+            return
+        start = time.monotonic()
+        x_grid = np.linspace(X_RANGE[0], X_RANGE[1], PREVIEW_GRID)
+        y_true = true_curve(x_grid, task.amplitude, task.phase).reshape(-1).numpy().copy()
+        steps = trainer.config.inner_steps
+        try:
+            pv = trainer.preview(task.x_support, task.y_support, x_grid, y_true, steps)
+        except Exception as exc:
+            self.failed.emit("preview", f"the adaptation preview failed: {_one_line(exc)}")
+            return
+        took = time.monotonic() - start
+        self._next_preview = time.monotonic() + max(PREVIEW_MIN_INTERVAL_S, took / PREVIEW_MAX_SHARE)
+        self.previewed.emit(
+            PreviewResult(task, x_grid, y_true, pv.before, pv.after, pv.mse_per_step, steps, trainer.iteration)
+        )
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
