@@ -137,7 +137,8 @@ class MetaLossCard(Card):
         it = history.column("iteration")
         train, pre = history.column("meta_loss"), history.column("pre_loss")
         if self.smooth.isChecked():
-            train, pre = moving_average(train, self.smooth_window.value()), moving_average(pre, self.smooth_window.value())
+            n = self.smooth_window.value()
+            train, pre = moving_average(train, n), moving_average(pre, n)
         self.train.setData(it, positive(train))
         self.pre.setData(it, positive(pre))
         val = history.column("val_loss")
@@ -267,7 +268,7 @@ class MemoryCard(Card):
                     symbolBrush=colour, symbolPen=None,
                 )
                 self.profile_curves[method] = curve
-            xs, ys = zip(*sorted(points))
+            xs, ys = zip(*sorted(points), strict=True)
             curve.setData(list(xs), list(ys))
         running = done < total
         self.status.setText(f"profiling {done}/{total}…" if running else ("" if not total else "profile done"))

@@ -7,11 +7,16 @@ the window keeps repainting and the worker finishes its current meta-iteration f
 
 from __future__ import annotations
 
+import torch._dynamo  # noqa: F401  (see below)
 from PySide6.QtCore import QEventLoop, QObject, QThread, QTimer, Signal, Slot
 
 from imaml_core import ExperimentConfig
 
 from .worker import PreviewTask, ProfileRequest, Worker
+
+# ``torch._dynamo`` is imported lazily by the first ``torch.optim.Adam`` the trainer builds: seconds of
+# import work holding the GIL. Importing it with this module, before any window shows, keeps that stall
+# out of a running GUI.
 
 JOIN_TIMEOUT_MS = 2000
 FILE_TIMEOUT_MS = 120_000

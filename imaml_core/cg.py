@@ -76,15 +76,14 @@ def batched_cg(
             if k == 0 and x0 is None:
                 x = torch.where(bad[:, None], b, x)
             active &= ~bad
-        safe_pAp = torch.where(active, pAp, torch.ones_like(pAp))
-        alpha = torch.where(active, rr / safe_pAp, torch.zeros_like(rr))
-        x = x + alpha[:, None] * p
-        r = r - alpha[:, None] * Ap
+        # Inactive tasks get alpha = 0, so their x and r stay put; their p is never used again.
+        alpha = torch.where(active, rr / torch.where(active, pAp, 1.0), 0.0)
+        x.addcmul_(alpha[:, None], p)
+        r.addcmul_(alpha[:, None], Ap, value=-1.0)
         rr_new = batch_dot(r, r)
-        iterations += active.long()
-        safe_rr = torch.where(rr > 0, rr, torch.ones_like(rr))
-        beta = torch.where(active, rr_new / safe_rr, torch.zeros_like(rr))
-        p = torch.where(active[:, None], r + beta[:, None] * p, p)
+        iterations += active
+        beta = torch.where(active, rr_new / torch.where(rr > 0, rr, 1.0), 0.0)
+        p = torch.addcmul(r, beta[:, None], p)
         rr = torch.where(active, rr_new, rr)
         active &= rr.sqrt() > threshold
     safe_b = torch.where(b_norm > 0, b_norm, torch.ones_like(b_norm))

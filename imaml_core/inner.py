@@ -51,11 +51,13 @@ class InnerInfo:
 def _prox(loss: Tensor, grad: Tensor, phi: Tensor, theta: Tensor, lam: float) -> tuple[Tensor, Tensor]:
     """Proximal objective and its gradient from the loss and its gradient."""
     diff = phi - theta
-    return loss + 0.5 * lam * batch_dot(diff, diff), grad + lam * diff
+    return loss + 0.5 * lam * batch_dot(diff, diff), torch.add(grad, diff, alpha=lam)
 
 
-def _finite_rows(t: Tensor) -> Tensor:
-    return torch.isfinite(t).all(dim=-1) if t.dim() > 1 else torch.isfinite(t)
+def finite_rows(t: Tensor) -> Tensor:
+    """Per-row finiteness of a (B, P) tensor. A row sum is NaN or infinite exactly when the row holds a
+    NaN or an infinity (or overflows, which is divergence too), and is far cheaper than isfinite().all()."""
+    return torch.isfinite(t.sum(dim=-1)) if t.dim() > 1 else torch.isfinite(t)
 
 
 def gd_batched(
@@ -67,7 +69,11 @@ def gd_batched(
     safeguard: bool = False,
     on_step: StepCallback | None = None,
 ) -> tuple[Tensor, InnerInfo]:
-    """Gradient descent on the proximal objective from theta ((B, P)); ``on_step(k, phi)`` after step k."""
+    """Gradient descent on the proximal objective from theta ((B, P)); ``on_step(k, phi)`` after step k.
+
+    With ``safeguard``, a task's step is accepted only if its objective does not rise (a NaN or infinite
+    objective never compares lower, so it is rejected too); rejected tasks stay put with half the step.
+    """
     task_loss = as_task_loss(losses)
     theta = theta.detach()
     phi = theta.clone()
@@ -76,19 +82,23 @@ def gd_batched(
     if on_step is not None:
         on_step(0, phi)
     for k in range(1, steps + 1):
-        trial = phi - step[:, None] * g
+        trial = torch.addcmul(phi, step[:, None], g, value=-1.0)
         t_obj, t_g = _prox(*task_loss.value_and_grad(trial), trial, theta, lam)
         if not safeguard:
             phi, obj, g = trial, t_obj, t_g
         else:
-            ok = torch.isfinite(t_obj) & (t_obj <= obj) & _finite_rows(t_g)
-            phi = torch.where(ok[:, None], trial, phi)
-            g = torch.where(ok[:, None], t_g, g)
-            obj = torch.where(ok, t_obj, obj)
-            step = torch.where(ok, step * GROW, step * 0.5)
+            ok = t_obj <= obj
+            if bool(ok.all()):  # the common case: no masking of (B, P) tensors needed
+                phi, obj, g = trial, t_obj, t_g
+                step = step * GROW
+            else:
+                phi = torch.where(ok[:, None], trial, phi)
+                g = torch.where(ok[:, None], t_g, g)
+                obj = torch.where(ok, t_obj, obj)
+                step = step * torch.where(ok, GROW, 0.5)
         if on_step is not None:
             on_step(k, phi)
-    finite = _finite_rows(phi) & torch.isfinite(obj)
+    finite = finite_rows(phi) & torch.isfinite(obj)
     return phi, InnerInfo(batch_norm(g), finite, steps, obj)
 
 
@@ -136,7 +146,7 @@ def hf_batched(
         if on_step is not None:
             on_step(k, phi)
     obj, g = _prox(*task_loss.value_and_grad(phi), phi, theta, lam)
-    finite = _finite_rows(phi) & torch.isfinite(obj)
+    finite = finite_rows(phi) & torch.isfinite(obj)
     return phi, InnerInfo(batch_norm(g), finite, steps, obj)
 
 

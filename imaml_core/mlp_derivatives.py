@@ -9,7 +9,6 @@ R-operator below is the exact Hessian wherever the loss is twice differentiable.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from .objective import Matvec
@@ -44,11 +43,11 @@ class MLPMSEDerivatives:
         raise AssertionError("unreachable")
 
     def _flat(self, grads: list[tuple[Tensor, Tensor]]) -> Tensor:
-        batch = self.x.shape[0]
-        parts = []
-        for gw, gb in grads:
-            parts += [gw.reshape(batch, -1), gb]
-        return torch.cat(parts, dim=1)
+        """Per-layer (weight, bias) gradients -> (B, P) in the layout's order (whatever order theta has)."""
+        by_name = {}
+        for i, (gw, gb) in enumerate(grads):
+            by_name[f"{2 * i}.weight"], by_name[f"{2 * i}.bias"] = gw, gb
+        return self.layout.flatten(by_name, batch=self.x.shape[0])
 
     def _backward(
         self, wb: list[tuple[Tensor, Tensor]], inputs: list[Tensor], masks: list[Tensor], d: Tensor

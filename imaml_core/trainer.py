@@ -17,6 +17,7 @@ from torch import Tensor
 
 from .config import ExperimentConfig
 from .errors import ConfigError
+from .inner import finite_rows
 from .memory import measure_step
 from .methods import MetaGradient, adapt, meta_gradient
 from .mlp_derivatives import MLPMSEDerivatives
@@ -76,6 +77,8 @@ class MetaTrainer:
         init = theta if theta is not None else self.model.init_params(
             _generator(self.device, _subseed(cfg.seed, 0)), self.dtype, self.device
         )
+        if isinstance(self.model, MLP) and set(init) == set(self.model.shapes()):
+            init = {k: init[k] for k in self.model.shapes()}  # canonical order (files may sort keys)
         self.layout = ParamLayout.of(init)
         self.theta = self.layout.flatten({k: v.detach() for k, v in init.items()}).to(self.device, self.dtype)
         self.theta = self.theta.clone()
@@ -262,9 +265,9 @@ def true_curve(x: np.ndarray, amplitude: float, phase: float) -> np.ndarray:
 
 def _divergence(cfg: ExperimentConfig, mg: MetaGradient, grad: Tensor) -> str:
     """Empty when everything is finite; otherwise what diverged, in which tasks, and the likely cause."""
-    bad_phi = ~torch.isfinite(mg.phi).all(dim=1)
+    bad_phi = ~finite_rows(mg.phi)
     bad_loss = ~torch.isfinite(mg.post_loss)
-    bad_grad = ~torch.isfinite(mg.grad).all(dim=1)
+    bad_grad = ~finite_rows(mg.grad)
     if not bool((bad_phi | bad_loss | bad_grad).any()) and bool(torch.isfinite(grad).all()):
         return ""
     what = "the adapted parameters phi" if bool(bad_phi.any()) else (

@@ -45,6 +45,20 @@ def test_eval_json_has_the_documented_keys(trained, capsys):
     assert out["mse"] == pytest.approx(out["mse_per_step"][-1]) and out["ci95"] > 0
 
 
+def test_eval_of_a_checkpoint_matches_the_trainer_that_saved_it(tmp_path, capsys):
+    from imaml_core import ExperimentConfig, MetaTrainer, save_checkpoint
+
+    trainer = MetaTrainer(ExperimentConfig(meta_batch=4, val_every=0))
+    for _ in range(3):
+        trainer.step()
+    save_checkpoint(tmp_path / "t.safetensors", trainer.params(), trainer.config, trainer.iteration)
+    expected = trainer.evaluate(tasks=30, shots=10, steps=5, seed=2)
+    argv = ["eval", str(tmp_path / "t.safetensors"), "--tasks", "30", "--steps", "5", "--seed", "2", "--json"]
+    assert main([*argv, "--device", "cpu"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["mse_per_step"] == pytest.approx(expected.mse_per_step, rel=1e-6)
+
+
 def test_profile_json_rows(capsys):
     argv = ["profile", "--method", "imaml,maml", "--inner-steps", "2,4", "--meta-batch", "3", "--iterations", "1"]
     assert main([*argv, "--json"]) == 0

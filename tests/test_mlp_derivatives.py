@@ -26,3 +26,22 @@ def test_analytic_gradient_and_hvp_match_autograd_float64(hidden):
     assert torch.allclose(l1, l2, rtol=1e-13, atol=0)
     assert rel_err(g1, g2) < 1e-12
     assert rel_err(h1(v), h2(v)) < 1e-12
+
+
+def test_analytic_gradient_follows_the_layout_order_of_theta():
+    """Checkpoints list tensors alphabetically; gradients must land where the layout puts each name."""
+    from imaml_core.mlp_derivatives import MLPMSEDerivatives
+    from imaml_core.params import ParamLayout
+
+    trainer = MetaTrainer(ExperimentConfig(dtype="float64", meta_batch=3, val_tasks=2))
+    params = trainer.params()
+    shuffled = {k: params[k] for k in sorted(params)}
+    layout = ParamLayout.of(shuffled)
+    tasks = trainer._sample(3, 10, 10, trainer._tasks)
+    phi = layout.flatten({k: v[None].expand(3, *v.shape) for k, v in shuffled.items()}, batch=3)
+    exact = MLPMSEDerivatives(layout, 3, tasks.x_support, tasks.y_support)
+
+    def loss(p):
+        return ((trainer.model.forward(layout.unflatten(p), tasks.x_support) - tasks.y_support) ** 2).mean((1, 2))
+
+    assert rel_err(exact.value_and_grad(phi)[1], TaskLoss(loss).value_and_grad(phi)[1]) < 1e-12

@@ -1,0 +1,139 @@
+"""Seconds per meta-iteration of the batched engine against a per-task Python loop of the same algorithm.
+
+Engine: ``MetaTrainer.step`` (all tasks of the meta-batch in one (B, P) tensor). Loop: the reference
+``imaml_core.reference_loop.per_task_step`` (``solve_inner`` + ``implicit_meta_gradient`` task by task,
+the same sampling and Adam step); tests/test_batched.py checks that both give the same meta-gradient.
+Both run the default config (iMAML-GD, λ 20, 10 inner steps, 5 CG steps, 10 shots) on two trainers with
+the same seed, timed alternately in the same run so that background load hits both alike.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from imaml_core import ExperimentConfig, MetaTrainer  # noqa: E402
+from imaml_core.reference_loop import per_task_step  # noqa: E402
+
+from .common import markdown_table, parse_args, setup_timing, write_csv, write_markdown  # noqa: E402
+
+SPEEDUP_TARGET = 30.0  # the issue: engine >= 30x faster than the loop at meta-batch 25
+SCALING_TARGET = 8.0  # the issue: engine at meta-batch 400 <= 8x its time at meta-batch 25
+
+
+def alternate(engine: Callable[[], object], loop: Callable[[], object], engine_reps: int, loop_reps: int):
+    """Median seconds of both, one warm-up each, timed in alternation."""
+    engine()
+    loop()
+    eng: list[float] = []
+    lp: list[float] = []
+    for i in range(max(engine_reps, loop_reps)):
+        if i < engine_reps:
+            start = time.perf_counter()
+            engine()
+            eng.append(time.perf_counter() - start)
+        if i < loop_reps:
+            start = time.perf_counter()
+            loop()
+            lp.append(time.perf_counter() - start)
+    return statistics.median(eng), statistics.median(lp), len(eng), len(lp)
+
+
+def measure(batches: Sequence[int], engine_reps: int, loop_reps: dict[int, int]) -> list[dict]:
+    rows = []
+    for b in batches:
+        cfg = ExperimentConfig(meta_batch=b, val_every=0)
+        engine, reference = MetaTrainer(cfg), MetaTrainer(cfg)
+        eng, lp, n_eng, n_lp = alternate(engine.step, lambda r=reference: per_task_step(r), engine_reps, loop_reps[b])
+        rows.append(
+            {
+                "meta_batch": b,
+                "engine_seconds": eng,
+                "loop_seconds": lp,
+                "speedup": lp / eng,
+                "engine_ms_per_task": eng / b * 1e3,
+                "loop_ms_per_task": lp / b * 1e3,
+                "engine_repeats": n_eng,
+                "loop_repeats": n_lp,
+            }
+        )
+    ref = next((r["engine_seconds"] for r in rows if r["meta_batch"] == 25), None)
+    for r in rows:
+        r["engine_vs_batch25"] = r["engine_seconds"] / ref if ref else float("nan")
+    return rows
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    fig, (t_ax, s_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
+    b = [r["meta_batch"] for r in rows]
+    t_ax.loglog(b, [r["engine_seconds"] for r in rows], "o-", label="engine (batched)")
+    t_ax.loglog(b, [r["loop_seconds"] for r in rows], "s-", label="per-task loop")
+    t_ax.set(xlabel="meta-batch", ylabel="seconds per meta-iteration (median)", title="Time per meta-iteration")
+    s_ax.semilogx(b, [r["speedup"] for r in rows], "o-")
+    s_ax.axhline(SPEEDUP_TARGET, color="grey", ls="--", lw=1, label=f"{SPEEDUP_TARGET:g}× (target at B=25)")
+    s_ax.set(xlabel="meta-batch", ylabel="loop / engine", title="Speed-up of the batched engine")
+    for ax in (t_ax, s_ax):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("iMAML-GD, 10 inner steps, 5 CG steps, 10 shots, CPU (1 thread)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def summary(rows: list[dict]) -> str:
+    out = [
+        "## Batching: engine vs per-task loop",
+        "",
+        "Default config (iMAML-GD, λ 20, 10 inner steps, 5 CG steps, 10 shots); medians, engine and loop "
+        "timed alternately in the same run.",
+        "",
+    ]
+    table = [
+        [
+            r["meta_batch"],
+            r["engine_seconds"] * 1e3,
+            r["loop_seconds"] * 1e3,
+            r["speedup"],
+            r["engine_vs_batch25"],
+            f"{r['engine_repeats']} / {r['loop_repeats']}",
+        ]
+        for r in rows
+    ]
+    out += [markdown_table(["meta-batch", "engine ms", "loop ms", "speed-up", "engine / engine@25", "runs"], table)]
+    by_b = {r["meta_batch"]: r for r in rows}
+    out.append("")
+    if 25 in by_b:
+        s = by_b[25]["speedup"]
+        out.append(f"- Speed-up at meta-batch 25: {s:.1f}× ({'PASS' if s >= SPEEDUP_TARGET else 'FAIL'}: ≥ 30×)")
+    if 400 in by_b and 25 in by_b:
+        ratio = by_b[400]["engine_vs_batch25"]
+        verdict = "PASS" if ratio <= SCALING_TARGET else "FAIL"
+        out.append(f"- Engine time at meta-batch 400 / 25: {ratio:.2f}× ({verdict}: ≤ 8×)")
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> str:
+    args = parse_args(__doc__.splitlines()[0], argv)
+    setup_timing()
+    if args.quick:
+        batches, engine_reps, loop_reps = [1, 5, 25], 5, {1: 3, 5: 3, 25: 2}
+    else:
+        batches, engine_reps, loop_reps = [1, 5, 25, 100, 400], 21, {1: 21, 5: 11, 25: 9, 100: 3, 400: 2}
+    rows = measure(batches, engine_reps, loop_reps)
+    write_csv(args.out / "batching.csv", rows)
+    plot(rows, args.out / "batching.png")
+    text = summary(rows)
+    write_markdown(args.out, "batching", text)
+    return text
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Presets: TOML files of ExperimentConfig fields, merged onto the defaults when loaded."""
