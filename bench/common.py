@@ -22,11 +22,26 @@ import torch
 RESULTS = Path(__file__).resolve().parent / "results"
 THREADS = 1  # one intra-op thread: stable timings on a shared 2-core machine
 
+# Methods compared in compute_memory and learning_per_second: label -> (method, iMAML inner solver).
+METHODS = {
+    "iMAML-GD": ("imaml", "gd"),
+    "iMAML-HF": ("imaml", "hf"),
+    "MAML": ("maml", "gd"),
+    "FOMAML": ("fomaml", "gd"),
+    "Reptile": ("reptile", "gd"),
+}
 
-def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
+
+def parse_args(
+    description: str,
+    argv: Sequence[str] | None = None,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds), results under results/quick/")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default bench/results[/quick])")
+    if extra is not None:
+        extra(parser)
     args = parser.parse_args(argv)
     if args.out is None:
         args.out = RESULTS / "quick" if args.quick else RESULTS

@@ -20,16 +20,8 @@ import numpy as np  # noqa: E402
 from imaml_core import ExperimentConfig  # noqa: E402
 from imaml_core.profiling import profile_rows  # noqa: E402
 
-from .common import markdown_table, parse_args, setup_timing, write_csv, write_markdown  # noqa: E402
+from .common import METHODS, markdown_table, parse_args, setup_timing, write_csv, write_markdown  # noqa: E402
 
-# label -> (method, inner solver)
-METHODS = {
-    "iMAML-GD": ("imaml", "gd"),
-    "iMAML-HF": ("imaml", "hf"),
-    "MAML": ("maml", "gd"),
-    "FOMAML": ("fomaml", "gd"),
-    "Reptile": ("reptile", "gd"),
-}
 FLAT_LIMIT = 1.1  # the bar for iMAML memory from the fewest to the most inner steps
 
 
@@ -107,7 +99,7 @@ def summary(rows: list[dict], steps: Sequence[int], meta_batch: int, shots: int,
 def main(argv: Sequence[str] | None = None) -> str:
     args = parse_args(__doc__.splitlines()[0], argv)
     setup_timing()
-    steps, iterations = ([5, 10, 25], 2) if args.quick else ([5, 10, 25, 50, 100, 200], 7)
+    steps, iterations = ([5, 10, 25], 2) if args.quick else ([5, 10, 25, 50, 100, 200], 5)
     meta_batch, shots = 25, 10
     rows = measure(steps, meta_batch, shots, iterations)
     write_csv(args.out / "compute_memory.csv", rows)
