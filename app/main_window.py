@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -50,6 +51,7 @@ else:  # pragma: no cover
 
 REDRAW_MS = 33  # ~30 Hz
 STATUS_MS = 500
+CARD_MIN_INTERVAL_S = 0.1  # each time-series card redraws at most ~10 times a second
 LABELS = {spec.name: spec.label for _title, specs in GROUPS for spec in specs} | {s.name: s.label for s in ADVANCED}
 
 
@@ -77,7 +79,9 @@ class MainWindow(QMainWindow):
         self.iteration = 0
         self.running = False
         self._closing = False
-        self._drawn = -1
+        self._drawn = [-1, -1, -1]  # history version drawn by each time-series card
+        self._drawn_at = [0.0, 0.0, 0.0]
+        self._next_card = 0
         self.confirm_restarts = interactive()  # tests and scripts: set False to reset without asking
         self.profile_methods: tuple[str, ...] = METHODS
         self.profile_steps: tuple[int, ...] = (1, 2, 4, 8, 16)
@@ -394,7 +398,7 @@ class MainWindow(QMainWindow):
         self.history.clear()
         for card in (self.meta_card, self.memory_card, self.cg_card):
             card.clear()
-        self._drawn = -1
+        self._drawn = [-1, -1, -1]
         self.controls.set_config(self._config)
         self.status.set_device(info.device)
         self.status.reset_rate()
@@ -429,11 +433,17 @@ class MainWindow(QMainWindow):
 
     # -- drawing -----------------------------------------------------------------------------------
     def _refresh_plots(self) -> None:
-        if self.history.version == self._drawn:
-            return
-        self._drawn = self.history.version
-        for card in (self.meta_card, self.memory_card, self.cg_card):
-            card.refresh(self.history)
+        """Redraw at most one out-of-date card per tick: each card still updates several times a second,
+        and no single paint pass grows long enough to stall the GUI thread."""
+        version, now = self.history.version, time.monotonic()
+        cards = (self.meta_card, self.memory_card, self.cg_card)
+        for offset in range(len(cards)):
+            i = (self._next_card + offset) % len(cards)
+            if self._drawn[i] != version and now - self._drawn_at[i] >= CARD_MIN_INTERVAL_S:
+                cards[i].refresh(self.history)
+                self._drawn[i], self._drawn_at[i] = version, now
+                self._next_card = i + 1
+                return
 
     def _show_running(self, running: bool) -> None:
         self.running = running

@@ -7,6 +7,8 @@ the window keeps repainting and the worker finishes its current meta-iteration f
 
 from __future__ import annotations
 
+import sys
+
 import torch._dynamo  # noqa: F401  (see below)
 from PySide6.QtCore import QEventLoop, QObject, QThread, QTimer, Signal, Slot
 
@@ -17,6 +19,10 @@ from .worker import PreviewTask, ProfileRequest, Worker
 # ``torch._dynamo`` is imported lazily by the first ``torch.optim.Adam`` the trainer builds: seconds of
 # import work holding the GIL. Importing it with this module, before any window shows, keeps that stall
 # out of a running GUI.
+
+# While the worker runs Python (the engine's many small ops), the GUI thread must win the GIL back for every
+# Python paint callback of a plot; the default 5 ms switch interval makes a single repaint wait tens of ms.
+GIL_SWITCH_INTERVAL_S = 0.001
 
 JOIN_TIMEOUT_MS = 2000
 FILE_TIMEOUT_MS = 120_000
@@ -52,6 +58,7 @@ class Session(QObject):
     def __init__(self, config: ExperimentConfig, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._closed = False
+        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))
         self._waiting: dict[str, tuple[QEventLoop, list[str]]] = {}
         self.thread = QThread()
         self.thread.setObjectName("imaml-worker")

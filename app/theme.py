@@ -77,5 +77,5 @@ def apply_theme(app: QApplication, name: str) -> Palette:
     app.setStyle("Fusion")  # the QSS is written against Fusion's metrics on every platform
     app.setStyleSheet(stylesheet(name))
     palette = PALETTES[name]
-    pg.setConfigOptions(background=palette.background, foreground=palette.foreground, antialias=True)
+    pg.setConfigOptions(background=palette.background, foreground=palette.foreground, antialias=False)
     return palette

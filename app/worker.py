@@ -8,6 +8,7 @@ touches a widget; all numerics are calls into ``imaml_core``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -319,10 +320,8 @@ def _yield_cpu_to_gui() -> None:
     """Lower this thread's scheduling priority (Linux: per-thread niceness), so that when the CPU is
     contended the GUI thread is scheduled first. Threads the engine starts from here (OpenMP's pool)
     inherit it. Elsewhere this is a no-op."""
-    try:
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted: keep the default
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICENESS)
-    except (AttributeError, OSError):
-        pass
 
 
 def _one_line(exc: BaseException) -> str:
