@@ -23,6 +23,7 @@ from .config import DEVICES, INNER_SOLVERS, METHODS, ExperimentConfig
 from .errors import ImamlError
 from .files import atomic_write_text
 from .report import CSV_FIELDS, StepReport
+from .threads import use_threads_for
 
 EXIT_USAGE = 2
 MAX_CONSECUTIVE_DIVERGED = 20
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save-every", type=int, default=500, help="checkpoint every N iterations (0: end only)")
     train.add_argument("--out", type=Path, required=True, help="output folder")
     train.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    train.add_argument("--threads", type=int, help="CPU threads (default: 1 for small meta-batches, else all)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
     ev = sub.add_parser("eval", help="adapt a checkpoint to fresh tasks and report query MSE")
@@ -96,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=1)
     ev.add_argument("--device", choices=DEVICES, default="auto")
     ev.add_argument("--json", action="store_true")
+    ev.add_argument("--threads", type=int, help="CPU threads (default: by problem size)")
 
     prof = sub.add_parser("profile", help="seconds and memory per meta-iteration by method and inner steps")
     prof.add_argument("--method", type=_csv_methods, default=list(METHODS), help="comma-separated methods")
@@ -108,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--device", choices=DEVICES)
     prof.add_argument("--no-loop", action="store_true", help="skip timing the per-task loop baseline")
     prof.add_argument("--json", action="store_true")
+    prof.add_argument("--threads", type=int, help="CPU threads for every row (default: by problem size)")
     return parser
 
 
@@ -169,6 +173,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = _config_from_args(args, base)
     _prepare_out(args.out)
     trainer = MetaTrainer(cfg)
+    if args.threads is None:
+        use_threads_for(cfg.meta_batch, trainer.theta.numel(), trainer.device)
     cfg.save(args.out / "config.toml")
     stop = _StopFlag()
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -243,6 +249,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.params)
     cfg = ckpt.config.replace(device=args.device)
     trainer = MetaTrainer(cfg, theta=ckpt.params, iteration=ckpt.iteration)
+    if args.threads is None:
+        use_threads_for(args.tasks, trainer.theta.numel(), trainer.device)
     result = trainer.evaluate(tasks=args.tasks, shots=args.shots, steps=args.steps, seed=args.seed)
     out = result.to_dict()
     out["method"] = cfg.method
@@ -267,7 +275,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
     names = ("inner_solver", "cg_steps", "shots", "device")
     fixed = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     base = ExperimentConfig().replace(meta_batch=args.meta_batch, **fixed)
-    rows = profile_rows(base, args.method, args.inner_steps, args.iterations, compare_loop=not args.no_loop)
+    rows = profile_rows(
+        base, args.method, args.inner_steps, args.iterations, compare_loop=not args.no_loop,
+        auto_threads=args.threads is None,
+    )
     if args.json:
         print(json.dumps({"rows": rows, "device": base.device}))
         return 0
@@ -282,10 +293,19 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _apply_threads(args: argparse.Namespace) -> None:
+    if getattr(args, "threads", None) is not None:
+        _positive("threads", args.threads)
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``imaml`` console script."""
     try:
         args = build_parser().parse_args(argv)
+        _apply_threads(args)
         handler = {"train": cmd_train, "eval": cmd_eval, "profile": cmd_profile}[args.command]
         return handler(args)
     except ImamlError as exc:

@@ -53,6 +53,7 @@ class ExperimentConfig:
     inner_safeguard: bool = _f(True, True, "iMAML-GD: halve a task's step when its objective rises")
     hf_cg_steps: int = _f(10, True, "CG iterations per Newton step of the HF inner solver", ge=1, le=1000)
     analytic_grads: bool = _f(True, True, "hand-written exact MLP gradients and HVPs (off: autograd)")
+    compile: bool = _f(False, True, "torch.compile the hand-written MLP derivatives (first steps are slow)")
     meta_lr: float = _f(1e-3, True, "Adam step size on theta", gt=0.0, le=10.0)
     meta_batch: int = _f(25, True, "tasks per meta-iteration", ge=1, le=100000)
     shots: int = _f(10, False, "support points per task (K)", ge=1, le=10000)

@@ -48,7 +48,7 @@ def implicit_batched(
     test, v = test_loss.value_and_grad(phi)
     if cg_steps > 0:
         _, g_train, hvp, kept = train_loss.hvp_operator(phi)
-        grad, info = batched_cg(lambda x: x + hvp(x) / lam, v, cg_steps, cg_tol, x0=v)
+        grad, info = batched_cg(lambda x: torch.add(x, hvp(x), alpha=1.0 / lam), v, cg_steps, cg_tol, x0=v)
         del kept, hvp
     else:
         _, g_train = train_loss.value_and_grad(phi)

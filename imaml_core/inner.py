@@ -120,7 +120,7 @@ def hf_batched(
     for k in range(1, steps + 1):
         loss, grad, hvp, kept = task_loss.hvp_operator(phi)
         obj, g = _prox(loss, grad, phi, theta, lam)
-        direction, _ = batched_cg(lambda v, hvp=hvp: hvp(v) + lam * v, -g, max(cg_steps, 1), cg_tol)
+        direction, _ = batched_cg(lambda v, hvp=hvp: torch.add(hvp(v), v, alpha=lam), -g, max(cg_steps, 1), cg_tol)
         del kept, hvp
         slope = batch_dot(g, direction)  # < 0 for a descent direction
         # A direction that is not a descent direction (only possible through rounding) falls back to -g.

@@ -5,103 +5,127 @@ node per view, reshape and split. Writing the backward pass (and Pearlmutter's R
 with one batched matmul per layer roughly halves the operations. Exactness against autograd is tested in
 float64 (tests/test_mlp_derivatives.py). ReLU's second derivative is zero almost everywhere, so the
 R-operator below is the exact Hessian wherever the loss is twice differentiable.
+
+The maths are pure functions of tensors (plus the constant layout), so ``torch.compile`` can fuse them
+without guarding on per-meta-iteration objects; ``compiled=True`` switches to the compiled versions.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
+import torch
 from torch import Tensor
 
 from .objective import Matvec
 from .params import ParamLayout
 
+Weights = list[tuple[Tensor, Tensor]]
+
+
+def _weights(layout: ParamLayout, n_layers: int, phi: Tensor) -> Weights:
+    p = layout.unflatten(phi)
+    return [(p[f"{2 * i}.weight"], p[f"{2 * i}.bias"]) for i in range(n_layers)]
+
+
+def _flat(layout: ParamLayout, grads: Weights) -> Tensor:
+    """Per-layer (weight, bias) gradients -> (B, P) in the layout's order (whatever order theta has)."""
+    by_name = {}
+    for i, (gw, gb) in enumerate(grads):
+        by_name[f"{2 * i}.weight"], by_name[f"{2 * i}.bias"] = gw, gb
+    return layout.flatten(by_name, batch=grads[0][0].shape[0])
+
+
+def _forward_backward(
+    layout: ParamLayout, n_layers: int, phi: Tensor, x: Tensor, y: Tensor
+) -> tuple[Tensor, Weights, list[Tensor], list[Tensor], list[Tensor]]:
+    """Loss, weights, layer inputs, ReLU masks and d loss / d z_i of every layer (scaled by 2/N)."""
+    wb = _weights(layout, n_layers, phi)
+    inputs, masks = [x], []
+    z = x
+    for i, (w, b) in enumerate(wb):
+        z = b.unsqueeze(1).baddbmm(inputs[-1], w.mT)
+        if i < n_layers - 1:
+            h = torch.relu(z)
+            masks.append(torch.sign(h))  # ReLU'(z) as a float mask: no bool->float conversion per use
+            inputs.append(h)
+    err = z - y
+    loss = (err * err).flatten(1).mean(1)
+    deltas = [err * (2.0 / (y.shape[1] * y.shape[2]))]
+    for i in range(n_layers - 1, 0, -1):
+        deltas.append((deltas[-1] @ wb[i][0]) * masks[i - 1])
+    return loss, wb, inputs, masks, deltas[::-1]
+
+
+def _grad(layout: ParamLayout, inputs: list[Tensor], deltas: list[Tensor]) -> Tensor:
+    return _flat(layout, [(d.mT @ a, d.sum(1)) for d, a in zip(deltas, inputs, strict=True)])
+
+
+def value_and_grad(layout: ParamLayout, n_layers: int, phi: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-task losses (B,) and gradients (B, P)."""
+    loss, _, inputs, _, deltas = _forward_backward(layout, n_layers, phi, x, y)
+    return loss, _grad(layout, inputs, deltas)
+
+
+def hvp(
+    layout: ParamLayout,
+    n_layers: int,
+    v: Tensor,
+    wb: Weights,
+    inputs: list[Tensor],
+    masks: list[Tensor],
+    deltas: list[Tensor],
+    scale: float,
+) -> Tensor:
+    """H v per task by the R-operator, from the forward/backward state at phi."""
+    rwb = _weights(layout, n_layers, v)
+    # R-forward: directional derivatives r_z of every pre-activation, r_a of every hidden layer's input.
+    r_inputs: list[Tensor] = []
+    r_z = rwb[0][1].unsqueeze(1).baddbmm(inputs[0], rwb[0][0].mT)
+    for i in range(1, n_layers):
+        r_inputs.append(r_z * masks[i - 1])
+        rw, rb = rwb[i]
+        r_z = rb.unsqueeze(1).baddbmm(inputs[i], rw.mT).baddbmm(r_inputs[-1], wb[i][0].mT)
+    # R-backward: the directional derivative of every layer's weight and bias gradient.
+    r_d = r_z * scale
+    out: Weights = []
+    for i in range(n_layers - 1, -1, -1):
+        gw = r_d.mT @ inputs[i]
+        if i:
+            gw = gw.baddbmm(deltas[i].mT, r_inputs[i - 1])
+        out.append((gw, r_d.sum(1)))
+        if i:
+            r_d = (r_d @ wb[i][0]).baddbmm(deltas[i], rwb[i][0]) * masks[i - 1]
+    return _flat(layout, out[::-1])
+
+
+@functools.cache
+def _compiled(fn: Callable) -> Callable:
+    """One compiled version per function, with dynamic shapes so a new meta-batch size doesn't recompile."""
+    return torch.compile(fn, dynamic=True)
+
 
 class MLPMSEDerivatives:
     """Loss 1/N sum (f(x) - y)^2 per task for the ``MLP`` laid out by ``layout``; x, y: (B, N, ·)."""
 
-    def __init__(self, layout: ParamLayout, n_layers: int, x: Tensor, y: Tensor) -> None:
+    def __init__(self, layout: ParamLayout, n_layers: int, x: Tensor, y: Tensor, compiled: bool = False) -> None:
         self.layout = layout
         self.n_layers = n_layers
         self.x = x
         self.y = y
         self.scale = 2.0 / (y.shape[1] * y.shape[2])
-
-    def _weights(self, phi: Tensor) -> list[tuple[Tensor, Tensor]]:
-        p = self.layout.unflatten(phi)
-        return [(p[f"{2 * i}.weight"], p[f"{2 * i}.bias"]) for i in range(self.n_layers)]
-
-    def _forward(self, wb: list[tuple[Tensor, Tensor]]) -> tuple[list[Tensor], list[Tensor], Tensor]:
-        inputs, masks = [self.x], []
-        h = self.x
-        for i, (w, b) in enumerate(wb):
-            z = b.unsqueeze(1).baddbmm(h, w.mT)
-            if i == self.n_layers - 1:
-                return inputs, masks, z
-            mask = z > 0
-            h = z * mask
-            masks.append(mask)
-            inputs.append(h)
-        raise AssertionError("unreachable")
-
-    def _flat(self, grads: list[tuple[Tensor, Tensor]]) -> Tensor:
-        """Per-layer (weight, bias) gradients -> (B, P) in the layout's order (whatever order theta has)."""
-        by_name = {}
-        for i, (gw, gb) in enumerate(grads):
-            by_name[f"{2 * i}.weight"], by_name[f"{2 * i}.bias"] = gw, gb
-        return self.layout.flatten(by_name, batch=self.x.shape[0])
-
-    def _backward(
-        self, wb: list[tuple[Tensor, Tensor]], inputs: list[Tensor], masks: list[Tensor], d: Tensor
-    ) -> list[tuple[Tensor, Tensor]]:
-        grads: list[tuple[Tensor, Tensor]] = []
-        for i in range(self.n_layers - 1, -1, -1):
-            grads.append((d.mT @ inputs[i], d.sum(1)))
-            if i:
-                d = (d @ wb[i][0]) * masks[i - 1]
-        return grads[::-1]
+        self._value_and_grad = _compiled(value_and_grad) if compiled else value_and_grad
+        self._hvp = _compiled(hvp) if compiled else hvp
 
     def value_and_grad(self, phi: Tensor) -> tuple[Tensor, Tensor]:
-        wb = self._weights(phi)
-        inputs, masks, out = self._forward(wb)
-        err = out - self.y
-        loss = (err * err).flatten(1).mean(1)
-        return loss, self._flat(self._backward(wb, inputs, masks, err * self.scale))
+        return self._value_and_grad(self.layout, self.n_layers, phi, self.x, self.y)
 
     def hvp_operator(self, phi: Tensor) -> tuple[Tensor, Tensor, Matvec, tuple[Tensor, ...]]:
-        wb = self._weights(phi)
-        inputs, masks, out = self._forward(wb)
-        err = out - self.y
-        loss = (err * err).flatten(1).mean(1)
-        d_out = err * self.scale
-        grad = self._flat(self._backward(wb, inputs, masks, d_out))
-        # Output-side errors of every layer, needed by the R-backward pass.
-        deltas = [d_out]
-        for i in range(self.n_layers - 1, 0, -1):
-            deltas.append((deltas[-1] @ wb[i][0]) * masks[i - 1])
-        deltas = deltas[::-1]  # deltas[i]: dLoss/dz_i (times the 2/N scale)
+        loss, wb, inputs, masks, deltas = _forward_backward(self.layout, self.n_layers, phi, self.x, self.y)
 
         def matvec(v: Tensor) -> Tensor:
-            rwb = self._weights(v)
-            # R-forward: directional derivatives of every layer's input and output.
-            r_inputs = [self.x.new_zeros(())]
-            r_z = None
-            for i, (w, _b) in enumerate(wb):
-                rw, rb = rwb[i]
-                r_z = rb.unsqueeze(1).baddbmm(inputs[i], rw.mT)
-                if i:
-                    r_z = r_z + r_inputs[i] @ w.mT
-                if i < self.n_layers - 1:
-                    r_inputs.append(r_z * masks[i])
-            # R-backward.
-            r_d = r_z * self.scale
-            out_grads: list[tuple[Tensor, Tensor]] = []
-            for i in range(self.n_layers - 1, -1, -1):
-                gw = r_d.mT @ inputs[i]
-                if i:
-                    gw = gw + deltas[i].mT @ r_inputs[i]
-                out_grads.append((gw, r_d.sum(1)))
-                if i:
-                    r_d = (r_d @ wb[i][0] + deltas[i] @ rwb[i][0]) * masks[i - 1]
-            return self._flat(out_grads[::-1])
+            return self._hvp(self.layout, self.n_layers, v, wb, inputs, masks, deltas, self.scale)
 
         kept = (*inputs[1:], *masks, *deltas)
-        return loss, grad, matvec, kept
+        return loss, _grad(self.layout, inputs, deltas), matvec, kept

@@ -15,6 +15,7 @@ import torch
 
 from .config import ExperimentConfig
 from .reference_loop import per_task_step
+from .threads import use_threads_for
 from .trainer import MetaTrainer
 
 
@@ -47,13 +48,20 @@ def profile_rows(
     iterations: int = 5,
     compare_loop: bool = True,
     loop_iterations: int | None = None,
+    auto_threads: bool = True,
 ) -> list[dict[str, object]]:
-    """One row per (method, inner steps): seconds_per_iteration, memory_bytes, and for iMAML the loop's."""
+    """One row per (method, inner steps): seconds_per_iteration, memory_bytes, and for iMAML the loop's.
+
+    With ``auto_threads`` each row runs with the engine's CPU thread policy (threads.py); the per-task loop
+    of a row runs with the same thread count as the engine, so the speed-up compares like with like.
+    """
     rows: list[dict[str, object]] = []
     for method in methods:
         for steps in inner_steps:
             cfg = base.replace(method=method, inner_steps=steps, val_every=0)
-            seconds, memory = time_steps(MetaTrainer(cfg), iterations)
+            trainer = MetaTrainer(cfg)
+            threads = use_threads_for(cfg.meta_batch, trainer.theta.numel(), trainer.device) if auto_threads else 0
+            seconds, memory = time_steps(trainer, iterations)
             row: dict[str, object] = {
                 "method": method,
                 "inner_solver": cfg.inner_solver if method == "imaml" else "gd",
@@ -61,6 +69,7 @@ def profile_rows(
                 "meta_batch": cfg.meta_batch,
                 "seconds_per_iteration": seconds,
                 "memory_bytes": memory,
+                "threads": threads or torch.get_num_threads(),
             }
             if compare_loop and method == "imaml":
                 loop_s, _ = time_steps(MetaTrainer(cfg), loop_iterations or max(1, min(iterations, 3)), loop=True)

@@ -116,7 +116,8 @@ class MetaTrainer:
 
         exact = None
         if self._config.analytic_grads and isinstance(self.model, MLP):
-            exact = MLPMSEDerivatives(self.layout, len(self.model.widths) - 1, x, y)
+            n_layers = len(self.model.widths) - 1
+            exact = MLPMSEDerivatives(self.layout, n_layers, x, y, compiled=self._config.compile)
         return TaskLoss(per_task, exact)
 
     def params(self) -> Params:
