@@ -1,9 +1,11 @@
 """CPU thread policy for the engine.
 
-A sinusoid meta-iteration is thousands of tiny operations: spreading each over several threads costs more
-in synchronisation than it saves (measured here: meta-batch 25 ran ~15x slower with 2 threads than with 1
-while another process used the other core), while meta-batch 400 gains from a second thread. The CLI and
-the GUI call ``use_threads_for`` before training; library users keep full control of torch's setting.
+A sinusoid meta-iteration is thousands of small operations: spreading each over several threads costs more
+in synchronisation than it saves. Measured here (2 cores, another process busy): meta-batch 25 took 14 ms
+with 1 thread and 82 ms with 2 (OMP_WAIT_POLICY=PASSIVE; ~340 ms with OpenMP's default spinning);
+meta-batch 400 took 0.20 s with 1 thread and 0.29 s with 2. So one thread unless a batched tensor is
+really large. The CLI calls ``use_threads_for`` before training (``--threads`` overrides it); library users
+keep full control of torch's setting.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 
 import torch
 
-SMALL_WORK = 250_000  # elements in a (meta-batch, parameters) tensor below which one thread is faster
+SMALL_WORK = 4_000_000  # elements in a (meta-batch, parameters) tensor below which one thread is faster
 
 
 def recommended_threads(meta_batch: int, n_params: int) -> int:
