@@ -13,6 +13,7 @@ without guarding on per-meta-iteration objects; ``compiled=True`` switches to th
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -100,10 +101,29 @@ def hvp(
     return _flat(layout, out[::-1])
 
 
+class _CompiledOrEager:
+    """``torch.compile(fn)`` that falls back to ``fn`` for good if compiling fails (no C++ compiler, an
+    unsupported backend): the switch may make things faster, never broken."""
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn = fn
+        self.compiled: Callable | None = torch.compile(fn, dynamic=True)
+        self.error = ""
+
+    def __call__(self, *args: object) -> object:
+        if self.compiled is not None:
+            try:
+                return self.compiled(*args)
+            except Exception as exc:  # noqa: BLE001 - any compiler failure means: use eager
+                self.compiled, self.error = None, f"{type(exc).__name__}: {exc}".splitlines()[0]
+                warnings.warn(f"torch.compile failed, using eager mode: {self.error}", RuntimeWarning, stacklevel=2)
+        return self.fn(*args)
+
+
 @functools.cache
-def _compiled(fn: Callable) -> Callable:
+def _compiled(fn: Callable) -> _CompiledOrEager:
     """One compiled version per function, with dynamic shapes so a new meta-batch size doesn't recompile."""
-    return torch.compile(fn, dynamic=True)
+    return _CompiledOrEager(fn)
 
 
 class MLPMSEDerivatives:

@@ -149,16 +149,35 @@ class MetaTrainer:
             message = _divergence(cfg, mg, grad)
         diverged = bool(message)
         if not diverged:
-            self.theta.grad = grad
-            self.optimizer.step()
-            self.theta.grad = None
-            self.iteration += 1
+            message = self._apply(grad)
+            diverged = bool(message)
         val = float("nan")
         if not diverged and cfg.val_every and self.iteration % cfg.val_every == 0:
             val = self.validation_loss()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return self._report(cfg, mg, grad, pre, val, mem["bytes"] if mg else 0, start, message)
+
+    def _apply(self, grad: Tensor) -> str:
+        """Adam step on theta; undone (theta and Adam state restored) if it would leave theta non-finite."""
+        theta = self.theta.clone()
+        state = {k: v.clone() if isinstance(v, Tensor) else v for k, v in self.optimizer.state[self.theta].items()}
+        self.theta.grad = grad
+        self.optimizer.step()
+        self.theta.grad = None
+        if bool(torch.isfinite(self.theta.sum())):
+            self.iteration += 1
+            return ""
+        with torch.no_grad():
+            self.theta.copy_(theta)
+        if state:
+            self.optimizer.state[self.theta] = state
+        else:
+            self.optimizer.state.pop(self.theta, None)
+        return (
+            "meta-iteration skipped, theta unchanged: the Adam update overflowed "
+            f"(meta-gradient norm {float(grad.norm()):.3g}); lower meta_lr or check the inner settings"
+        )
 
     def _report(
         self,

@@ -45,3 +45,30 @@ def test_analytic_gradient_follows_the_layout_order_of_theta():
         return ((trainer.model.forward(layout.unflatten(p), tasks.x_support) - tasks.y_support) ** 2).mean((1, 2))
 
     assert rel_err(exact.value_and_grad(phi)[1], TaskLoss(loss).value_and_grad(phi)[1]) < 1e-12
+
+
+def test_compiled_derivatives_match_eager_and_fall_back_when_compiling_fails(monkeypatch):
+    from imaml_core import mlp_derivatives
+
+    cfg = ExperimentConfig(meta_batch=3, val_every=0, val_tasks=2, hidden=[8], dtype="float64")
+    eager, compiled = MetaTrainer(cfg), MetaTrainer(cfg.replace(compile=True))
+    tasks = eager._sample(3, 10, 10, eager._tasks)
+    phi = eager.theta.expand(3, -1).clone()
+    v = torch.randn(phi.shape, dtype=F64, generator=torch.Generator().manual_seed(1))
+    fast = compiled.losses(tasks.x_support, tasks.y_support)
+    slow = eager.losses(tasks.x_support, tasks.y_support)
+    # Compiled kernels may reorder floating-point sums: agreement to ~1e-12 in float64.
+    assert rel_err(fast.value_and_grad(phi)[1], slow.value_and_grad(phi)[1]) < 1e-12
+    assert rel_err(fast.hvp_operator(phi)[2](v), slow.hvp_operator(phi)[2](v)) < 1e-12
+
+    def broken(fn, dynamic=True):
+        def fail(*args):
+            raise RuntimeError("no C++ compiler")
+
+        return fail
+
+    monkeypatch.setattr(mlp_derivatives.torch, "compile", broken)
+    fallback = mlp_derivatives._CompiledOrEager(mlp_derivatives.value_and_grad)
+    with pytest.warns(RuntimeWarning, match="using eager mode"):
+        out = fallback(compiled.layout, 2, phi, tasks.x_support, tasks.y_support)
+    assert rel_err(out[1], slow.value_and_grad(phi)[1]) == 0
