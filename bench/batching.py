@@ -87,7 +87,8 @@ def plot(rows: list[dict], path: Path) -> None:
     t_ax.loglog(b, [r["engine_seconds"] for r in rows], "o-", label="engine (batched)")
     t_ax.loglog(b, [r["loop_seconds"] for r in rows], "s-", label="per-task loop")
     t_ax.set(xlabel="meta-batch", ylabel="seconds per meta-iteration (median)", title="Time per meta-iteration")
-    s_ax.semilogx(b, [r["speedup"] for r in rows], "o-")
+    s_ax.semilogx(b, [r["speedup"] for r in rows], "o-", label="wall-clock")
+    s_ax.semilogx(b, [r["speedup_cpu"] for r in rows], "s--", label="CPU time")
     s_ax.axhline(SPEEDUP_TARGET, color="grey", ls="--", lw=1, label=f"{SPEEDUP_TARGET:g}× (target at B=25)")
     s_ax.set(xlabel="meta-batch", ylabel="loop / engine", title="Speed-up of the batched engine")
     for ax in (t_ax, s_ax):
@@ -99,13 +100,18 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
 def summary(rows: list[dict]) -> str:
     out = [
         "## Batching: engine vs per-task loop",
         "",
         "Default config (iMAML-GD, λ 20, 10 inner steps, 5 CG steps, 10 shots); medians, engine and loop "
         "timed alternately in the same run. Wall-clock milliseconds; the (CPU time) columns use the process's "
-        "CPU time instead, which background load disturbs less.",
+        "CPU time instead, which background load disturbs less (under load a long loop iteration is "
+        "preempted more often than a short engine step, which inflates the wall-clock speed-up).",
         "",
     ]
     table = [
@@ -139,15 +145,16 @@ def summary(rows: list[dict]) -> str:
     by_b = {r["meta_batch"]: r for r in rows}
     out.append("")
     if 25 in by_b:
-        s = by_b[25]["speedup"]
-        c = by_b[25]["speedup_cpu"]
-        verdict = "PASS" if s >= SPEEDUP_TARGET else "FAIL"
-        out.append(f"- Speed-up at meta-batch 25: {s:.1f}× wall-clock, {c:.1f}× CPU time ({verdict}: ≥ 30×)")
-    if 400 in by_b and 25 in by_b:
-        ratio, cpu = by_b[400]["engine_vs_batch25"], by_b[400]["engine_vs_batch25_cpu"]
-        verdict = "PASS" if ratio <= SCALING_TARGET else "FAIL"
+        wall, cpu = by_b[25]["speedup"], by_b[25]["speedup_cpu"]
         out.append(
-            f"- Engine time at meta-batch 400 / 25: {ratio:.2f}× wall-clock, {cpu:.2f}× CPU time ({verdict}: ≤ 8×)"
+            f"- Speed-up at meta-batch 25 (target ≥ {SPEEDUP_TARGET:g}×): {wall:.1f}× wall-clock "
+            f"({_verdict(wall >= SPEEDUP_TARGET)}), {cpu:.1f}× CPU time ({_verdict(cpu >= SPEEDUP_TARGET)})"
+        )
+    if 400 in by_b and 25 in by_b:
+        wall, cpu = by_b[400]["engine_vs_batch25"], by_b[400]["engine_vs_batch25_cpu"]
+        out.append(
+            f"- Engine time at meta-batch 400 / 25 (target ≤ {SCALING_TARGET:g}×): {wall:.2f}× wall-clock "
+            f"({_verdict(wall <= SCALING_TARGET)}), {cpu:.2f}× CPU time ({_verdict(cpu <= SCALING_TARGET)})"
         )
     return "\n".join(out)
 

@@ -202,7 +202,9 @@ def main(argv: Sequence[str] | None = None) -> str:
         lines = [*lines[:2], markdown_table(headers, table), "", *lines[2:]]
     lines.append(
         f"\nSame config for both: λ {cfg.lam:g}, {cfg.inner_steps} inner GD steps of {cfg.inner_lr:g} "
-        f"(unsafeguarded), {cfg.cg_steps} CG steps, {cfg.shots} shots; median of {repeats} alternated runs."
+        f"(unsafeguarded), {cfg.cg_steps} CG steps, {cfg.shots} shots; median of {repeats} alternated runs. "
+        "The gradient check (torchopt only: higher's MAML has no per-task counterpart in the public API) "
+        "runs CG to 100 steps on both sides on one batch."
     )
     text = "\n".join(lines)
     write_markdown(args.out, "external", text)
