@@ -9,6 +9,7 @@ the same seed, timed alternately in the same run so that background load hits bo
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -22,21 +23,32 @@ import matplotlib.pyplot as plt  # noqa: E402
 from imaml_core import ExperimentConfig, MetaTrainer  # noqa: E402
 from imaml_core.reference_loop import per_task_step  # noqa: E402
 
-from .common import markdown_table, parse_args, setup_timing, write_csv, write_markdown  # noqa: E402
+from .common import (
+    add_device_option,
+    device_name,
+    markdown_table,
+    parse_args,
+    setup_timing,
+    sync,
+    write_csv,
+    write_markdown,
+)  # noqa: E402
 
 SPEEDUP_TARGET = 30.0  # the issue: engine >= 30x faster than the loop at meta-batch 25
 SCALING_TARGET = 8.0  # the issue: engine at meta-batch 400 <= 8x its time at meta-batch 25
 
 
-def _timed(fn: Callable[[], object]) -> tuple[float, float]:
+def _timed(fn: Callable[[], object], device: str) -> tuple[float, float]:
     """Wall-clock and process CPU seconds of one call (CPU time is less disturbed by background load)."""
+    sync(device)
     wall, cpu = time.perf_counter(), time.process_time()
     fn()
+    sync(device)
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def alternate(
-    engine: Callable[[], object], loop: Callable[[], object], engine_reps: int, loop_reps: int
+    engine: Callable[[], object], loop: Callable[[], object], engine_reps: int, loop_reps: int, device: str = "cpu"
 ) -> dict[str, float]:
     """Median wall and CPU seconds of both, one warm-up each, timed in alternation."""
     engine()
@@ -45,9 +57,9 @@ def alternate(
     lp: list[tuple[float, float]] = []
     for i in range(max(engine_reps, loop_reps)):
         if i < engine_reps:
-            eng.append(_timed(engine))
+            eng.append(_timed(engine, device))
         if i < loop_reps:
-            lp.append(_timed(loop))
+            lp.append(_timed(loop, device))
     return {
         "engine_seconds": statistics.median(t[0] for t in eng),
         "loop_seconds": statistics.median(t[0] for t in lp),
@@ -58,12 +70,12 @@ def alternate(
     }
 
 
-def measure(batches: Sequence[int], engine_reps: int, loop_reps: dict[int, int]) -> list[dict]:
+def measure(batches: Sequence[int], engine_reps: int, loop_reps: dict[int, int], device: str = "cpu") -> list[dict]:
     rows = []
     for b in batches:
-        cfg = ExperimentConfig(meta_batch=b, val_every=0)
+        cfg = ExperimentConfig(meta_batch=b, val_every=0, device=device)
         engine, reference = MetaTrainer(cfg), MetaTrainer(cfg)
-        t = alternate(engine.step, lambda r=reference: per_task_step(r), engine_reps, loop_reps[b])
+        t = alternate(engine.step, lambda r=reference: per_task_step(r), engine_reps, loop_reps[b], device)
         rows.append(
             {
                 "meta_batch": b,
@@ -81,7 +93,7 @@ def measure(batches: Sequence[int], engine_reps: int, loop_reps: dict[int, int])
     return rows
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, where: str) -> None:
     fig, (t_ax, s_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
     b = [r["meta_batch"] for r in rows]
     t_ax.loglog(b, [r["engine_seconds"] for r in rows], "o-", label="engine (batched)")
@@ -94,7 +106,7 @@ def plot(rows: list[dict], path: Path) -> None:
     for ax in (t_ax, s_ax):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle("iMAML-GD, 10 inner steps, 5 CG steps, 10 shots, CPU (1 thread)")
+    fig.suptitle(f"iMAML-GD, 10 inner steps, 5 CG steps, 10 shots, {where}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -104,9 +116,9 @@ def _verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def summary(rows: list[dict]) -> str:
+def summary(rows: list[dict], where: str) -> str:
     out = [
-        "## Batching: engine vs per-task loop",
+        f"## Batching: engine vs per-task loop ({where})",
         "",
         "Default config (iMAML-GD, λ 20, 10 inner steps, 5 CG steps, 10 shots); medians, engine and loop "
         "timed alternately in the same run. Wall-clock milliseconds; the (CPU time) columns use the process's "
@@ -159,17 +171,46 @@ def summary(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def _options(parser: argparse.ArgumentParser) -> None:
+    add_device_option(parser)
+    parser.add_argument(
+        "--batches",
+        type=lambda t: [int(v) for v in t.split(",")],
+        default=None,
+        help="comma-separated meta-batch sizes (default 1,5,25,100,400)",
+    )
+
+
+def loop_repeats(batch: int) -> int:
+    """Fewer runs of the slow per-task loop at large meta-batches (its time is steady there)."""
+    return (
+        21
+        if batch <= 1
+        else 11
+        if batch <= 5
+        else 9
+        if batch <= 25
+        else 3
+        if batch <= 100
+        else 2
+        if batch <= 400
+        else 1
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> str:
-    args = parse_args(__doc__.splitlines()[0], argv)
+    args = parse_args(__doc__.splitlines()[0], argv, _options)
     setup_timing()
     if args.quick:
-        batches, engine_reps, loop_reps = [1, 5, 25], 5, {1: 3, 5: 3, 25: 2}
+        batches, engine_reps, loop_reps = args.batches or [1, 5, 25], 5, {b: 2 for b in args.batches or [1, 5, 25]}
     else:
-        batches, engine_reps, loop_reps = [1, 5, 25, 100, 400], 21, {1: 21, 5: 11, 25: 9, 100: 3, 400: 2}
-    rows = measure(batches, engine_reps, loop_reps)
+        batches, engine_reps = args.batches or [1, 5, 25, 100, 400], 21
+        loop_reps = {b: loop_repeats(b) for b in batches}
+    rows = measure(batches, engine_reps, loop_reps, args.device)
+    where = device_name(args.device)
     write_csv(args.out / "batching.csv", rows)
-    plot(rows, args.out / "batching.png")
-    text = summary(rows)
+    plot(rows, args.out / "batching.png", where)
+    text = summary(rows, where)
     write_markdown(args.out, "batching", text)
     return text
 

@@ -49,6 +49,22 @@ def parse_args(
     return args
 
 
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the engine runs")
+
+
+def device_name(device: str) -> str:
+    """The CPU model, or the CUDA card, for tables and plot titles."""
+    if device == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"{cpu_model()} CPU, {THREADS} thread"
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
 def setup_timing() -> None:
     """Single-threaded torch so that medians are stable while other work shares the CPU."""
     torch.set_num_threads(THREADS)
