@@ -2,14 +2,15 @@
 
 Shared by ``imaml profile`` and ``bench/``. Each row is measured on a fresh trainer with identical tasks
 (same seed), after one warm-up iteration; times are medians. For iMAML rows the straightforward per-task
-loop of the same algorithm can be timed in the same run, for the speed-up column.
+loop of the same algorithm can be timed in the same run, for the speed-up column: engine and loop
+iterations alternate, so both see the same machine load (a shared machine's load drifts by seconds).
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -24,21 +25,41 @@ def _sync(trainer: MetaTrainer) -> None:
         torch.cuda.synchronize(trainer.device)
 
 
-def time_steps(trainer: MetaTrainer, iterations: int, loop: bool = False) -> tuple[float, int]:
+def time_steps(trainer: MetaTrainer, iterations: int) -> tuple[float, int]:
     """Median seconds per meta-iteration and median memory bytes (memory from the engine's probe)."""
     seconds: list[float] = []
     memory: list[int] = []
     for i in range(iterations + 1):
         _sync(trainer)
         start = time.perf_counter()
-        if loop:
-            per_task_step(trainer)
-        else:
-            memory.append(trainer.step().memory_bytes)
+        memory.append(trainer.step().memory_bytes)
         _sync(trainer)
         if i:  # the first iteration is a warm-up (allocator, lazy init)
             seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds), int(statistics.median(memory)) if memory else 0
+    return statistics.median(seconds), int(statistics.median(memory))
+
+
+def _timed(trainer: MetaTrainer, run: Callable[[MetaTrainer], object]) -> float:
+    _sync(trainer)
+    start = time.perf_counter()
+    run(trainer)
+    _sync(trainer)
+    return time.perf_counter() - start
+
+
+def compare_with_loop(cfg: ExperimentConfig, rounds: int, engine_per_round: int = 5) -> tuple[float, float]:
+    """Median seconds per meta-iteration of the engine and of the per-task loop, measured in alternating
+    blocks (one loop iteration, then ``engine_per_round`` engine iterations) so that both see the same load.
+    """
+    engine, loop = MetaTrainer(cfg), MetaTrainer(cfg)
+    engine.step()
+    per_task_step(loop)  # warm-ups
+    engine_s: list[float] = []
+    loop_s: list[float] = []
+    for _ in range(rounds):
+        loop_s.append(_timed(loop, per_task_step))
+        engine_s += [_timed(engine, MetaTrainer.step) for _ in range(engine_per_round)]
+    return statistics.median(engine_s), statistics.median(loop_s)
 
 
 def profile_rows(
@@ -72,8 +93,9 @@ def profile_rows(
                 "threads": threads or torch.get_num_threads(),
             }
             if compare_loop and method == "imaml":
-                loop_s, _ = time_steps(MetaTrainer(cfg), loop_iterations or max(1, min(iterations, 3)), loop=True)
+                engine_s, loop_s = compare_with_loop(cfg, loop_iterations or max(1, min(iterations, 5)))
                 row["loop_seconds_per_iteration"] = loop_s
-                row["speedup_vs_loop"] = loop_s / seconds
+                row["engine_seconds_alongside_loop"] = engine_s
+                row["speedup_vs_loop"] = loop_s / engine_s
             rows.append(row)
     return rows
