@@ -70,10 +70,12 @@ def alternate(
     }
 
 
-def measure(batches: Sequence[int], engine_reps: int, loop_reps: dict[int, int], device: str = "cpu") -> list[dict]:
+def measure(
+    batches: Sequence[int], engine_reps: int, loop_reps: dict[int, int], device: str = "cpu", compile: bool = False
+) -> list[dict]:
     rows = []
     for b in batches:
-        cfg = ExperimentConfig(meta_batch=b, val_every=0, device=device)
+        cfg = ExperimentConfig(meta_batch=b, val_every=0, device=device, compile=compile)
         engine, reference = MetaTrainer(cfg), MetaTrainer(cfg)
         t = alternate(engine.step, lambda r=reference: per_task_step(r), engine_reps, loop_reps[b], device)
         rows.append(
@@ -206,8 +208,8 @@ def main(argv: Sequence[str] | None = None) -> str:
     else:
         batches, engine_reps = args.batches or [1, 5, 25, 100, 400], 21
         loop_reps = {b: loop_repeats(b) for b in batches}
-    rows = measure(batches, engine_reps, loop_reps, args.device)
-    where = device_name(args.device)
+    rows = measure(batches, engine_reps, loop_reps, args.device, args.compile)
+    where = device_name(args.device) + (", engine compiled" if args.compile else "")
     write_csv(args.out / "batching.csv", rows)
     plot(rows, args.out / "batching.png", where)
     text = summary(rows, where)
