@@ -3,13 +3,16 @@
 ``python -m bench`` (full sizes, a few minutes each) or ``python -m bench --quick`` (seconds; writes
 under bench/results/quick/, RESULTS.md included, and leaves bench/RESULTS.md alone). The optional
 comparison with torchopt and higher (bench/external.py) runs here only when those import; otherwise its
-last saved table is kept. Only the block between the "generated" markers of RESULTS.md is rewritten;
+last saved table is kept (``python -m bench --collect`` rebuilds RESULTS.md after running it in its own
+venv). Only the block between the "generated" markers of RESULTS.md is rewritten;
 notes written by hand outside it stay.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -55,6 +58,7 @@ the project's, with the pinned CPU torch (an unpinned torch pulls multi-GB CUDA 
 python3 -m venv /tmp/benchvenv
 /tmp/benchvenv/bin/pip install torch==2.13.0 torchopt higher safetensors tomli-w psutil tqdm
 PYTHONPATH=$PWD /tmp/benchvenv/bin/python -m bench.external
+PYTHONPATH=. .venv/bin/python -m bench --collect   # puts its table into this file
 ```
 
 learn2learn was not available: its wheel failed to build against torch 2.13 on this machine.
@@ -108,16 +112,30 @@ def update(target: Path, generated: str) -> None:
     target.write_text(text, encoding="utf-8")
 
 
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--collect",
+        action="store_true",
+        help="run nothing: rebuild RESULTS.md from the saved results (e.g. after bench.external in its own venv)",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(__doc__.splitlines()[0], argv)
-    before = environment()
-    runtimes: dict[str, float] = {}
-    for name in SCRIPTS:
-        runtimes[name] = run(name, args.quick, args.out)
-    if importlib.util.find_spec("torchopt") or importlib.util.find_spec("higher"):
-        runtimes["external"] = run("external", args.quick, args.out)
+    args = parse_args(__doc__.splitlines()[0], argv, _options)
+    saved = args.out / "run.json"  # environment and runtimes of the last full run, for --collect
+    if args.collect:
+        run_info = json.loads(saved.read_text(encoding="utf-8"))
+    else:
+        before = environment()
+        runtimes: dict[str, float] = {}
+        for name in SCRIPTS:
+            runtimes[name] = run(name, args.quick, args.out)
+        if importlib.util.find_spec("torchopt") or importlib.util.find_spec("higher"):
+            runtimes["external"] = run("external", args.quick, args.out)
+        run_info = {"before": before, "after": environment(), "runtimes": runtimes}
+        saved.write_text(json.dumps(run_info, indent=1), encoding="utf-8")
     target = RESULTS.parent / "RESULTS.md" if args.out.resolve() == RESULTS else args.out / "RESULTS.md"
-    update(target, collect(args.out, target, before, environment(), runtimes))
+    update(target, collect(args.out, target, run_info["before"], run_info["after"], run_info["runtimes"]))
     print(f"\nwrote {target}")
 
 

@@ -181,6 +181,7 @@ def _options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="comma-separated meta-batch sizes (default 1,5,25,100,400)",
     )
+    parser.add_argument("--compile", action="store_true", help="engine with torch.compile (write to another --out)")
 
 
 def loop_repeats(batch: int) -> int:
