@@ -196,8 +196,8 @@ class MetaTrainer:
         return StepReport(
             iteration=self.iteration,
             config=cfg,
-            meta_loss=float(mg.post_loss.mean()) if mg is not None else nan,
-            pre_loss=float(pre.mean()),
+            meta_loss=float(mg.post_loss.double().mean()) if mg is not None else nan,
+            pre_loss=float(pre.double().mean()),
             val_loss=val,
             cg_residual=float(cg.residual.float().mean()) if ran_cg else nan,
             cg_iterations=float(cg.iterations.float().mean()) if ran_cg else 0.0,
@@ -205,7 +205,7 @@ class MetaTrainer:
             stationarity=float(mg.stationarity.float().mean()) if mg is not None else nan,
             memory_bytes=memory,
             seconds=time.perf_counter() - start,
-            grad_norm=float(grad.norm()) if grad is not None else nan,
+            grad_norm=float(grad.double().norm()) if grad is not None else nan,  # float64: no overflow
             diverged=bool(message),
             message=message,
             task_post_loss=mg.post_loss.detach().cpu().numpy().copy() if mg is not None else np.zeros(0),
