@@ -14,7 +14,7 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import QLabel, QPushButton, QSplitter, QWidget
 from superqt.utils import QSignalThrottler
 
-from .plots import Card, make_plot, pen, positive
+from .plots import Card, cache_axes, make_opaque, make_plot, pen, positive
 from .theme import SERIES
 from .worker import PreviewResult, PreviewTask
 
@@ -30,7 +30,8 @@ class SupportPoints(pg.ScatterPlotItem):
 
     def __init__(self) -> None:
         super().__init__(
-            size=11, brush=pg.mkBrush(SERIES["support"]), pen=pg.mkPen("#ffffff", width=1.2), name="support points"
+            size=11, brush=pg.mkBrush(SERIES["support"]), pen=pg.mkPen("#ffffff", width=1.2),
+            name="support points", antialias=True,
         )
         self.xs = np.zeros(0)
         self.ys = np.zeros(0)
@@ -113,15 +114,18 @@ class AdaptationCard(Card):
         item.setLabel("left", "y")
         item.setLabel("bottom", "x")
         item.setMenuEnabled(False)
+        cache_axes(item)
+        make_opaque(self.plot)
         self.view.setMouseEnabled(x=False, y=False)
         item.hideButtons()
-        item.addLegend(offset=(10, 10), labelTextSize="8pt", colCount=2)
-        self.truth = self.plot.plot(name="true function", pen=pen("truth", 2.0, Qt.PenStyle.DashLine))
-        self.before = self.plot.plot(name="θ before adaptation", pen=pen("before", 2.0))
-        self.after = self.plot.plot(name="after k steps", pen=pen("after", 2.5))
+        self._legend_steps = -1
+        self._set_legend(0)
+        self.truth = self.plot.plot(name="true function", pen=pen("truth", 1.5, Qt.PenStyle.DashLine),
+                                    antialias=True)
+        self.before = self.plot.plot(name="θ before adaptation", pen=pen("before", 2.0), antialias=True)
+        self.after = self.plot.plot(name="after k steps", pen=pen("after", 2.5), antialias=True)
         self.points = SupportPoints()
         self.plot.addItem(self.points)
-        item.legend.addItem(self.points, "support points")
 
         self.mse_plot = make_plot("plot_adaptation_mse", "MSE", "adaptation step")
         self.mse_plot.getPlotItem().setLogMode(y=True)
@@ -155,13 +159,19 @@ class AdaptationCard(Card):
         self.truth.setData(result.x_grid, result.y_true)
         self.before.setData(result.x_grid, result.before)
         self.after.setData(result.x_grid, result.after)
-        legend = self.plot.getPlotItem().legend
-        if legend is not None:
-            legend.getLabel(self.after).setText(f"after {result.steps} steps")
+        if result.steps != self._legend_steps:
+            self._set_legend(result.steps)
+            self.after.opts["name"] = f"after {result.steps} steps"
         self.mse.setData(np.arange(len(result.mse_per_step)), positive(result.mse_per_step))
         if new_task and not self.points.dragging:
             self.points.set_points(result.task.x_support, result.task.y_support)
         self._frame(result)
+
+    def _set_legend(self, steps: int) -> None:
+        self._legend_steps = steps
+        after = f"after {steps} adaptation steps" if steps else "after k adaptation steps"
+        self.set_legend([("true function", "truth", "dash"), ("support points", "support", "dot"),
+                         ("θ before adaptation", "before", "line"), (after, "after", "line")])
 
     def _frame(self, result: PreviewResult) -> None:
         """Fixed x range; y fits the true curve and the points (a wild prediction may leave the frame)."""

@@ -12,14 +12,17 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
+    QLabel,
     QMainWindow,
     QMessageBox,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QStyle,
     QToolBar,
@@ -51,7 +54,7 @@ else:  # pragma: no cover
 
 REDRAW_MS = 33  # ~30 Hz
 STATUS_MS = 500
-CARD_MIN_INTERVAL_S = 0.1  # each time-series card redraws at most ~10 times a second
+CARD_MIN_INTERVAL_S = 0.25  # each time-series card redraws at most 4 times a second (two paints each)
 LABELS = {spec.name: spec.label for _title, specs in GROUPS for spec in specs} | {s.name: s.label for s in ADVANCED}
 
 
@@ -117,7 +120,7 @@ class MainWindow(QMainWindow):
         self._redraw.start()
         self._status_timer = QTimer(self)
         self._status_timer.setInterval(STATUS_MS)
-        self._status_timer.timeout.connect(lambda: self.status.refresh(self.iteration))
+        self._status_timer.timeout.connect(self._refresh_status)
         self._status_timer.start()
 
     # -- layout ------------------------------------------------------------------------------------
@@ -136,6 +139,13 @@ class MainWindow(QMainWindow):
                                         self.step, "Run one meta-iteration (S)")
         self.button_reset = self._button(bar, "button_reset", "Reset", QStyle.StandardPixmap.SP_BrowserReload,
                                          self.reset, "New θ from the current settings (Ctrl+R)")
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        bar.addWidget(spacer)
+        self.readout = QLabel("")
+        self.readout.setObjectName("readout")
+        self.readout.setTextFormat(Qt.TextFormat.RichText)
+        bar.addWidget(self.readout)
         self._icons = (style.standardIcon(QStyle.StandardPixmap.SP_MediaPlay),
                        style.standardIcon(QStyle.StandardPixmap.SP_MediaPause))
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
@@ -160,6 +170,8 @@ class MainWindow(QMainWindow):
         for split in (top, bottom, grid):
             split.setChildrenCollapsible(False)
             split.setHandleWidth(6)
+        top.setSizes([440, 500])
+        bottom.setSizes([560, 380])
 
         self.banner = Banner()
         centre = QWidget()
@@ -444,6 +456,20 @@ class MainWindow(QMainWindow):
                 self._drawn[i], self._drawn_at[i] = version, now
                 self._next_card = i + 1
                 return
+
+    def _refresh_status(self) -> None:
+        self.status.refresh(self.iteration)
+        h = self.history
+        if not len(h):
+            self.readout.setText(f"<b>{self._applied.method}</b> · iteration {self.iteration}")
+            return
+        loss = h.column("meta_loss")[-1]
+        val = h.column("val_loss")
+        seen = val[np.isfinite(val)]
+        text = f"<b>{self._applied.method}</b> · iteration <b>{self.iteration}</b> · train {loss:.3g}"
+        if len(seen):
+            text += f" · validation <b>{seen[-1]:.3g}</b>"
+        self.readout.setText(text)
 
     def _show_running(self, running: bool) -> None:
         self.running = running

@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QFrame,
+    QGraphicsItem,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -37,8 +38,25 @@ def make_plot(name: str, left: str, bottom: str, left_units: str | None = None) 
     item.setDownsampling(auto=True, mode="peak")
     item.setClipToView(True)
     item.setMenuEnabled(False)
+    cache_axes(item)
+    make_opaque(w)
     w.setMinimumHeight(90)
     return w
+
+
+def make_opaque(w: pg.PlotWidget) -> None:
+    """The plot paints every pixel itself, so Qt need not repaint the window, splitters and cards beneath it
+    for each new frame (without this one curve update repaints the whole parent chain)."""
+    w.setFrameShape(QFrame.Shape.NoFrame)
+    w.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
+    w.viewport().setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
+
+
+def cache_axes(item: pg.PlotItem) -> None:
+    """Axes keep a pixmap of their ticks and labels: a repaint for new curve data then blits them instead of
+    re-laying out every tick label (the largest part of a plot's paint cost)."""
+    for name in ("left", "bottom", "right", "top"):
+        item.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
 
 def pen(key: str, width: float = 2.0, style: Qt.PenStyle = Qt.PenStyle.SolidLine) -> object:
@@ -83,9 +101,24 @@ class Card(QFrame):
         self.header.addWidget(heading)
         self.header.addStretch(1)
         outer.addLayout(self.header)
+        self.legend = QLabel()
+        self.legend.setObjectName("card_legend")
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        outer.addWidget(self.legend)
         self.body = QVBoxLayout()
         self.body.setContentsMargins(0, 0, 0, 0)
         outer.addLayout(self.body, 1)
+
+    def set_legend(self, entries: list[tuple[str, str, str]]) -> None:
+        """A one-line key above the plots: (text, series key, glyph) with glyph line, dash or dot.
+
+        Kept out of the plot area so it never hides data; plot exports add a pyqtgraph legend instead."""
+        glyphs = {"line": "━━", "dash": "╍╍", "dot": "●", "faint": "━━"}
+        parts = []
+        for text, key, glyph in entries:
+            colour = SERIES.get(key, key)
+            parts.append(f"<span style='color:{colour}'>{glyphs[glyph]}</span>&nbsp;{text}")
+        self.legend.setText("&nbsp;&nbsp;&nbsp;".join(parts))
 
     def add_tool(self, widget: QWidget) -> QWidget:
         self.header.addWidget(widget)
@@ -97,12 +130,16 @@ class Card(QFrame):
 
 
 class MetaLossCard(Card):
-    """Train (post-adaptation) and validation meta-loss vs iteration, pre-adaptation loss for reference."""
+    """Train (post-adaptation) and validation meta-loss vs iteration, pre-adaptation loss for reference.
+
+    With smoothing on (the default) the raw train loss stays visible as a faint line under its moving
+    average, so noise and trend read at once."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Meta-loss", parent)
         self.smooth = QCheckBox("smooth")
         self.smooth.setObjectName("check_smooth")
+        self.smooth.setChecked(True)
         self.smooth_window = QSpinBox()
         self.smooth_window.setObjectName("spin_smooth_window")
         self.smooth_window.setRange(2, 500)
@@ -113,13 +150,16 @@ class MetaLossCard(Card):
         self.logy.setChecked(True)
         for tool in (self.smooth, self.smooth_window, self.logy):
             self.add_tool(tool)
+        self.set_legend([("train (after adaptation)", "train", "line"), ("before adaptation", "pre", "line"),
+                         ("validation", "val", "dot"), ("setting changed", "marker", "dash")])
         self.plot = make_plot("plot_meta_loss", "query MSE", "meta-iteration")
         item = self.plot.getPlotItem()
-        item.addLegend(offset=(-10, 10), labelTextSize="8pt")
-        self.pre = self.plot.plot(name="before adaptation", pen=pen("pre", 1.2), connect="finite")
-        self.train = self.plot.plot(name="train (after adaptation)", pen=pen("train"), connect="finite")
+        self.raw = self.plot.plot(name="train (raw)", pen=pg.mkPen(SERIES["train"] + "55", width=1),
+                                  connect="finite")
+        self.pre = self.plot.plot(name="before adaptation", pen=pen("pre", 1.5), connect="finite")
+        self.train = self.plot.plot(name="train (after adaptation)", pen=pen("train", 2.0), connect="finite")
         self.val = self.plot.plot(
-            name="validation", pen=pen("val", 2.0), symbol="o", symbolSize=5,
+            name="validation", pen=pen("val", 1.5), symbol="o", symbolSize=5,
             symbolBrush=SERIES["val"], symbolPen=None, connect="finite",
         )
         item.setLogMode(y=True)
@@ -138,7 +178,10 @@ class MetaLossCard(Card):
         train, pre = history.column("meta_loss"), history.column("pre_loss")
         if self.smooth.isChecked():
             n = self.smooth_window.value()
+            self.raw.setData(it, positive(train))
             train, pre = moving_average(train, n), moving_average(pre, n)
+        else:
+            self.raw.setData([], [])
         self.train.setData(it, positive(train))
         self.pre.setData(it, positive(pre))
         val = history.column("val_loss")
@@ -154,7 +197,7 @@ class MetaLossCard(Card):
             pen=pg.mkPen(SERIES["marker"], width=1, style=Qt.PenStyle.DashLine),
             label=text,
             labelOpts={
-                "position": 0.96 - 0.09 * (len(self.markers) % 4),
+                "position": 0.97 - 0.08 * (len(self.markers) % 4),
                 "color": SERIES["marker"],
                 "anchors": [(0, 0.5), (0, 0.5)],
             },
@@ -170,7 +213,7 @@ class MetaLossCard(Card):
             self.plot.removeItem(line)
         self._marker_items.clear()
         self.markers.clear()
-        for curve in (self.train, self.pre, self.val):
+        for curve in (self.raw, self.train, self.pre, self.val):
             curve.setData([], [])
 
     def _options_changed(self) -> None:
@@ -183,24 +226,29 @@ class CGCard(Card):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("CG diagnostics", parent)
+        self.set_legend([("CG residual", "residual", "line"), ("inner stationarity", "stationarity", "line"),
+                         ("CG iterations →", "cg_iterations", "dash")])
         self.plot = make_plot("plot_cg", "residual", "meta-iteration")
         item = self.plot.getPlotItem()
-        item.addLegend(offset=(-10, 10), labelTextSize="8pt")
-        self.residual = self.plot.plot(name="CG relative residual", pen=pen("residual"), connect="finite")
-        self.stationarity = self.plot.plot(name="inner stationarity", pen=pen("stationarity"), connect="finite")
+        self.residual = self.plot.plot(name="CG relative residual", pen=pen("residual", 1.5), connect="finite")
+        self.stationarity = self.plot.plot(name="inner stationarity", pen=pen("stationarity", 1.5),
+                                           connect="finite")
         item.setLogMode(y=True)
         # CG iterations live on their own linear right-hand axis (a second view box sharing x)
         self.iter_view = pg.ViewBox()
         item.showAxis("right")
         item.scene().addItem(self.iter_view)
-        item.getAxis("right").linkToView(self.iter_view)
-        item.getAxis("right").setLabel("CG iterations")
+        right = item.getAxis("right")
+        right.setLogMode(False)
+        right.linkToView(self.iter_view)
+        right.setLabel("CG iterations")
         self.iter_view.setXLink(item)
-        self.iterations = pg.PlotDataItem(pen=pen("cg_iterations", 1.5, Qt.PenStyle.DashLine), connect="finite")
+        self.iterations = pg.PlotDataItem(
+            name="CG iterations", pen=pen("cg_iterations", 1.2, Qt.PenStyle.DashLine), connect="finite"
+        )
         self.iterations.setDownsampling(auto=True, method="peak")
         self.iterations.setClipToView(True)
         self.iter_view.addItem(self.iterations)
-        item.legend.addItem(self.iterations, "CG iterations (right)")
         item.vb.sigResized.connect(self._sync_views)
         self.plots = [self.plot]
         self.body.addWidget(self.plot)
@@ -235,23 +283,27 @@ class MemoryCard(Card):
         self.button.setToolTip("Measure memory per meta-iteration for every method at 1–16 inner steps "
                                "(runs in the background; training waits)")
         self.add_tool(self.button)
+        self.set_legend([("this run, per meta-iteration", "memory", "line"), ("iMAML", "imaml", "dot"),
+                         ("MAML", "maml", "dot"), ("FOMAML", "fomaml", "dot"), ("Reptile", "reptile", "dot")])
         self.plot = make_plot("plot_memory", "memory", "meta-iteration", left_units="B")
-        self.curve = self.plot.plot(
-            pen=pen("memory"), fillLevel=0, brush=pg.mkBrush(SERIES["memory"] + "30"), connect="finite"
-        )
-        self.profile_plot = make_plot("plot_memory_profile", "memory / iter", "inner steps", left_units="B")
-        self.profile_plot.getPlotItem().addLegend(offset=(10, 10), labelTextSize="8pt")
+        self.curve = self.plot.plot(name="memory per meta-iteration", pen=pen("memory"), connect="finite")
+        self.plot.getPlotItem().getViewBox().setLimits(yMin=0)
+        self.profile_plot = make_plot("plot_memory_profile", "memory / iteration", "inner steps", left_units="B")
+        self.profile_plot.setToolTip("Press 'Profile methods' to measure every method at the current settings")
         self.profile_curves: dict[str, pg.PlotDataItem] = {}
         self.plots = [self.plot, self.profile_plot]
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.plot)
         split.addWidget(self.profile_plot)
-        split.setSizes([560, 440])
+        split.setSizes([500, 500])
         split.setChildrenCollapsible(False)
         self.body.addWidget(split)
 
     def refresh(self, history: History) -> None:
-        self.curve.setData(history.column("iteration"), history.column("memory_bytes"))
+        memory = history.column("memory_bytes")
+        self.curve.setData(history.column("iteration"), memory)
+        if len(memory):  # keep zero in view: memory is read against nothing held
+            self.plot.getPlotItem().getViewBox().setYRange(0, max(float(np.nanmax(memory)), 1.0) * 1.15)
 
     def show_profile(self, rows: list[dict[str, object]], done: int, total: int) -> None:
         by_method: dict[str, list[tuple[float, float]]] = {}

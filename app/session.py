@@ -7,7 +7,10 @@ the window keeps repainting and the worker finishes its current meta-iteration f
 
 from __future__ import annotations
 
+import gc
 import sys
+import weakref
+from typing import ClassVar
 
 import torch._dynamo  # noqa: F401  (see below)
 from PySide6.QtCore import QEventLoop, QObject, QThread, QTimer, Signal, Slot
@@ -55,10 +58,18 @@ class Session(QObject):
     _evaluate = Signal(int, int)
     _stop = Signal()
 
+    _all: ClassVar[weakref.WeakSet[Session]] = weakref.WeakSet()
+
     def __init__(self, config: ExperimentConfig, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        Session._all.add(self)
         self._closed = False
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))
+        # Python's full garbage collections walk every tracked object — with torch and Qt loaded, about a
+        # million — and stop every thread for 100–250 ms. What exists now (modules, classes, registries)
+        # lives for the whole session, so it is moved out of the collector's sight; later full collections
+        # then take a few milliseconds.
+        gc.freeze()
         self._waiting: dict[str, tuple[QEventLoop, list[str]]] = {}
         self.thread = QThread()
         self.thread.setObjectName("imaml-worker")
@@ -131,6 +142,11 @@ class Session(QObject):
     def import_params(self, path: str) -> str:
         """Replace θ by a checkpoint's; returns "" on success or the one-line error (θ then untouched)."""
         return self._wait("import", lambda: self._send(self._import, path))
+
+    @classmethod
+    def running_threads(cls) -> int:
+        """How many sessions' worker threads are still running (tests assert none outlives a window)."""
+        return sum(1 for s in list(cls._all) if s.thread.isRunning())
 
     @property
     def closed(self) -> bool:

@@ -112,4 +112,4 @@ class LabeledLogSlider(QWidget):
 def _format(value: float, integer: bool) -> str:
     if integer:
         return str(int(value))
-    return f"{value:.3g}" if 1e-3 <= abs(value) < 1e4 else f"{value:.2e}"
+    return f"{value:.3g}"

@@ -26,6 +26,7 @@ from imaml_core import (
 )
 from imaml_core.profiling import profile_rows
 from imaml_core.sinusoid import X_RANGE
+from imaml_core.threads import use_threads_for
 from imaml_core.trainer import true_curve
 
 PREVIEW_GRID = 200  # x points on which the preview curves are drawn
@@ -173,6 +174,8 @@ class Worker(QObject):
             self._trainer.set_config(config)
         except ImamlError as exc:
             self.failed.emit("config", str(exc))
+            return
+        self._apply_thread_policy()
 
     @Slot(object, bool)
     def reset(self, config: ExperimentConfig, keep_running: bool) -> None:
@@ -286,7 +289,14 @@ class Worker(QObject):
     def _announce(self, reason: str) -> None:
         trainer = self._trainer
         assert trainer is not None
+        self._apply_thread_policy()
         self.trainer_changed.emit(TrainerInfo(trainer.config, trainer.iteration, str(trainer.device), reason))
+
+    def _apply_thread_policy(self) -> None:
+        """The engine's CPU thread policy for this batch size (as the CLI applies it before training)."""
+        trainer = self._trainer
+        if trainer is not None:
+            use_threads_for(trainer.config.meta_batch, trainer.theta.numel(), trainer.device)
 
     def _sample_preview(self, seed: int) -> None:
         if self._trainer is None:

@@ -33,7 +33,8 @@ def make_window(qtbot, settings_dir):
     windows = []
 
     def make(config: ExperimentConfig | None = None, restore: bool = False) -> MainWindow:
-        window = MainWindow(config or small_config(), restore=restore)
+        """``restore=True`` without a config: the window starts from the last session's settings."""
+        window = MainWindow(config or (None if restore else small_config()), restore=restore)
         window.confirm_restarts = False
         qtbot.addWidget(window)
         windows.append(window)

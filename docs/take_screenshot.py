@@ -1,0 +1,61 @@
+"""Regenerate docs/screenshot.png: the real window after a few hundred meta-iterations.
+
+Run under a virtual display:  xvfb-run -a -s "-screen 0 1280x800x24" python docs/take_screenshot.py
+It uses a private settings folder, changes λ and inner steps mid-run (so the change markers show), runs the
+method profile, then saves ``window.grab()``.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+
+ITERATIONS = int(sys.argv[1]) if len(sys.argv) > 1 else 300
+OUT = Path(__file__).resolve().parent / "screenshot.png"
+
+
+def wait_until(predicate, timeout_s: float) -> None:
+    loop = QEventLoop()
+    poll = QTimer(interval=50)
+    poll.timeout.connect(lambda: predicate() and loop.quit())
+    poll.start()
+    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    loop.exec()
+    poll.stop()
+
+
+def main() -> int:
+    settings_dir = tempfile.mkdtemp(prefix="imaml-studio-shot-")
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, settings_dir)
+    app = QApplication(sys.argv)
+    from app.main_window import MainWindow
+
+    window = MainWindow(restore=False)
+    window.confirm_restarts = False
+    window.profile_steps = (1, 2, 4, 8, 16)
+    window.resize(1280, 800)
+    window.show()
+    wait_until(lambda: window.session.worker._trainer is not None, 60)
+    window.start()
+    wait_until(lambda: window.iteration >= ITERATIONS // 3, 600)
+    window.controls.widget("lam").setValue(5.0)
+    wait_until(lambda: window.iteration >= 2 * ITERATIONS // 3, 600)
+    window.controls.widget("inner_steps").setValue(20)
+    wait_until(lambda: window.iteration >= ITERATIONS, 600)
+    window.pause()
+    window.run_profile()
+    wait_until(lambda: window.memory_card.button.isEnabled(), 600)
+    window.adaptation.resample()
+    wait_until(lambda: False, 1.5)  # let the last preview and redraws land
+    window.grab().save(str(OUT))
+    print(f"saved {OUT} at iteration {window.iteration}")
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""The window drives training from its worker thread: reports arrive, plots fill, live changes apply at
+the next iteration, pause/step are exact, closing joins the thread, and the GUI thread stays responsive."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QWidget
+
+from .app_helpers import make_window, plot_points, settings_dir, small_config  # noqa: F401 (fixtures)
+
+REQUIRED_PLOTS = ("plot_meta_loss", "plot_adaptation", "plot_memory", "plot_cg")
+TIMEOUT_MS = 30_000
+
+
+def start_and_wait(qtbot, window, iterations: int) -> None:
+    window.findChild(QWidget, "button_start").click()
+    qtbot.waitUntil(lambda: window.iteration >= iterations, timeout=TIMEOUT_MS)
+
+
+def test_start_delivers_reports_and_every_plot_gets_data(qtbot, make_window):
+    window = make_window()
+    assert window.button_start.text() == "Start"
+    start_and_wait(qtbot, window, 6)  # val_every=5: at least one validation point too
+    assert window.button_start.text() == "Pause"
+    plots = {name: window.findChild(QWidget, name) for name in REQUIRED_PLOTS}
+    assert all(type(p).__name__ == "PlotWidget" for p in plots.values())
+    qtbot.waitUntil(lambda: all(plot_points(p) > 0 for p in plots.values()), timeout=TIMEOUT_MS)
+    assert window.applied_config().meta_batch == 5
+    assert len(window.history) >= 6
+
+
+def test_live_slider_changes_reach_the_trainer_by_the_next_iteration_and_draw_a_marker(qtbot, make_window):
+    window = make_window()
+    changed_at: list[int] = []
+
+    def change_once(report):
+        if report.iteration >= 3 and not changed_at:
+            changed_at.append(report.iteration)  # the GUI has just seen this iteration finish
+            window.findChild(QWidget, "slider_lam").setValue(3.0)
+            window.findChild(QWidget, "slider_inner_steps").setValue(4)
+
+    window.report_received.connect(change_once)
+    first_new: list[int] = []
+    window.report_received.connect(
+        lambda r: first_new.append(r.iteration) if r.config.lam == 3.0 and not first_new else None
+    )
+    start_and_wait(qtbot, window, 1)
+    qtbot.waitUntil(lambda: bool(first_new), timeout=TIMEOUT_MS)
+    # One iteration may already be running when the change arrives; the one after it must use it.
+    assert first_new[0] <= changed_at[0] + 2
+    qtbot.waitUntil(lambda: window.applied_config().inner_steps == 4, timeout=TIMEOUT_MS)
+    assert window.applied_config().lam == 3.0
+    assert window.findChild(QWidget, "slider_lam").value() == 3.0  # user units, not the handle position
+    (iteration, label), *_ = window.meta_card.markers
+    assert iteration == first_new[0]
+    assert f"λ {small_config().lam:.3g}→3" in label and "inner steps 3→4" in label
+
+
+def test_pause_stops_the_run_and_step_runs_exactly_one_iteration(qtbot, make_window):
+    window = make_window()
+    start_and_wait(qtbot, window, 3)
+    with qtbot.waitSignal(window.session.running_changed, check_params_cb=lambda running: not running):
+        window.findChild(QWidget, "button_start").click()  # toggles to pause
+    assert window.button_start.text() == "Start" and not window.running
+    n = window.iteration  # every report sent before the pause has been received by now
+    for expected in (n + 1, n + 2):  # consecutive numbers: nothing ran between the steps
+        with qtbot.waitSignal(window.report_received, timeout=TIMEOUT_MS) as blocker:
+            window.findChild(QWidget, "button_step").click()
+        assert blocker.args[0].iteration == expected
+    assert not window.running
+
+
+def test_closing_during_training_joins_the_worker_within_two_seconds(qtbot, make_window, qtlog):
+    window = make_window()
+    start_and_wait(qtbot, window, 2)
+    assert window.session.thread.isRunning()
+    began = time.perf_counter()
+    window.close()
+    assert time.perf_counter() - began < 2.0
+    assert not window.session.thread.isRunning()
+    noisy = [r.message for r in qtlog.records if "thread" in r.message.lower() or "QObject" in r.message]
+    assert noisy == []
+
+
+def test_gui_thread_never_stalls_over_100ms_while_training(qtbot, make_window):
+    window = make_window()
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    start_and_wait(qtbot, window, 1)
+    last[0] = time.perf_counter()
+    timer.start()
+    target = window.iteration + 40
+    qtbot.waitUntil(lambda: window.iteration >= target, timeout=TIMEOUT_MS)
+    timer.stop()
+    assert len(gaps) > 20
+    assert max(gaps) < 0.100, f"longest GUI-thread gap {max(gaps) * 1000:.0f} ms"
