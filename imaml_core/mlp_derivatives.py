@@ -25,6 +25,26 @@ from .params import ParamLayout
 Weights = list[tuple[Tensor, Tensor]]
 
 
+def _mm(a: Tensor, b: Tensor) -> Tensor:
+    """Batched a @ b. Sinusoid nets have 1-wide input and output layers, where a batched matmul is mostly
+    per-matrix overhead: an outer product (contraction of length 1) is a broadcast multiply, and a
+    matrix-vector product a broadcast multiply and sum (measured 3-7x faster at meta-batch 400)."""
+    if a.shape[-1] == 1:
+        return a * b
+    if b.shape[-1] == 1:
+        return (a * b.mT).sum(-1, keepdim=True)
+    return a @ b
+
+
+def _addmm(c: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """c + a @ b (batched), with the same special cases as ``_mm``."""
+    if a.shape[-1] == 1:
+        return torch.addcmul(c, a, b)
+    if b.shape[-1] == 1:
+        return c + _mm(a, b)
+    return c.baddbmm(a, b)
+
+
 def _weights(layout: ParamLayout, n_layers: int, phi: Tensor) -> Weights:
     p = layout.unflatten(phi)
     return [(p[f"{2 * i}.weight"], p[f"{2 * i}.bias"]) for i in range(n_layers)]
@@ -46,7 +66,7 @@ def _forward_backward(
     inputs, masks = [x], []
     z = x
     for i, (w, b) in enumerate(wb):
-        z = b.unsqueeze(1).baddbmm(inputs[-1], w.mT)
+        z = _addmm(b.unsqueeze(1), inputs[-1], w.mT)
         if i < n_layers - 1:
             h = torch.relu(z)
             masks.append(torch.sign(h))  # ReLU'(z) as a float mask: no bool->float conversion per use
@@ -55,12 +75,12 @@ def _forward_backward(
     loss = (err * err).flatten(1).mean(1)
     deltas = [err * (2.0 / (y.shape[1] * y.shape[2]))]
     for i in range(n_layers - 1, 0, -1):
-        deltas.append((deltas[-1] @ wb[i][0]) * masks[i - 1])
+        deltas.append(_mm(deltas[-1], wb[i][0]) * masks[i - 1])
     return loss, wb, inputs, masks, deltas[::-1]
 
 
 def _grad(layout: ParamLayout, inputs: list[Tensor], deltas: list[Tensor]) -> Tensor:
-    return _flat(layout, [(d.mT @ a, d.sum(1)) for d, a in zip(deltas, inputs, strict=True)])
+    return _flat(layout, [(_mm(d.mT, a), d.sum(1)) for d, a in zip(deltas, inputs, strict=True)])
 
 
 def value_and_grad(layout: ParamLayout, n_layers: int, phi: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -83,21 +103,21 @@ def hvp(
     rwb = _weights(layout, n_layers, v)
     # R-forward: directional derivatives r_z of every pre-activation, r_a of every hidden layer's input.
     r_inputs: list[Tensor] = []
-    r_z = rwb[0][1].unsqueeze(1).baddbmm(inputs[0], rwb[0][0].mT)
+    r_z = _addmm(rwb[0][1].unsqueeze(1), inputs[0], rwb[0][0].mT)
     for i in range(1, n_layers):
         r_inputs.append(r_z * masks[i - 1])
         rw, rb = rwb[i]
-        r_z = rb.unsqueeze(1).baddbmm(inputs[i], rw.mT).baddbmm(r_inputs[-1], wb[i][0].mT)
+        r_z = _addmm(_addmm(rb.unsqueeze(1), inputs[i], rw.mT), r_inputs[-1], wb[i][0].mT)
     # R-backward: the directional derivative of every layer's weight and bias gradient.
     r_d = r_z * scale
     out: Weights = []
     for i in range(n_layers - 1, -1, -1):
-        gw = r_d.mT @ inputs[i]
+        gw = _mm(r_d.mT, inputs[i])
         if i:
-            gw = gw.baddbmm(deltas[i].mT, r_inputs[i - 1])
+            gw = _addmm(gw, deltas[i].mT, r_inputs[i - 1])
         out.append((gw, r_d.sum(1)))
         if i:
-            r_d = (r_d @ wb[i][0]).baddbmm(deltas[i], rwb[i][0]) * masks[i - 1]
+            r_d = _addmm(_mm(r_d, wb[i][0]), deltas[i], rwb[i][0]) * masks[i - 1]
     return _flat(layout, out[::-1])
 
 
