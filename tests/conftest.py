@@ -1,7 +1,51 @@
-"""Shared test setup. GUI tests run offscreen; OpenMP waits passively (see app/__init__.py for why)."""
+"""Shared test setup. GUI tests run offscreen; OpenMP waits passively (see app/__init__.py for why).
+
+The GUI fixtures import Qt lazily, so the engine's tests never load it."""
 
 import os
+
+import pytest
 
 # Both must be set before Qt or torch is first loaded, i.e. before any test module is imported.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+WORKER_TIMEOUT_MS = 60_000  # generous: the first trainer imports torch's optimiser stack on a busy CI box
+
+
+@pytest.fixture
+def settings_dir(tmp_path):
+    """QSettings (geometry, last config) go to a temp folder, so GUI tests neither read nor leak state."""
+    from PySide6.QtCore import QSettings
+
+    folder = tmp_path / "settings"
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+    return folder
+
+
+@pytest.fixture
+def make_window(qtbot, settings_dir):
+    """Build MainWindows (small config by default) whose trainer and first preview are ready; afterwards
+    close them and check that no worker thread outlived its window."""
+    from app.main_window import MainWindow
+    from app.session import Session
+
+    from .app_helpers import small_config
+
+    windows = []
+
+    def make(config=None, restore: bool = False) -> MainWindow:
+        """``restore=True`` without a config: the window starts from the last session's settings."""
+        window = MainWindow(config or (None if restore else small_config()), restore=restore)
+        window.confirm_restarts = False
+        qtbot.addWidget(window)
+        windows.append(window)
+        with qtbot.waitSignal(window.trainer_ready, timeout=WORKER_TIMEOUT_MS):
+            window.show()
+        qtbot.waitUntil(lambda: window.adaptation.result is not None, timeout=WORKER_TIMEOUT_MS)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+    assert Session.running_threads() == 0, "a worker thread outlived its window"

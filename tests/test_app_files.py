@@ -13,7 +13,7 @@ from imaml_core import ExperimentConfig, load_checkpoint
 from imaml_core.cli import main as imaml_cli
 from imaml_core.report import CSV_FIELDS
 
-from .app_helpers import make_window, settings_dir, small_config  # noqa: F401 (fixtures)
+from .app_helpers import small_config
 
 TIMEOUT_MS = 30_000
 

@@ -8,7 +8,7 @@ import time
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QWidget
 
-from .app_helpers import make_window, plot_points, settings_dir, small_config  # noqa: F401 (fixtures)
+from .app_helpers import plot_points, small_config
 
 REQUIRED_PLOTS = ("plot_meta_loss", "plot_adaptation", "plot_memory", "plot_cg")
 TIMEOUT_MS = 30_000

@@ -1,0 +1,168 @@
+"""The hyperparameter panel and the window's reactions: sliders speak user units, restart settings ask
+before θ is reset, a diverging run pauses with the engine's message, the preview follows the user's
+support points, and shortcuts and themes work."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QComboBox, QWidget
+
+from app.controls import relevant
+from app.sliders import LabeledLogSlider
+from imaml_core import ExperimentConfig
+
+from .app_helpers import small_config
+
+TIMEOUT_MS = 30_000
+
+
+def test_log_slider_keeps_the_exact_value_and_rounds_drags_to_three_figures(qtbot):
+    slider = LabeledLogSlider(0.01, 100.0)
+    qtbot.addWidget(slider)
+    with qtbot.waitSignal(slider.valueChanged) as blocker:
+        slider.setValue(3.0)
+    assert blocker.args == [3.0] and slider.value() == 3.0
+    slider.setValue(0.0123456)
+    assert slider.value() == 0.0123456  # exact, although the handle can only sit on 1000 positions
+    slider._slider.setValue(500)  # a drag to the middle of 0.01..100 on a log scale is 1
+    assert slider.value() == 1.0
+    integer = LabeledLogSlider(1, 200, integer=True)
+    qtbot.addWidget(integer)
+    integer.setValue(7.4)
+    assert integer.value() == 7 and isinstance(integer.value(), int)
+
+
+def test_every_hook_named_in_the_issue_exists_with_the_right_kind(make_window):
+    window = make_window()
+    for name in ("slider_lam", "slider_cg_steps", "slider_inner_steps", "slider_inner_lr", "slider_meta_lr"):
+        slider = window.findChild(QWidget, name)
+        assert slider is not None and hasattr(slider, "setValue") and hasattr(slider, "value"), name
+        field = name.removeprefix("slider_")
+        assert slider.value() == getattr(window.config(), field)
+    assert isinstance(window.findChild(QWidget, "combo_method"), QComboBox)
+    for name in ("button_start", "button_step", "button_reset"):
+        assert window.findChild(QWidget, name) is not None
+    for name in ("plot_meta_loss", "plot_adaptation", "plot_memory", "plot_cg"):
+        assert type(window.findChild(QWidget, name)).__name__ == "PlotWidget"
+
+
+def test_each_control_shows_whether_it_applies_live_or_needs_a_restart(make_window):
+    window = make_window()
+    live = window.findChildren(QWidget, "badge_live")
+    restart = window.findChildren(QWidget, "badge_restart")
+    assert len(live) >= 8 and len(restart) >= 4
+    assert all(b.text() == "live" for b in live) and all(b.text() == "restart" for b in restart)
+
+
+def test_settings_unused_by_the_method_are_dimmed():
+    maml = ExperimentConfig(method="maml")
+    assert not relevant(maml, "lam") and not relevant(maml, "cg_steps") and relevant(maml, "inner_lr")
+    hf = ExperimentConfig(method="imaml", inner_solver="hf")
+    assert relevant(hf, "lam") and not relevant(hf, "inner_lr") and relevant(hf, "hf_cg_steps")
+
+
+def test_an_invalid_value_is_refused_with_a_message_and_the_config_kept(make_window):
+    window = make_window()
+    before = window.config()
+    window.findChild(QWidget, "edit_hidden").setText("40, banana")
+    window.findChild(QWidget, "edit_hidden").editingFinished.emit()
+    assert window.config() == before
+    assert "hidden" in window.banner.message()
+
+
+@pytest.mark.parametrize("accept", [False, True])
+def test_a_restart_setting_asks_before_resetting_theta(qtbot, make_window, monkeypatch, accept):
+    window = make_window()
+    window.step()
+    qtbot.waitUntil(lambda: window.iteration == 1, timeout=TIMEOUT_MS)
+    window.confirm_restarts = True
+    asked: list[list[str]] = []
+    monkeypatch.setattr(window, "_ask_reset", lambda fields: asked.append(fields) or accept)
+    combo = window.findChild(QComboBox, "combo_method")
+    if accept:
+        with qtbot.waitSignal(window.trainer_ready, timeout=TIMEOUT_MS) as blocker:
+            combo.setCurrentIndex(combo.findData("maml"))
+        assert blocker.args[0].reason == "reset" and blocker.args[0].config.method == "maml"
+        assert window.iteration == 0 and len(window.history) == 0
+        assert window.applied_config().method == "maml"
+    else:
+        combo.setCurrentIndex(combo.findData("maml"))
+        assert window.config().method == "imaml" and combo.currentData() == "imaml"  # control reverted
+        assert window.iteration == 1
+    assert asked == [["method"]]
+
+
+def test_a_diverging_run_pauses_and_shows_the_engines_message(qtbot, make_window):
+    window = make_window(small_config(method="maml", inner_lr=50.0, inner_steps=5, val_every=0))
+    with qtbot.waitSignal(window.report_received, timeout=TIMEOUT_MS) as blocker:
+        window.start()
+    report = blocker.args[0]
+    assert report.diverged
+    qtbot.waitUntil(lambda: not window.running, timeout=TIMEOUT_MS)
+    assert window.banner.level == "error" and report.message in window.banner.message()
+    assert "θ and the history are intact" in window.banner.message()
+    assert window.iteration == 0  # the engine skipped the update
+    window.findChild(QWidget, "slider_inner_lr").setValue(0.001)  # the fix the message suggests
+    with qtbot.waitSignal(window.report_received, timeout=TIMEOUT_MS) as blocker:
+        window.step()
+    assert not blocker.args[0].diverged and window.iteration == 1
+
+
+def test_clicking_the_adaptation_plot_adds_a_support_point_and_theta_adapts_to_it(qtbot, make_window):
+    window = make_window()
+    card = window.adaptation
+    before = len(card.task.x_support)
+    plot = window.findChild(QWidget, "plot_adaptation")
+    (x0, x1), (y0, y1) = card.view.viewRange()
+    x, y = x0 + 0.1 * (x1 - x0), y1 - 0.1 * (y1 - y0)  # top-left corner: no point of the task sits there
+    widget_point = plot.mapFromScene(card.view.mapViewToScene(QPointF(x, y)))
+    with qtbot.waitSignal(window.preview_shown, timeout=TIMEOUT_MS,
+                          check_params_cb=lambda r: len(r.task.x_support) == before + 1) as blocker:
+        qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=widget_point)
+    added = blocker.args[0].task
+    tolerance = 0.02 * (x1 - x0), 0.02 * (y1 - y0)  # a pixel or two of rounding in the click position
+    assert added.x_support[-1] == pytest.approx(x, abs=tolerance[0])
+    assert added.y_support[-1] == pytest.approx(y, abs=tolerance[1])
+    assert len(blocker.args[0].after) == len(blocker.args[0].x_grid)
+
+
+def test_new_task_button_draws_another_sinusoid(qtbot, make_window):
+    window = make_window()
+    old = window.adaptation.task
+    with qtbot.waitSignal(window.preview_shown, timeout=TIMEOUT_MS) as blocker:
+        window.findChild(QWidget, "button_resample").click()
+    new = blocker.args[0].task
+    assert new.seed != old.seed and (new.amplitude, new.phase) != (old.amplitude, old.phase)
+
+
+def test_shortcuts_space_s_ctrl_r_and_ctrl_e_are_bound(make_window):
+    window = make_window()
+    bound = {a.shortcut().toString(): a.text() for a in window.actions() if not a.shortcut().isEmpty()}
+    for key in ("Space", "S", "Ctrl+R", "Ctrl+E"):
+        assert QKeySequence(key).toString() in bound, key
+
+
+def test_space_toggles_the_run_and_ctrl_r_resets(qtbot, make_window):
+    window = make_window()
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    assert window.running
+    qtbot.waitUntil(lambda: window.iteration >= 2, timeout=TIMEOUT_MS)
+    with qtbot.waitSignal(window.trainer_ready, timeout=TIMEOUT_MS):
+        qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    assert not window.running and window.iteration == 0
+
+
+def test_light_and_dark_themes_switch(make_window):
+    window = make_window()
+    window.set_theme("light")
+    assert window.theme == "light" and "light theme" in window.styleSheet() + _app_stylesheet()
+    window.set_theme("dark")
+    assert "dark theme" in _app_stylesheet()
+
+
+def _app_stylesheet() -> str:
+    from PySide6.QtWidgets import QApplication
+
+    return QApplication.instance().styleSheet()
