@@ -36,14 +36,17 @@ FLAT_LIMIT = 1.1  # the issue's bar for iMAML memory from the fewest to the most
 
 
 def measure(steps: Sequence[int], meta_batch: int, shots: int, iterations: int, device: str = "cpu") -> list[dict]:
+    """One row per (method, inner steps); the methods take turns at each inner-steps setting, so that
+    background load drifting during the run does not favour the methods measured first."""
     rows: list[dict] = []
-    for label, (method, solver) in METHODS.items():
-        base = ExperimentConfig(
-            method=method, inner_solver=solver, meta_batch=meta_batch, shots=shots, val_every=0, device=device
-        )
-        for row in profile_rows(base, [method], steps, iterations=iterations, compare_loop=False, auto_threads=False):
-            rows.append({"method": label, **{k: v for k, v in row.items() if k != "method"}})
-    return rows
+    for n in steps:
+        for label, (method, solver) in METHODS.items():
+            base = ExperimentConfig(
+                method=method, inner_solver=solver, meta_batch=meta_batch, shots=shots, val_every=0, device=device
+            )
+            for row in profile_rows(base, [method], [n], iterations=iterations, compare_loop=False, auto_threads=False):
+                rows.append({"method": label, **{k: v for k, v in row.items() if k != "method"}})
+    return sorted(rows, key=lambda r: (list(METHODS).index(r["method"]), r["inner_steps"]))
 
 
 def series(rows: list[dict], label: str, key: str) -> tuple[np.ndarray, np.ndarray]:

@@ -1,10 +1,12 @@
 """Post-adaptation MSE on fixed tasks against wall-clock training seconds, every method on the same budget.
 
 Each method meta-trains from the same theta on the same task stream (same seed, default config
-otherwise) until its training time reaches the budget. At checkpoints the clock stops and
-``MetaTrainer.evaluate`` measures the mean query MSE of 600 fixed tasks (same seed for all methods and
-checkpoints, 10 shots, 10 adaptation steps, each method adapting its own way: iMAML by its inner solver
-on the proximal problem, the others by plain GD). Evaluation time is excluded from the budget.
+otherwise) until its training time reaches the budget; the methods take turns of one second each, so
+that background load, which drifts over minutes on a shared machine, is shared fairly. At checkpoints
+the clock stops and ``MetaTrainer.evaluate`` measures the mean query MSE of 600 fixed tasks (same seed
+for all methods and checkpoints, 10 shots, 10 adaptation steps, each method adapting its own way: iMAML
+by its inner solver on the proximal problem, the others by plain GD). Evaluation time is excluded from
+the budget.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .common import METHODS, markdown_table, parse_args, setup_timing, write_csv
 
 EVAL_SEED = 12345
 SHOTS, STEPS = 10, 10
+SLICE = 1.0  # seconds of training per method per turn
 
 
 def checkpoints(budget: float) -> list[float]:
@@ -32,34 +35,52 @@ def checkpoints(budget: float) -> list[float]:
     return [budget * f for f in (0, 1 / 16, 1 / 8, 1 / 4, 3 / 8, 1 / 2, 3 / 4, 1)]
 
 
-def run_method(label: str, budget: float, eval_tasks: int) -> list[dict]:
-    method, solver = METHODS[label]
-    trainer = MetaTrainer(ExperimentConfig(method=method, inner_solver=solver, val_every=0))
-    rows: list[dict] = []
-    train_s = train_cpu = 0.0
-    diverged = 0
-    for mark in checkpoints(budget):
-        while train_s < mark:
+class Run:
+    """One method's trainer and its training clock (evaluation never runs on this clock)."""
+
+    def __init__(self, label: str) -> None:
+        method, solver = METHODS[label]
+        self.label = label
+        self.trainer = MetaTrainer(ExperimentConfig(method=method, inner_solver=solver, val_every=0))
+        self.train_s = self.train_cpu = 0.0
+        self.diverged = 0
+
+    def train_until(self, until: float) -> None:
+        while self.train_s < until:
             wall, cpu = time.perf_counter(), time.process_time()
-            diverged += trainer.step().diverged
-            train_s += time.perf_counter() - wall
-            train_cpu += time.process_time() - cpu
+            self.diverged += self.trainer.step().diverged
+            self.train_s += time.perf_counter() - wall
+            self.train_cpu += time.process_time() - cpu
+
+    def evaluate(self, eval_tasks: int) -> dict:
         start = time.perf_counter()
-        result = trainer.evaluate(tasks=eval_tasks, shots=SHOTS, steps=STEPS, seed=EVAL_SEED)
-        rows.append(
-            {
-                "method": label,
-                "train_seconds": train_s,
-                "train_cpu_seconds": train_cpu,
-                "iterations": trainer.iteration,
-                "diverged_iterations": diverged,
-                "mse": result.mse,
-                "ci95": result.ci95,
-                "mse_before_adaptation": result.mse_per_step[0],
-                "eval_seconds": time.perf_counter() - start,
-            }
+        result = self.trainer.evaluate(tasks=eval_tasks, shots=SHOTS, steps=STEPS, seed=EVAL_SEED)
+        print(
+            f"  {self.label:9s} t={self.train_s:6.1f}s it={self.trainer.iteration:6d} mse={result.mse:.3f}", flush=True
         )
-        print(f"  {label:9s} t={train_s:6.1f}s it={trainer.iteration:6d} mse={result.mse:.3f}", flush=True)
+        return {
+            "method": self.label,
+            "train_seconds": self.train_s,
+            "train_cpu_seconds": self.train_cpu,
+            "iterations": self.trainer.iteration,
+            "diverged_iterations": self.diverged,
+            "mse": result.mse,
+            "ci95": result.ci95,
+            "mse_before_adaptation": result.mse_per_step[0],
+            "eval_seconds": time.perf_counter() - start,
+        }
+
+
+def train_all(budget: float, eval_tasks: int) -> list[dict]:
+    """Train the methods in turns of ``SLICE`` seconds each, so that changes in background load over the
+    minutes of the run hit every method alike; evaluate every method at each checkpoint."""
+    runs = [Run(label) for label in METHODS]
+    rows: list[dict] = []
+    for mark in checkpoints(budget):
+        while any(r.train_s < mark for r in runs):
+            for r in runs:
+                r.train_until(min(mark, r.train_s + SLICE))
+        rows += [r.evaluate(eval_tasks) for r in runs]
     return rows
 
 
@@ -127,9 +148,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     setup_timing()
     budget = args.budget or (3.0 if args.quick else 40.0)
     eval_tasks = 100 if args.quick else 600
-    rows: list[dict] = []
-    for label in METHODS:
-        rows += run_method(label, budget, eval_tasks)
+    rows = train_all(budget, eval_tasks)
     write_csv(args.out / "learning_per_second.csv", rows)
     plot(rows, args.out / "learning_per_second.png", budget, eval_tasks)
     text = summary(rows, budget, eval_tasks)
