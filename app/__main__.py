@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 
 def main(argv: list[str] | None = None) -> int:
     """Start the Qt application with the main window; returns the exit code."""
+    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     from .main_window import MainWindow
@@ -17,6 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName(APPLICATION)
     window = MainWindow()
     window.show()
+    # Ctrl+C in the terminal closes the window the normal way (worker stopped and joined, settings saved);
+    # the idle timer lets Python run its signal handler while Qt's event loop waits.
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    wake = QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
     return app.exec()
 
 

@@ -97,9 +97,11 @@ class AdaptationCard(Card):
     resample_requested = Signal(int)  # seed
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__("Adaptation to a new task", parent)
-        self.hint = QLabel("click: add point · drag: move · shift-click: remove")
+        super().__init__("Adaptation", parent)
+        self.hint = QLabel("edit points: click · drag · shift-click")
         self.hint.setObjectName("card_hint")
+        self.hint.setToolTip("Click empty space to add a support point, drag a point to move it, "
+                             "shift-click a point to remove it; θ adapts to the points you set.")
         self.add_tool(self.hint)
         self.button = QPushButton("New task")
         self.button.setObjectName("button_resample")
@@ -169,9 +171,9 @@ class AdaptationCard(Card):
 
     def _set_legend(self, steps: int) -> None:
         self._legend_steps = steps
-        after = f"after {steps} adaptation steps" if steps else "after k adaptation steps"
-        self.set_legend([("true function", "truth", "dash"), ("support points", "support", "dot"),
-                         ("θ before adaptation", "before", "line"), (after, "after", "line")])
+        after = f"after {steps} steps" if steps else "after k steps"
+        self.set_legend([("true function", "truth", "dash"), ("support", "support", "dot"),
+                         ("θ before", "before", "line"), (after, "after", "line"), ("MSE per step →", "after", "dot")])
 
     def _frame(self, result: PreviewResult) -> None:
         """Fixed x range; y fits the true curve and the points (a wild prediction may leave the frame)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QStyle, QToolButton, QWidget
 
 LEVELS = ("error", "warning", "info")
 
@@ -36,7 +36,12 @@ class Banner(QFrame):
     def show_message(self, level: str, message: str) -> None:
         self.level = level if level in LEVELS else "info"
         self.setProperty("level", self.level)
-        self.icon.setText({"error": "⛔", "warning": "⚠", "info": "ℹ"}[self.level])
+        icon = {
+            "error": QStyle.StandardPixmap.SP_MessageBoxCritical,
+            "warning": QStyle.StandardPixmap.SP_MessageBoxWarning,
+            "info": QStyle.StandardPixmap.SP_MessageBoxInformation,
+        }[self.level]
+        self.icon.setPixmap(self.style().standardIcon(icon).pixmap(18, 18))
         self.text.setText(message)
         self.style().unpolish(self)
         self.style().polish(self)

@@ -55,6 +55,7 @@ else:  # pragma: no cover
 REDRAW_MS = 33  # ~30 Hz
 STATUS_MS = 500
 CARD_MIN_INTERVAL_S = 0.25  # each time-series card redraws at most 4 times a second (two paints each)
+METHOD_NAMES = {value: text for spec in GROUPS[0][1] if spec.name == "method" for text, value in spec.choices}
 LABELS = {spec.name: spec.label for _title, specs in GROUPS for spec in specs} | {s.name: s.label for s in ADVANCED}
 
 
@@ -140,6 +141,7 @@ class MainWindow(QMainWindow):
         self.button_reset = self._button(bar, "button_reset", "Reset", QStyle.StandardPixmap.SP_BrowserReload,
                                          self.reset, "New θ from the current settings (Ctrl+R)")
         spacer = QWidget()
+        spacer.setObjectName("toolbar_spacer")
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         bar.addWidget(spacer)
         self.readout = QLabel("")
@@ -170,8 +172,8 @@ class MainWindow(QMainWindow):
         for split in (top, bottom, grid):
             split.setChildrenCollapsible(False)
             split.setHandleWidth(6)
-        top.setSizes([440, 500])
-        bottom.setSizes([560, 380])
+        top.setSizes([450, 490])
+        bottom.setSizes([540, 400])
 
         self.banner = Banner()
         centre = QWidget()
@@ -461,12 +463,14 @@ class MainWindow(QMainWindow):
         self.status.refresh(self.iteration)
         h = self.history
         if not len(h):
-            self.readout.setText(f"<b>{self._applied.method}</b> · iteration {self.iteration}")
+            self.readout.setText(f"<b>{METHOD_NAMES.get(self._applied.method, self._applied.method)}</b> · "
+                                 f"iteration {self.iteration}")
             return
         loss = h.column("meta_loss")[-1]
         val = h.column("val_loss")
         seen = val[np.isfinite(val)]
-        text = f"<b>{self._applied.method}</b> · iteration <b>{self.iteration}</b> · train {loss:.3g}"
+        name = METHOD_NAMES.get(self._applied.method, self._applied.method)
+        text = f"<b>{name}</b> · iteration <b>{self.iteration}</b> · train {loss:.3g}"
         if len(seen):
             text += f" · validation <b>{seen[-1]:.3g}</b>"
         self.readout.setText(text)

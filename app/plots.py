@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from .history import History
 from .theme import SERIES, Palette
 
+SYMBOLS = {"imaml": "o", "maml": "s", "fomaml": "t", "reptile": "d"}  # distinct shapes: equal curves overlap
 MAX_MARKERS = 40  # older change markers are dropped so a long session stays legible
 
 
@@ -104,6 +105,7 @@ class Card(QFrame):
         self.legend = QLabel()
         self.legend.setObjectName("card_legend")
         self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.setWordWrap(True)  # wraps rather than widening the window
         outer.addWidget(self.legend)
         self.body = QVBoxLayout()
         self.body.setContentsMargins(0, 0, 0, 0)
@@ -113,12 +115,12 @@ class Card(QFrame):
         """A one-line key above the plots: (text, series key, glyph) with glyph line, dash or dot.
 
         Kept out of the plot area so it never hides data; plot exports add a pyqtgraph legend instead."""
-        glyphs = {"line": "━━", "dash": "╍╍", "dot": "●", "faint": "━━"}
+        glyphs = {"line": "━━", "dash": "╍╍", "dot": "●", "o": "●", "s": "■", "t": "▼", "d": "◆"}
         parts = []
         for text, key, glyph in entries:
             colour = SERIES.get(key, key)
             parts.append(f"<span style='color:{colour}'>{glyphs[glyph]}</span>&nbsp;{text}")
-        self.legend.setText("&nbsp;&nbsp;&nbsp;".join(parts))
+        self.legend.setText("&nbsp;&nbsp;".join(parts))
 
     def add_tool(self, widget: QWidget) -> QWidget:
         self.header.addWidget(widget)
@@ -150,8 +152,8 @@ class MetaLossCard(Card):
         self.logy.setChecked(True)
         for tool in (self.smooth, self.smooth_window, self.logy):
             self.add_tool(tool)
-        self.set_legend([("train (after adaptation)", "train", "line"), ("before adaptation", "pre", "line"),
-                         ("validation", "val", "dot"), ("setting changed", "marker", "dash")])
+        self.set_legend([("train (adapted)", "train", "line"), ("before adaptation", "pre", "line"),
+                         ("validation", "val", "dot"), ("change", "marker", "dash")])
         self.plot = make_plot("plot_meta_loss", "query MSE", "meta-iteration")
         item = self.plot.getPlotItem()
         self.raw = self.plot.plot(name="train (raw)", pen=pg.mkPen(SERIES["train"] + "55", width=1),
@@ -227,7 +229,7 @@ class CGCard(Card):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("CG diagnostics", parent)
         self.set_legend([("CG residual", "residual", "line"), ("inner stationarity", "stationarity", "line"),
-                         ("CG iterations →", "cg_iterations", "dash")])
+                         ("CG iterations (right)", "cg_iterations", "line")])
         self.plot = make_plot("plot_cg", "residual", "meta-iteration")
         item = self.plot.getPlotItem()
         self.residual = self.plot.plot(name="CG relative residual", pen=pen("residual", 1.5), connect="finite")
@@ -244,7 +246,7 @@ class CGCard(Card):
         right.setLabel("CG iterations")
         self.iter_view.setXLink(item)
         self.iterations = pg.PlotDataItem(
-            name="CG iterations", pen=pen("cg_iterations", 1.2, Qt.PenStyle.DashLine), connect="finite"
+            name="CG iterations", pen=pg.mkPen(SERIES["cg_iterations"] + "b0", width=1), connect="finite"
         )
         self.iterations.setDownsampling(auto=True, method="peak")
         self.iterations.setClipToView(True)
@@ -262,8 +264,11 @@ class CGCard(Card):
         it = history.column("iteration")
         self.residual.setData(it, positive(history.column("cg_residual")))
         self.stationarity.setData(it, positive(history.column("stationarity")))
-        self.iterations.setData(it, history.column("cg_iterations"))
-        self.iter_view.enableAutoRange(axis=pg.ViewBox.YAxis)
+        iterations = history.column("cg_iterations")
+        self.iterations.setData(it, iterations)
+        top = float(np.nanmax(iterations)) if len(iterations) and np.isfinite(iterations).any() else 1.0
+        # counts read against zero; the headroom keeps the (often flat) line off the stationarity band
+        self.iter_view.setYRange(0, max(top, 1.0) * 1.6, padding=0)
 
     def clear(self) -> None:
         for curve in (self.residual, self.stationarity, self.iterations):
@@ -283,14 +288,18 @@ class MemoryCard(Card):
         self.button.setToolTip("Measure memory per meta-iteration for every method at 1–16 inner steps "
                                "(runs in the background; training waits)")
         self.add_tool(self.button)
-        self.set_legend([("this run, per meta-iteration", "memory", "line"), ("iMAML", "imaml", "dot"),
-                         ("MAML", "maml", "dot"), ("FOMAML", "fomaml", "dot"), ("Reptile", "reptile", "dot")])
+        self.set_legend([("this run, per meta-iteration", "memory", "line"), ("iMAML", "imaml", "o"),
+                         ("MAML", "maml", "s"), ("FOMAML", "fomaml", "t"), ("Reptile", "reptile", "d")])
         self.plot = make_plot("plot_memory", "memory", "meta-iteration", left_units="B")
         self.curve = self.plot.plot(name="memory per meta-iteration", pen=pen("memory"), connect="finite")
         self.plot.getPlotItem().getViewBox().setLimits(yMin=0)
         self.profile_plot = make_plot("plot_memory_profile", "memory / iteration", "inner steps", left_units="B")
         self.profile_plot.setToolTip("Press 'Profile methods' to measure every method at the current settings")
         self.profile_curves: dict[str, pg.PlotDataItem] = {}
+        self.placeholder = pg.TextItem("press “Profile methods”\nto compare all four methods", anchor=(0.5, 0.5),
+                                       color=SERIES["pre"])
+        self.placeholder.setPos(0.5, 0.5)
+        self.profile_plot.addItem(self.placeholder, ignoreBounds=True)
         self.plots = [self.plot, self.profile_plot]
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.plot)
@@ -306,6 +315,7 @@ class MemoryCard(Card):
             self.plot.getPlotItem().getViewBox().setYRange(0, max(float(np.nanmax(memory)), 1.0) * 1.15)
 
     def show_profile(self, rows: list[dict[str, object]], done: int, total: int) -> None:
+        self.placeholder.setVisible(not rows and not total)
         by_method: dict[str, list[tuple[float, float]]] = {}
         for row in rows:
             by_method.setdefault(str(row["method"]), []).append(
@@ -316,7 +326,7 @@ class MemoryCard(Card):
             if curve is None:
                 colour = SERIES.get(method, SERIES["pre"])
                 curve = self.profile_plot.plot(
-                    name=method, pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6,
+                    name=method, pen=pg.mkPen(colour, width=2), symbol=SYMBOLS.get(method, "o"), symbolSize=8,
                     symbolBrush=colour, symbolPen=None,
                 )
                 self.profile_curves[method] = curve
