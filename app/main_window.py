@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QGuiApplication
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
@@ -54,6 +54,7 @@ else:  # pragma: no cover
 
 REDRAW_MS = 33  # ~30 Hz
 STATUS_MS = 500
+REVEAL_MS = 15  # first paint: one plot per event-loop turn, this far apart
 CARD_MIN_INTERVAL_S = 0.25  # each time-series card redraws at most 4 times a second (two paints each)
 METHOD_NAMES = {value: text for spec in GROUPS[0][1] if spec.name == "method" for text, value in spec.choices}
 LABELS = {spec.name: spec.label for _title, specs in GROUPS for spec in specs} | {s.name: s.label for s in ADVANCED}
@@ -83,6 +84,7 @@ class MainWindow(QMainWindow):
         self.iteration = 0
         self.running = False
         self._closing = False
+        self._revealed = False
         self._drawn = [-1, -1, -1]  # history version drawn by each time-series card
         self._drawn_at = [0.0, 0.0, 0.0]
         self._next_card = 0
@@ -486,6 +488,25 @@ class MainWindow(QMainWindow):
 
     def _error(self, message: str, level: str = "error") -> None:
         self.banner.show_message(level, message)
+
+    # -- first paint ------------------------------------------------------------------------------
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt API)
+        """The first paint of six plots costs ~100 ms of the GUI thread; done in one pass it would stall the
+        window just as a run starts. The plots are revealed one per event-loop turn instead."""
+        super().showEvent(event)
+        if self._revealed:
+            return
+        self._revealed = True
+        pending = [w for card in self.cards for w in card.plots]
+        for w in pending:
+            w.setUpdatesEnabled(False)
+
+        def reveal_next() -> None:
+            if pending:
+                pending.pop(0).setUpdatesEnabled(True)
+                QTimer.singleShot(REVEAL_MS, reveal_next)
+
+        QTimer.singleShot(REVEAL_MS, reveal_next)
 
     # -- closing -----------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
