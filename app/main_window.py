@@ -497,16 +497,19 @@ class MainWindow(QMainWindow):
         if self._revealed:
             return
         self._revealed = True
-        pending = [w for card in self.cards for w in card.plots]
-        for w in pending:
+        self._unrevealed = [w for card in self.cards for w in card.plots]
+        for w in self._unrevealed:
             w.setUpdatesEnabled(False)
+        self._reveal_timer = QTimer(self)  # a child: it cannot outlive the window
+        self._reveal_timer.setInterval(REVEAL_MS)
+        self._reveal_timer.timeout.connect(self._reveal_next)
+        self._reveal_timer.start()
 
-        def reveal_next() -> None:
-            if pending:
-                pending.pop(0).setUpdatesEnabled(True)
-                QTimer.singleShot(REVEAL_MS, reveal_next)
-
-        QTimer.singleShot(REVEAL_MS, reveal_next)
+    def _reveal_next(self) -> None:
+        if self._unrevealed:
+            self._unrevealed.pop(0).setUpdatesEnabled(True)
+        else:
+            self._reveal_timer.stop()
 
     # -- closing -----------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
@@ -515,6 +518,8 @@ class MainWindow(QMainWindow):
             self._closing = True
             self._redraw.stop()
             self._status_timer.stop()
+            if self._revealed:
+                self._reveal_timer.stop()
             self.session.shutdown()
             settings.save_session(self._config, self.saveGeometry(), self.saveState(), self.theme)
         event.accept()
