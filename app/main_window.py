@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,17 +16,9 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
-    QHBoxLayout,
-    QLabel,
     QMainWindow,
     QMessageBox,
-    QPushButton,
-    QSizePolicy,
-    QSplitter,
     QStyle,
-    QToolBar,
-    QVBoxLayout,
-    QWidget,
 )
 
 from imaml_core import EvalResult, ExperimentConfig, ImamlError, StepReport
@@ -40,8 +31,10 @@ from .banner import Banner
 from .controls import ADVANCED, GROUPS, ControlPanel
 from .exports import export_plots, write_metrics_csv
 from .history import History
+from .layout import body, plot_grid, run_toolbar
 from .menus import build_menus
 from .plots import CGCard, MemoryCard, MetaLossCard
+from .redraw import RedrawScheduler
 from .session import Session
 from .status import StatusBar
 from .theme import apply_theme
@@ -52,10 +45,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-REDRAW_MS = 33  # ~30 Hz
 STATUS_MS = 500
-REVEAL_MS = 15  # first paint: one plot per event-loop turn, this far apart
-CARD_MIN_INTERVAL_S = 0.25  # each time-series card redraws at most 4 times a second (two paints each)
 METHOD_NAMES = {value: text for spec in GROUPS[0][1] if spec.name == "method" for text, value in spec.choices}
 LABELS = {spec.name: spec.label for _title, specs in GROUPS for spec in specs} | {s.name: s.label for s in ADVANCED}
 
@@ -85,9 +75,6 @@ class MainWindow(QMainWindow):
         self.running = False
         self._closing = False
         self._revealed = False
-        self._drawn = [-1, -1, -1]  # history version drawn by each time-series card
-        self._drawn_at = [0.0, 0.0, 0.0]
-        self._next_card = 0
         self.confirm_restarts = interactive()  # tests and scripts: set False to reset without asking
         self.profile_methods: tuple[str, ...] = METHODS
         self.profile_steps: tuple[int, ...] = (1, 2, 4, 8, 16)
@@ -117,9 +104,7 @@ class MainWindow(QMainWindow):
         s.running_changed.connect(self._on_running_changed)
         s.failed.connect(self._on_failed)
 
-        self._redraw = QTimer(self)
-        self._redraw.setInterval(REDRAW_MS)
-        self._redraw.timeout.connect(self._refresh_plots)
+        self._redraw = RedrawScheduler((self.meta_card, self.memory_card, self.cg_card), self.history, self)
         self._redraw.start()
         self._status_timer = QTimer(self)
         self._status_timer.setInterval(STATUS_MS)
@@ -131,27 +116,12 @@ class MainWindow(QMainWindow):
         self.controls = ControlPanel(cuda_available=_cuda_available())
         self.controls.setMinimumWidth(330)
         self.controls.edited.connect(self._on_edited)
-
-        bar = QToolBar("Run")
-        bar.setObjectName("toolbar_run")
-        bar.setMovable(False)
-        style = self.style()
-        self.button_start = self._button(bar, "button_start", "Start", QStyle.StandardPixmap.SP_MediaPlay,
-                                         self.toggle_run, "Start or pause meta-training (Space)")
-        self.button_step = self._button(bar, "button_step", "Step", QStyle.StandardPixmap.SP_MediaSkipForward,
-                                        self.step, "Run one meta-iteration (S)")
-        self.button_reset = self._button(bar, "button_reset", "Reset", QStyle.StandardPixmap.SP_BrowserReload,
-                                         self.reset, "New θ from the current settings (Ctrl+R)")
-        spacer = QWidget()
-        spacer.setObjectName("toolbar_spacer")
-        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        bar.addWidget(spacer)
-        self.readout = QLabel("")
-        self.readout.setObjectName("readout")
-        self.readout.setTextFormat(Qt.TextFormat.RichText)
-        bar.addWidget(self.readout)
-        self._icons = (style.standardIcon(QStyle.StandardPixmap.SP_MediaPlay),
-                       style.standardIcon(QStyle.StandardPixmap.SP_MediaPause))
+        bar, buttons, self.readout = run_toolbar(
+            self.style(), {"button_start": self.toggle_run, "button_step": self.step, "button_reset": self.reset}
+        )
+        self.button_start, self.button_step, self.button_reset = buttons.values()
+        self._icons = (self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPlay),
+                       self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPause))
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
 
         self.meta_card = MetaLossCard()
@@ -161,56 +131,13 @@ class MainWindow(QMainWindow):
         self.adaptation.task_edited.connect(lambda task: self.session.set_preview_task(task))
         self.adaptation.resample_requested.connect(lambda seed: self.session.resample_preview(seed))
         self.memory_card.button.clicked.connect(self.run_profile)
-
-        top, bottom = QSplitter(Qt.Orientation.Horizontal), QSplitter(Qt.Orientation.Horizontal)
-        top.addWidget(self.meta_card)
-        top.addWidget(self.adaptation)
-        bottom.addWidget(self.memory_card)
-        bottom.addWidget(self.cg_card)
-        grid = QSplitter(Qt.Orientation.Vertical)
-        grid.setObjectName("plot_grid")
-        grid.addWidget(top)
-        grid.addWidget(bottom)
-        for split in (top, bottom, grid):
-            split.setChildrenCollapsible(False)
-            split.setHandleWidth(6)
-        top.setSizes([450, 490])
-        bottom.setSizes([540, 400])
-
-        self.banner = Banner()
-        centre = QWidget()
-        centre.setObjectName("centre")
-        column = QVBoxLayout(centre)
-        column.setContentsMargins(4, 6, 6, 4)
-        column.setSpacing(6)
-        column.addWidget(self.banner)
-        column.addWidget(grid, 1)
-
-        body = QSplitter(Qt.Orientation.Horizontal)
-        body.setObjectName("body")
-        body.addWidget(self.controls)
-        body.addWidget(centre)
-        body.setStretchFactor(1, 1)
-        body.setSizes([340, 940])
-        body.setChildrenCollapsible(False)
-        holder = QWidget()
-        layout = QHBoxLayout(holder)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(body)
-        self.setCentralWidget(holder)
-        self.status = StatusBar()
-        self.setStatusBar(self.status)
         self.cards = (self.meta_card, self.adaptation, self.memory_card, self.cg_card)
 
-    def _button(self, bar: QToolBar, name: str, text: str, icon: QStyle.StandardPixmap, slot: object,
-                tip: str) -> QPushButton:
-        b = QPushButton(self.style().standardIcon(icon), text)
-        b.setObjectName(name)
-        b.setToolTip(tip)
-        b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space belongs to Start/Pause, not to a focused button
-        b.clicked.connect(lambda _checked=False: slot())  # type: ignore[operator]
-        bar.addWidget(b)
-        return b
+        self.banner = Banner()
+        grid = plot_grid(self.meta_card, self.adaptation, self.memory_card, self.cg_card)
+        self.setCentralWidget(body(self.controls, self.banner, grid))
+        self.status = StatusBar()
+        self.setStatusBar(self.status)
 
     # -- the names automated checks use ------------------------------------------------------------
     def applied_config(self) -> ExperimentConfig:
@@ -414,7 +341,7 @@ class MainWindow(QMainWindow):
         self.history.clear()
         for card in (self.meta_card, self.memory_card, self.cg_card):
             card.clear()
-        self._drawn = [-1, -1, -1]
+        self._redraw.invalidate()
         self.controls.set_config(self._config)
         self.status.set_device(info.device)
         self.status.reset_rate()
@@ -448,19 +375,6 @@ class MainWindow(QMainWindow):
             self._show_running(False)
 
     # -- drawing -----------------------------------------------------------------------------------
-    def _refresh_plots(self) -> None:
-        """Redraw at most one out-of-date card per tick: each card still updates several times a second,
-        and no single paint pass grows long enough to stall the GUI thread."""
-        version, now = self.history.version, time.monotonic()
-        cards = (self.meta_card, self.memory_card, self.cg_card)
-        for offset in range(len(cards)):
-            i = (self._next_card + offset) % len(cards)
-            if self._drawn[i] != version and now - self._drawn_at[i] >= CARD_MIN_INTERVAL_S:
-                cards[i].refresh(self.history)
-                self._drawn[i], self._drawn_at[i] = version, now
-                self._next_card = i + 1
-                return
-
     def _refresh_status(self) -> None:
         self.status.refresh(self.iteration)
         h = self.history
@@ -491,25 +405,10 @@ class MainWindow(QMainWindow):
 
     # -- first paint ------------------------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt API)
-        """The first paint of six plots costs ~100 ms of the GUI thread; done in one pass it would stall the
-        window just as a run starts. The plots are revealed one per event-loop turn instead."""
         super().showEvent(event)
-        if self._revealed:
-            return
-        self._revealed = True
-        self._unrevealed = [w for card in self.cards for w in card.plots]
-        for w in self._unrevealed:
-            w.setUpdatesEnabled(False)
-        self._reveal_timer = QTimer(self)  # a child: it cannot outlive the window
-        self._reveal_timer.setInterval(REVEAL_MS)
-        self._reveal_timer.timeout.connect(self._reveal_next)
-        self._reveal_timer.start()
-
-    def _reveal_next(self) -> None:
-        if self._unrevealed:
-            self._unrevealed.pop(0).setUpdatesEnabled(True)
-        else:
-            self._reveal_timer.stop()
+        if not self._revealed:  # first show: plots appear one per event-loop turn (see redraw.py)
+            self._revealed = True
+            self._redraw.reveal([w for card in self.cards for w in card.plots])
 
     # -- closing -----------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
@@ -518,9 +417,10 @@ class MainWindow(QMainWindow):
             self._closing = True
             self._redraw.stop()
             self._status_timer.stop()
-            if self._revealed:
-                self._reveal_timer.stop()
-            self.session.shutdown()
+            if not self.session.shutdown():
+                # One meta-iteration can outlast the 2 s budget (huge settings); the engine cannot be
+                # interrupted mid-step, so wait for it rather than destroy a running thread.
+                self.session.thread.wait()
             settings.save_session(self._config, self.saveGeometry(), self.saveState(), self.theme)
         event.accept()
 

@@ -1,0 +1,94 @@
+"""Where things sit in the window: the run toolbar, the 2×2 plot grid and the body splitter.
+
+Pure construction (no behaviour): the window passes in its widgets and slots and keeps the results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSplitter,
+    QStyle,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+RUN_BUTTONS = (  # objectName, text, icon, tooltip
+    ("button_start", "Start", QStyle.StandardPixmap.SP_MediaPlay, "Start or pause meta-training (Space)"),
+    ("button_step", "Step", QStyle.StandardPixmap.SP_MediaSkipForward, "Run one meta-iteration (S)"),
+    ("button_reset", "Reset", QStyle.StandardPixmap.SP_BrowserReload, "New θ from the current settings (Ctrl+R)"),
+)
+
+
+def run_toolbar(style: QStyle, slots: dict[str, Callable[[], None]]) -> tuple[QToolBar, dict[str, QPushButton], QLabel]:
+    """Start/Pause, Step, Reset on the left; a one-line readout of the run on the right."""
+    bar = QToolBar("Run")
+    bar.setObjectName("toolbar_run")
+    bar.setMovable(False)
+    buttons = {}
+    for name, text, icon, tip in RUN_BUTTONS:
+        b = QPushButton(style.standardIcon(icon), text)
+        b.setObjectName(name)
+        b.setToolTip(tip)
+        b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space belongs to Start/Pause, not to a focused button
+        b.clicked.connect(lambda _checked=False, slot=slots[name]: slot())
+        bar.addWidget(b)
+        buttons[name] = b
+    spacer = QWidget()
+    spacer.setObjectName("toolbar_spacer")
+    spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+    bar.addWidget(spacer)
+    readout = QLabel("")
+    readout.setObjectName("readout")
+    readout.setTextFormat(Qt.TextFormat.RichText)
+    bar.addWidget(readout)
+    return bar, buttons, readout
+
+
+def plot_grid(top_left: QWidget, top_right: QWidget, bottom_left: QWidget, bottom_right: QWidget) -> QSplitter:
+    """Four cards in resizable rows; widths start where each card's content reads best at 1280×800."""
+    top, bottom = QSplitter(Qt.Orientation.Horizontal), QSplitter(Qt.Orientation.Horizontal)
+    top.addWidget(top_left)
+    top.addWidget(top_right)
+    bottom.addWidget(bottom_left)
+    bottom.addWidget(bottom_right)
+    grid = QSplitter(Qt.Orientation.Vertical)
+    grid.setObjectName("plot_grid")
+    grid.addWidget(top)
+    grid.addWidget(bottom)
+    for split in (top, bottom, grid):
+        split.setChildrenCollapsible(False)
+        split.setHandleWidth(6)
+    top.setSizes([450, 490])
+    bottom.setSizes([540, 400])
+    return grid
+
+
+def body(controls: QWidget, banner: QWidget, grid: QWidget) -> QWidget:
+    """Controls on the left; banner above the plot grid on the right."""
+    centre = QWidget()
+    centre.setObjectName("centre")
+    column = QVBoxLayout(centre)
+    column.setContentsMargins(4, 6, 6, 4)
+    column.setSpacing(6)
+    column.addWidget(banner)
+    column.addWidget(grid, 1)
+    split = QSplitter(Qt.Orientation.Horizontal)
+    split.setObjectName("body")
+    split.addWidget(controls)
+    split.addWidget(centre)
+    split.setStretchFactor(1, 1)
+    split.setSizes([340, 940])
+    split.setChildrenCollapsible(False)
+    holder = QWidget()
+    layout = QHBoxLayout(holder)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(split)
+    return holder
