@@ -46,6 +46,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 STATUS_MS = 500
+MARKER_MERGE_ITERATIONS = 10
 METHOD_NAMES = {value: text for spec in GROUPS[0][1] if spec.name == "method" for text, value in spec.choices}
 LABELS = {spec.name: spec.label for _title, specs in GROUPS for spec in specs} | {s.name: s.label for s in ADVANCED}
 
@@ -71,6 +72,7 @@ class MainWindow(QMainWindow):
         self._config = config or (settings.last_config() if restore else None) or ExperimentConfig()
         self._applied = self._config
         self._marker_base: ExperimentConfig | None = None  # config of the previous report of this θ
+        self._last_change: tuple[int, ExperimentConfig] | None = None  # (iteration, config before it)
         self.iteration = 0
         self.running = False
         self._closing = False
@@ -299,10 +301,8 @@ class MainWindow(QMainWindow):
     # -- results from the worker -------------------------------------------------------------------
     def _on_report(self, report: StepReport) -> None:
         base = self._marker_base
-        if base is not None and not report.diverged:
-            changed = report.config.changed(base)
-            if changed:
-                self.meta_card.add_marker(report.iteration, _change_label(base, report.config, changed))
+        if base is not None and not report.diverged and report.config.changed(base):
+            self._mark_change(report, base)
         self._marker_base = report.config
         self._applied = report.config
         self.iteration = report.iteration
@@ -313,6 +313,20 @@ class MainWindow(QMainWindow):
             self._error(f"{report.message}. The run is paused; θ and the history are intact — change the "
                         "setting and press Start to continue.")
         self.report_received.emit(report)
+
+    def _mark_change(self, report: StepReport, base: ExperimentConfig) -> None:
+        """A labelled marker where live settings changed. Changes that follow within a few iterations (a
+        slider being dragged) update the same marker, from the first old values to the latest new ones."""
+        last = self._last_change
+        if last is not None and report.iteration - last[0] <= MARKER_MERGE_ITERATIONS:
+            first_base = last[1]
+            fields = report.config.changed(first_base)
+            if fields:
+                self.meta_card.relabel_last_marker(_change_label(first_base, report.config, fields))
+            self._last_change = (report.iteration, first_base)
+            return
+        self.meta_card.add_marker(report.iteration, _change_label(base, report.config, report.config.changed(base)))
+        self._last_change = (report.iteration, base)
 
     def _on_preview(self, result: PreviewResult) -> None:
         self.adaptation.show_result(result)
@@ -337,6 +351,7 @@ class MainWindow(QMainWindow):
             self._config = self._config.replace(**restart)
         self._applied = info.config
         self._marker_base = info.config
+        self._last_change = None
         self.iteration = info.iteration
         self.history.clear()
         for card in (self.meta_card, self.memory_card, self.cg_card):

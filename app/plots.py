@@ -210,6 +210,11 @@ class MetaLossCard(Card):
         if len(self._marker_items) > MAX_MARKERS:
             self.plot.removeItem(self._marker_items.pop(0))
 
+    def relabel_last_marker(self, text: str) -> None:
+        if self._marker_items:
+            self._marker_items[-1].label.setFormat(text)
+            self.markers[-1] = (self.markers[-1][0], text)
+
     def clear(self) -> None:
         for line in self._marker_items:
             self.plot.removeItem(line)

@@ -51,6 +51,11 @@ class RedrawScheduler(QObject):
         self._timer.stop()
         self._reveal.stop()
 
+    @property
+    def revealing(self) -> bool:
+        """True until every plot held back on first show has been let paint."""
+        return bool(self._unrevealed) or self._reveal.isActive()
+
     def invalidate(self) -> None:
         self._drawn = [-1] * len(self._cards)
 

@@ -98,6 +98,7 @@ def test_gui_thread_never_stalls_over_100ms_while_training(qtbot, make_window):
     timer.setInterval(10)
     timer.timeout.connect(tick)
     start_and_wait(qtbot, window, 1)
+    qtbot.waitUntil(lambda: not window._redraw.revealing)  # the window's first paint is not "training"
     last[0] = time.perf_counter()
     timer.start()
     target = window.iteration + 40
@@ -105,3 +106,16 @@ def test_gui_thread_never_stalls_over_100ms_while_training(qtbot, make_window):
     timer.stop()
     assert len(gaps) > 20
     assert max(gaps) < 0.100, f"longest GUI-thread gap {max(gaps) * 1000:.0f} ms"
+
+
+def test_changes_in_quick_succession_share_one_marker_from_first_old_to_last_new_value(qtbot, make_window):
+    window = make_window()
+    lam = window.findChild(QWidget, "slider_lam")
+    old = small_config().lam
+    for value in (3.0, 4.0, 5.0):  # like a slider being dragged while iterations run
+        lam.setValue(value)
+        qtbot.waitUntil(lambda v=value: window.config().lam == v)  # the throttle may hold it back ~0.1 s
+        with qtbot.waitSignal(window.report_received, timeout=TIMEOUT_MS):
+            window.step()
+    assert [text for _, text in window.meta_card.markers] == [f"λ {old:.3g}→5"]
+    assert window.meta_card.markers[0][0] == 1  # where the first of them applied
