@@ -62,6 +62,7 @@ def batched_cg(
     b_norm = rr.sqrt()
     threshold = tol * b_norm
     iterations = torch.zeros(b.shape[0], dtype=torch.long, device=b.device)
+    tiny = torch.finfo(b.dtype).eps ** 2
     negative = torch.zeros(b.shape[0], dtype=torch.bool, device=b.device)
     active = rr.sqrt() > threshold
     active &= b_norm > 0
@@ -70,7 +71,9 @@ def batched_cg(
             break
         Ap = matvec(p)
         pAp = batch_dot(p, Ap)
-        bad = active & ~(pAp > 0)  # also catches NaN curvature
+        # Non-positive (or NaN) curvature, or curvature so small against the residual that the step
+        # alpha = r.r / p.Ap would exceed 1/eps^2: the operator is numerically singular along p.
+        bad = active & ~(pAp > rr * tiny)
         if bool(bad.any()):
             negative |= bad
             if k == 0 and x0 is None:

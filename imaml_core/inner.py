@@ -88,14 +88,13 @@ def gd_batched(
             phi, obj, g = trial, t_obj, t_g
         else:
             ok = t_obj <= obj
-            if bool(ok.all()):  # the common case: no masking of (B, P) tensors needed
-                phi, obj, g = trial, t_obj, t_g
+            if bool(ok.all()):  # the common case: every task accepts its step
                 step = step * GROW
-            else:
-                phi = torch.where(ok[:, None], trial, phi)
-                g = torch.where(ok[:, None], t_g, g)
-                obj = torch.where(ok, t_obj, obj)
+            else:  # put the few rejected tasks back (row copies, not full passes over (B, P))
+                rejected = torch.nonzero(~ok).squeeze(1)
+                trial[rejected], t_g[rejected], t_obj[rejected] = phi[rejected], g[rejected], obj[rejected]
                 step = step * torch.where(ok, GROW, 0.5)
+            phi, obj, g = trial, t_obj, t_g
         if on_step is not None:
             on_step(k, phi)
     finite = finite_rows(phi) & torch.isfinite(obj)

@@ -52,8 +52,8 @@ class ParamLayout:
 
 
 def batch_dot(a: Tensor, b: Tensor) -> Tensor:
-    """Per-task dot products of (B, P) tensors -> (B,)."""
-    return (a * b).sum(dim=-1)
+    """Per-task dot products of (B, P) tensors -> (B,) (one fused pass, no (B, P) temporary)."""
+    return torch.linalg.vecdot(a, b)
 
 
 def batch_norm(a: Tensor) -> Tensor:

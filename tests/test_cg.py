@@ -69,3 +69,10 @@ def test_cg_zero_rhs_and_zero_iterations():
     assert torch.count_nonzero(x["x"]) == 0 and info.converged and info.residual == 0
     x, info = conjugate_gradient(lambda v: {"x": a @ v["x"]}, {"x": torch.ones(5, dtype=F64)}, max_iters=0)
     assert info.iterations == 0 and torch.count_nonzero(x["x"]) == 0
+
+
+def test_numerically_singular_direction_is_flagged_not_overflowed():
+    """Found by hypothesis: curvature 2e-313 > 0 made alpha = r.r / p.Ap overflow to inf."""
+    b = {"x": torch.tensor([0.7], dtype=F64)}
+    x, info = conjugate_gradient(lambda v: {"x": 2.2250738585e-313 * v["x"]}, b, max_iters=3)
+    assert torch.isfinite(x["x"]).all() and info.nonpositive_curvature
