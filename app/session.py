@@ -161,6 +161,7 @@ class Session(QObject):
             result.append("the window was closed")
             loop.quit()
         if self.thread.isRunning():
+            self.worker.cancel.set()  # abandons a meta-iteration in progress (thread-safe Event)
             self._stop.emit()
         return self.thread.wait(timeout_ms)
 

@@ -21,6 +21,7 @@ from imaml_core import (
     ExperimentConfig,
     ImamlError,
     MetaTrainer,
+    StepCancelled,
     load_checkpoint,
     save_checkpoint,
 )
@@ -113,6 +114,9 @@ class Worker(QObject):
         self._next_preview = 0.0
         self._profile_jobs: list[tuple[ProfileRequest, str, int]] = []
         self._profile: ProfileProgress | None = None
+        # Set from the GUI thread when the window closes: the engine polls it between inner steps and CG
+        # iterations, so even a huge meta-iteration ends within milliseconds instead of holding the join.
+        self.cancel = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------------
     @Slot()
@@ -262,7 +266,9 @@ class Worker(QObject):
     def _step(self, force_preview: bool) -> None:
         assert self._trainer is not None
         try:
-            report = self._trainer.step()
+            report = self._trainer.step(should_stop=self.cancel.is_set)
+        except StepCancelled:
+            return  # the window is closing; θ is untouched
         except Exception as exc:  # an engine bug must not kill the thread: pause and say so
             self.pause()
             self.failed.emit("step", f"the meta-iteration failed: {_one_line(exc)}")

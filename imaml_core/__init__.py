@@ -9,7 +9,7 @@ Stateful API: ``ExperimentConfig``, ``MetaTrainer``, checkpoints (``save_checkpo
 from .cg import CGInfo, conjugate_gradient
 from .checkpoint import Checkpoint, load_checkpoint, load_model, save_checkpoint
 from .config import ExperimentConfig
-from .errors import CheckpointError, ConfigError, ImamlError
+from .errors import CheckpointError, ConfigError, ImamlError, StepCancelled
 from .implicit import implicit_meta_gradient
 from .inner import InnerInfo, solve_inner
 from .model import MLP, ModuleModel
@@ -30,6 +30,7 @@ __all__ = [
     "MLP",
     "MetaTrainer",
     "ModuleModel",
+    "StepCancelled",
     "StepReport",
     "__version__",
     "conjugate_gradient",

@@ -42,12 +42,14 @@ def batched_cg(
     max_iters: int,
     tol: float = 0.0,
     x0: Tensor | None = None,
+    on_iteration: Callable[[int], None] | None = None,
 ) -> tuple[Tensor, CGInfo]:
     """Solve A_i x_i = b_i for every row i of ``b`` (shape (B, P)); ``matvec`` maps (B, P) -> (B, P).
 
     Starts from ``x0`` (default 0). Stops a task when ||r_i|| <= tol * ||b_i||, at non-positive
     curvature, or after ``max_iters`` iterations; ``max_iters = 0`` returns the start. A task whose
     first direction has non-positive curvature returns ``x0``, or b when no start was given.
+    ``on_iteration(k)`` runs before iteration k (a caller may raise there to abandon the solve).
     """
     if max_iters < 0 or tol < 0:
         raise ValueError("max_iters and tol must be non-negative")
@@ -69,6 +71,8 @@ def batched_cg(
     for k in range(max_iters):
         if not bool(active.any()):
             break
+        if on_iteration is not None:
+            on_iteration(k)
         Ap = matvec(p)
         pAp = batch_dot(p, Ap)
         # Non-positive (or NaN) curvature, or curvature so small against the residual that the step

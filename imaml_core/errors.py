@@ -11,3 +11,7 @@ class ConfigError(ImamlError, ValueError):
 
 class CheckpointError(ImamlError):
     """A checkpoint that is missing, corrupt, of an unknown version or does not match its config."""
+
+
+class StepCancelled(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised inside ``MetaTrainer.step`` when its ``should_stop`` says so; theta is untouched."""

@@ -41,6 +41,7 @@ def implicit_batched(
     cg_steps: int,
     cg_tol: float = 0.0,
     theta: Tensor | None = None,
+    on_iteration: Callable[[int], None] | None = None,
 ) -> ImplicitResult:
     """Per-task implicit meta-gradients for flat task parameters ``phi`` of shape (B, P)."""
     train_loss, test_loss = as_task_loss(train_losses), as_task_loss(test_losses)
@@ -48,7 +49,9 @@ def implicit_batched(
     test, v = test_loss.value_and_grad(phi)
     if cg_steps > 0:
         _, g_train, hvp, kept = train_loss.hvp_operator(phi)
-        grad, info = batched_cg(lambda x: torch.add(x, hvp(x), alpha=1.0 / lam), v, cg_steps, cg_tol, x0=v)
+        grad, info = batched_cg(
+            lambda x: torch.add(x, hvp(x), alpha=1.0 / lam), v, cg_steps, cg_tol, x0=v, on_iteration=on_iteration
+        )
         del kept, hvp
     else:
         _, g_train = train_loss.value_and_grad(phi)

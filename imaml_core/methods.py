@@ -11,6 +11,7 @@ and returns per-task meta-gradients, so comparisons are fair:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +19,7 @@ from torch import Tensor
 
 from .cg import CGInfo
 from .config import ExperimentConfig
+from .errors import StepCancelled
 from .implicit import implicit_batched
 from .inner import LossFn, StepCallback, gd_batched, solve_batched
 from .params import batch_norm
@@ -60,17 +62,29 @@ def adapt(
 
 
 def meta_gradient(
-    cfg: ExperimentConfig, train_losses: LossFn, test_losses: LossFn, theta: Tensor, batch: int
+    cfg: ExperimentConfig,
+    train_losses: LossFn,
+    test_losses: LossFn,
+    theta: Tensor,
+    batch: int,
+    should_stop: Callable[[], bool] | None = None,
 ) -> MetaGradient:
-    """Per-task meta-gradients at theta ((P,)) for a batch of ``batch`` tasks under ``cfg.method``."""
+    """Per-task meta-gradients at theta ((P,)) for a batch of ``batch`` tasks under ``cfg.method``.
+
+    ``should_stop`` is polled after every inner step and CG iteration; when it returns True the
+    computation is abandoned with :class:`StepCancelled` (a huge setting never holds a caller hostage).
+    """
+    check = _checker(should_stop)
     theta_b = theta.detach().expand(batch, -1)
     if cfg.method == "imaml":
-        phi = adapt(cfg, train_losses, theta_b, cfg.inner_steps)
-        res = implicit_batched(train_losses, test_losses, phi, cfg.lam, cfg.cg_steps, cfg.cg_tol, theta_b)
+        phi = adapt(cfg, train_losses, theta_b, cfg.inner_steps, on_step=check)
+        res = implicit_batched(
+            train_losses, test_losses, phi, cfg.lam, cfg.cg_steps, cfg.cg_tol, theta_b, on_iteration=check
+        )
         return MetaGradient(res.grad, res.test_loss, phi, res.stationarity, res.cg)
     if cfg.method == "maml":
-        return _maml(cfg, train_losses, test_losses, theta_b)
-    phi = adapt(cfg, train_losses, theta_b, cfg.inner_steps)
+        return _maml(cfg, train_losses, test_losses, theta_b, check)
+    phi = adapt(cfg, train_losses, theta_b, cfg.inner_steps, on_step=check)
     with torch.enable_grad():
         leaf = phi.detach().requires_grad_(True)
         test = test_losses(leaf)
@@ -80,12 +94,31 @@ def meta_gradient(
     return MetaGradient(grad.detach(), test.detach(), phi.detach(), nan, None)
 
 
-def _maml(cfg: ExperimentConfig, train_losses: LossFn, test_losses: LossFn, theta_b: Tensor) -> MetaGradient:
+def _checker(should_stop: Callable[[], bool] | None) -> Callable[..., None] | None:
+    if should_stop is None:
+        return None
+
+    def check(*_: object) -> None:
+        if should_stop():
+            raise StepCancelled("meta-iteration cancelled")
+
+    return check
+
+
+def _maml(
+    cfg: ExperimentConfig,
+    train_losses: LossFn,
+    test_losses: LossFn,
+    theta_b: Tensor,
+    check: Callable[..., None] | None = None,
+) -> MetaGradient:
     """Second-order MAML: keep every inner step's graph and backpropagate through all of them."""
     with torch.enable_grad():
         start = theta_b.detach().clone().requires_grad_(True)
         phi = start
-        for _ in range(cfg.inner_steps):
+        for k in range(cfg.inner_steps):
+            if check is not None:
+                check(k)
             (g,) = torch.autograd.grad(train_losses(phi).sum(), phi, create_graph=True)
             phi = phi - cfg.inner_lr * g
         test = test_losses(phi)

@@ -9,6 +9,7 @@ iteration before theta or the optimiser are touched; the report says what diverg
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,8 +126,13 @@ class MetaTrainer:
         return {k: v.detach().clone().contiguous() for k, v in self.layout.unflatten(self.theta).items()}
 
     # -- one meta-iteration -----------------------------------------------------------------------
-    def step(self) -> StepReport:
-        """Run one meta-iteration with the current config and return its report."""
+    def step(self, should_stop: Callable[[], bool] | None = None) -> StepReport:
+        """Run one meta-iteration with the current config and return its report.
+
+        ``should_stop`` (polled between inner steps and CG iterations, e.g. from another thread's flag)
+        abandons the iteration with :class:`StepCancelled`, leaving theta, Adam and the iteration count
+        untouched.
+        """
         cfg = self._config
         start = time.perf_counter()
         tasks = self._sample(cfg.meta_batch, cfg.shots, cfg.query, self._tasks)
@@ -137,7 +143,7 @@ class MetaTrainer:
         message = ""
         try:
             with measure_step(self.device) as mem:
-                mg = meta_gradient(cfg, train, test, self.theta, cfg.meta_batch)
+                mg = meta_gradient(cfg, train, test, self.theta, cfg.meta_batch, should_stop)
         except torch.OutOfMemoryError:
             mg = None
             message = (

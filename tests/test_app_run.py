@@ -119,3 +119,20 @@ def test_changes_in_quick_succession_share_one_marker_from_first_old_to_last_new
             window.step()
     assert [text for _, text in window.meta_card.markers] == [f"λ {old:.3g}→5"]
     assert window.meta_card.markers[0][0] == 1  # where the first of them applied
+
+
+def test_closing_abandons_a_huge_meta_iteration_quickly(qtbot, make_window):
+    """200 inner steps on 256 tasks take seconds per meta-iteration; closing must not wait for one."""
+    import time
+
+    from app.session import Session
+
+    from .app_helpers import small_config
+
+    window = make_window(small_config(meta_batch=256, inner_steps=200, cg_steps=50))
+    window.start()
+    qtbot.wait(300)  # inside the first (long) meta-iteration
+    start = time.perf_counter()
+    window.close()
+    assert time.perf_counter() - start < 2.0
+    assert Session.running_threads() == 0

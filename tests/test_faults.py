@@ -84,3 +84,21 @@ def test_text_write_failing_midway_keeps_the_previous_file(tmp_path, monkeypatch
     with pytest.raises(Boom):
         atomic_write_text(path, "new content\n")
     assert path.read_text() == "old\n"
+
+
+def test_should_stop_abandons_a_meta_iteration_without_touching_theta():
+    from imaml_core import StepCancelled
+
+    for method in ("imaml", "maml", "fomaml"):
+        trainer = MetaTrainer(ExperimentConfig(method=method, meta_batch=4, val_every=0, hidden=[8], inner_steps=50))
+        theta = trainer.theta.clone()
+        polls = []
+
+        def stop_after_three(polls: list = polls) -> bool:
+            polls.append(1)
+            return len(polls) > 3
+
+        with pytest.raises(StepCancelled):
+            trainer.step(should_stop=stop_after_three)
+        assert torch.equal(trainer.theta, theta) and trainer.iteration == 0
+        assert not trainer.step().diverged and trainer.iteration == 1  # and the trainer still works
