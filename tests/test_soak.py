@@ -128,4 +128,5 @@ def test_short_soak_with_random_extreme_sliders(qtbot, make_window, tmp_path):
 
 @pytest.mark.slow
 def test_soak_20000_iterations_with_random_extreme_sliders(qtbot, make_window, tmp_path):
-    _soak(qtbot, make_window, tmp_path, iterations=20_000, config=ExperimentConfig(), move_every=5)
+    iterations = int(os.environ.get("SOAK_ITERATIONS", "20000"))
+    _soak(qtbot, make_window, tmp_path, iterations=iterations, config=ExperimentConfig(), move_every=5)
