@@ -52,13 +52,17 @@ PALETTES = {
 
 
 def resources_dir() -> Path:
-    """The shipped ``resources/`` folder (themes, presets), installed or in a checkout."""
-    try:
-        import resources  # the package declared in pyproject.toml
+    """The shipped ``resources/`` folder (themes, presets), installed or in a checkout.
 
-        return Path(resources.__file__).resolve().parent
-    except ImportError:  # pragma: no cover - running from an unusual layout
-        return Path(__file__).resolve().parent.parent / "resources"
+    ``resources`` is installed beside ``app`` (both top-level in pyproject.toml), so it is found next to
+    this package first: importing it by name could pick up any ``resources/`` folder in the current
+    directory (a namespace package without a ``__file__``)."""
+    beside = Path(__file__).resolve().parent.parent / "resources"
+    if (beside / "presets").is_dir():
+        return beside
+    import resources  # pragma: no cover - an unusual install layout
+
+    return Path(next(iter(resources.__path__))).resolve()
 
 
 def stylesheet(name: str) -> str:
