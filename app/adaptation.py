@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtWidgets import QLabel, QPushButton, QSplitter, QWidget
+from PySide6.QtWidgets import QLabel, QPushButton, QWidget
 from superqt.utils import QSignalThrottler
 
 from .plots import Card, cache_axes, make_opaque, make_plot, pen, positive
@@ -134,13 +134,7 @@ class AdaptationCard(Card):
         self.mse = self.mse_plot.plot(
             pen=pen("after"), symbol="o", symbolSize=4, symbolBrush=SERIES["after"], symbolPen=None
         )
-        self.plots = [self.plot, self.mse_plot]
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(self.plot)
-        split.addWidget(self.mse_plot)
-        split.setSizes([650, 350])
-        split.setChildrenCollapsible(False)
-        self.body.addWidget(split)
+        self.add_side_by_side(self.plot, self.mse_plot, (650, 350))
 
         self.task: PreviewTask | None = None
         self.result: PreviewResult | None = None

@@ -122,6 +122,16 @@ class Card(QFrame):
             parts.append(f"<span style='color:{colour}'>{glyphs[glyph]}</span>&nbsp;{text}")
         self.legend.setText("&nbsp;&nbsp;".join(parts))
 
+    def add_side_by_side(self, left: pg.PlotWidget, right: pg.PlotWidget, sizes: tuple[int, int]) -> None:
+        """Two plots in a user-resizable split that fills the card."""
+        self.plots = [left, right]
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setSizes(list(sizes))
+        split.setChildrenCollapsible(False)
+        self.body.addWidget(split)
+
     def add_tool(self, widget: QWidget) -> QWidget:
         self.header.addWidget(widget)
         return widget
@@ -305,13 +315,7 @@ class MemoryCard(Card):
                                        color=SERIES["pre"])
         self.placeholder.setPos(0.5, 0.5)
         self.profile_plot.addItem(self.placeholder, ignoreBounds=True)
-        self.plots = [self.plot, self.profile_plot]
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(self.plot)
-        split.addWidget(self.profile_plot)
-        split.setSizes([500, 500])
-        split.setChildrenCollapsible(False)
-        self.body.addWidget(split)
+        self.add_side_by_side(self.plot, self.profile_plot, (500, 500))
 
     def refresh(self, history: History) -> None:
         memory = history.column("memory_bytes")

@@ -59,7 +59,6 @@ class StepReport:
         """The CSV row (see ``CSV_FIELDS``)."""
         cfg = self.config
         values = {**self.__dict__, **{k: getattr(cfg, k) for k in CSV_FIELDS if hasattr(cfg, k)}}
-        values["method"] = cfg.method
         values["diverged"] = int(self.diverged)
         return {k: values[k] for k in CSV_FIELDS}
 
