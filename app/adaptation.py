@@ -14,6 +14,7 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import QLabel, QPushButton, QWidget
 from superqt.utils import QSignalThrottler
 
+from .ranges import RangeAnchor
 from .plots import Card, cache_axes, make_opaque, make_plot, pen, positive
 from .theme import SERIES
 from .worker import PreviewResult, PreviewTask
@@ -134,6 +135,7 @@ class AdaptationCard(Card):
         self.mse = self.mse_plot.plot(
             pen=pen("after"), symbol="o", symbolSize=4, symbolBrush=SERIES["after"], symbolPen=None
         )
+        self.mse_anchor = RangeAnchor(self.mse_plot)
         self.add_side_by_side(self.plot, self.mse_plot, (650, 350))
 
         self.task: PreviewTask | None = None
@@ -158,7 +160,9 @@ class AdaptationCard(Card):
         if result.steps != self._legend_steps:
             self._set_legend(result.steps)
             self.after.opts["name"] = f"after {result.steps} steps"
-        self.mse.setData(np.arange(len(result.mse_per_step)), positive(result.mse_per_step))
+        steps = np.arange(len(result.mse_per_step))
+        self.mse.setData(steps, positive(result.mse_per_step))
+        self.mse_anchor.fit(steps, [result.mse_per_step])
         if new_task and not self.points.dragging:
             self.points.set_points(result.task.x_support, result.task.y_support)
         self._frame(result)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from .history import History
+from .ranges import RangeAnchor, nice_ceil
 from .theme import SERIES, Palette
 
 SYMBOLS = {"imaml": "o", "maml": "s", "fomaml": "t", "reptile": "d"}  # distinct shapes: equal curves overlap
@@ -175,13 +176,14 @@ class MetaLossCard(Card):
             symbolBrush=SERIES["val"], symbolPen=None, connect="finite",
         )
         item.setLogMode(y=True)
+        self.anchor = RangeAnchor(self.plot)
         self.markers: list[tuple[int, str]] = []
         self._marker_items: list[pg.InfiniteLine] = []
         self.plots = [self.plot]
         self.body.addWidget(self.plot)
         self.smooth.toggled.connect(self._options_changed)
         self.smooth_window.valueChanged.connect(self._options_changed)
-        self.logy.toggled.connect(lambda on: item.setLogMode(y=on))
+        self.logy.toggled.connect(self._log_toggled)
         self._last: History | None = None
 
     def refresh(self, history: History) -> None:
@@ -199,6 +201,7 @@ class MetaLossCard(Card):
         val = history.column("val_loss")
         seen = np.isfinite(val)
         self.val.setData(it[seen], positive(val[seen]))
+        self.anchor.fit(it, [history.column("meta_loss"), train, pre, val[seen]])
 
     def add_marker(self, iteration: int, text: str) -> None:
         """A labelled vertical line where a live change first applied."""
@@ -232,6 +235,11 @@ class MetaLossCard(Card):
         self.markers.clear()
         for curve in (self.raw, self.train, self.pre, self.val):
             curve.setData([], [])
+        self.anchor.clear()
+
+    def _log_toggled(self, on: bool) -> None:
+        self.plot.getPlotItem().setLogMode(y=on)
+        self._options_changed()
 
     def _options_changed(self) -> None:
         if self._last is not None:
@@ -251,6 +259,7 @@ class CGCard(Card):
         self.stationarity = self.plot.plot(name="inner stationarity", pen=pen("stationarity", 1.5),
                                            connect="finite")
         item.setLogMode(y=True)
+        self.anchor = RangeAnchor(self.plot)
         # CG iterations live on their own linear right-hand axis (a second view box sharing x)
         self.iter_view = pg.ViewBox()
         item.showAxis("right")
@@ -277,17 +286,20 @@ class CGCard(Card):
 
     def refresh(self, history: History) -> None:
         it = history.column("iteration")
-        self.residual.setData(it, positive(history.column("cg_residual")))
-        self.stationarity.setData(it, positive(history.column("stationarity")))
+        residual, stationarity = history.column("cg_residual"), history.column("stationarity")
+        self.residual.setData(it, positive(residual))
+        self.stationarity.setData(it, positive(stationarity))
+        self.anchor.fit(it, [residual, stationarity])
         iterations = history.column("cg_iterations")
         self.iterations.setData(it, iterations)
         top = float(np.nanmax(iterations)) if len(iterations) and np.isfinite(iterations).any() else 1.0
         # counts read against zero; the headroom keeps the (often flat) line off the stationarity band
-        self.iter_view.setYRange(0, max(top, 1.0) * 1.6, padding=0)
+        self.iter_view.setYRange(0, nice_ceil(max(top, 1.0) * 1.6), padding=0)
 
     def clear(self) -> None:
         for curve in (self.residual, self.stationarity, self.iterations):
             curve.setData([], [])
+        self.anchor.clear()
 
 
 class MemoryCard(Card):
@@ -308,6 +320,7 @@ class MemoryCard(Card):
         self.plot = make_plot("plot_memory", "memory", "meta-iteration", left_units="B")
         self.curve = self.plot.plot(name="memory per meta-iteration", pen=pen("memory"), connect="finite")
         self.plot.getPlotItem().getViewBox().setLimits(yMin=0)
+        self.anchor = RangeAnchor(self.plot, y_from_zero=True)  # memory is read against nothing held
         self.profile_plot = make_plot("plot_memory_profile", "memory / iteration", "inner steps", left_units="B")
         self.profile_plot.setToolTip("Press 'Profile methods' to measure every method at the current settings")
         self.profile_curves: dict[str, pg.PlotDataItem] = {}
@@ -318,10 +331,9 @@ class MemoryCard(Card):
         self.add_side_by_side(self.plot, self.profile_plot, (500, 500))
 
     def refresh(self, history: History) -> None:
-        memory = history.column("memory_bytes")
-        self.curve.setData(history.column("iteration"), memory)
-        if len(memory):  # keep zero in view: memory is read against nothing held
-            self.plot.getPlotItem().getViewBox().setYRange(0, max(float(np.nanmax(memory)), 1.0) * 1.15)
+        it, memory = history.column("iteration"), history.column("memory_bytes")
+        self.curve.setData(it, memory)
+        self.anchor.fit(it, [memory])
 
     def show_profile(self, rows: list[dict[str, object]], done: int, total: int) -> None:
         self.placeholder.setVisible(not rows and not total)
@@ -347,6 +359,7 @@ class MemoryCard(Card):
 
     def clear(self) -> None:
         self.curve.setData([], [])
+        self.anchor.clear()
 
 
 def moving_average(y: np.ndarray, window: int) -> np.ndarray:
