@@ -14,8 +14,8 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import QLabel, QPushButton, QWidget
 from superqt.utils import QSignalThrottler
 
-from .ranges import RangeAnchor
 from .plots import Card, cache_axes, make_opaque, make_plot, pen, positive
+from .ranges import RangeAnchor
 from .theme import SERIES
 from .worker import PreviewResult, PreviewTask
 
