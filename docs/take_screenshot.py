@@ -31,7 +31,7 @@ def wait_until(predicate, timeout_s: float) -> None:
 def main() -> int:
     settings_dir = tempfile.mkdtemp(prefix="imaml-studio-shot-")
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, settings_dir)
-    app = QApplication(sys.argv)
+    _qapp = QApplication(sys.argv)  # must outlive the window
     from app.main_window import MainWindow
 
     window = MainWindow(restore=False)

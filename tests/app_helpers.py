@@ -15,6 +15,8 @@ def plot_points(plot) -> int:
     """Number of points held by the curves of a pyqtgraph PlotWidget."""
     total = 0
     for item in plot.getPlotItem().listDataItems():
+        if getattr(item, "is_range_anchor", False):
+            continue
         x, _y = item.getData()
         total += 0 if x is None else len(x)
     return total
