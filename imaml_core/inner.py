@@ -48,16 +48,45 @@ class InnerInfo:
         return getattr(self, key)
 
 
-def _prox(loss: Tensor, grad: Tensor, phi: Tensor, theta: Tensor, lam: float) -> tuple[Tensor, Tensor]:
+def _prox(loss: Tensor, grad: Tensor, phi: Tensor, theta: Tensor, lam: float | Tensor) -> tuple[Tensor, Tensor]:
     """Proximal objective and its gradient from the loss and its gradient."""
     diff = phi - theta
-    return loss + 0.5 * lam * batch_dot(diff, diff), torch.add(grad, diff, alpha=lam)
+    prox_grad = grad + lam * diff if isinstance(lam, Tensor) else torch.add(grad, diff, alpha=lam)
+    return loss + 0.5 * lam * batch_dot(diff, diff), prox_grad
 
 
 def finite_rows(t: Tensor) -> Tensor:
     """Per-row finiteness of a (B, P) tensor. A row sum is NaN or infinite exactly when the row holds a
     NaN or an infinity (or overflows, which is divergence too), and is far cheaper than isfinite().all()."""
     return torch.isfinite(t.sum(dim=-1)) if t.dim() > 1 else torch.isfinite(t)
+
+
+def gd_step(
+    value_and_grad: Callable[[Tensor], tuple[Tensor, Tensor]],
+    phi: Tensor,
+    g: Tensor,
+    obj: Tensor,
+    step: Tensor,
+    theta: Tensor,
+    lam: float | Tensor,
+    safeguard: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One gradient step on the proximal objective for every task: new (phi, its prox gradient, its
+    objective, step sizes). With ``safeguard`` a task whose objective would rise (or turn NaN) keeps its
+    phi and halves its step; others grow it by ``GROW``. Branch-free (selects rows with ``where``), so one
+    call is one traceable graph that ``torch.compile`` can fuse, and eager mode never syncs on a mask."""
+    trial = torch.addcmul(phi, step[:, None], g, value=-1.0)
+    t_obj, t_g = _prox(*value_and_grad(trial), trial, theta, lam)
+    if not safeguard:
+        return trial, t_g, t_obj, step
+    ok = t_obj <= obj
+    keep = ok[:, None]
+    return (
+        torch.where(keep, trial, phi),
+        torch.where(keep, t_g, g),
+        torch.where(ok, t_obj, obj),
+        step * torch.where(ok, GROW, 0.5),
+    )
 
 
 def gd_batched(
@@ -79,22 +108,14 @@ def gd_batched(
     phi = theta.clone()
     obj, g = _prox(*task_loss.value_and_grad(phi), phi, theta, lam)
     step = torch.full_like(obj, lr)
+    fused = getattr(task_loss.derivatives, "gd_step", None)  # one (compilable) function per step
     if on_step is not None:
         on_step(0, phi)
     for k in range(1, steps + 1):
-        trial = torch.addcmul(phi, step[:, None], g, value=-1.0)
-        t_obj, t_g = _prox(*task_loss.value_and_grad(trial), trial, theta, lam)
-        if not safeguard:
-            phi, obj, g = trial, t_obj, t_g
+        if fused is not None:
+            phi, g, obj, step = fused(phi, g, obj, step, theta, lam, safeguard)
         else:
-            ok = t_obj <= obj
-            if bool(ok.all()):  # the common case: every task accepts its step
-                step = step * GROW
-            else:  # put the few rejected tasks back (row copies, not full passes over (B, P))
-                rejected = torch.nonzero(~ok).squeeze(1)
-                trial[rejected], t_g[rejected], t_obj[rejected] = phi[rejected], g[rejected], obj[rejected]
-                step = step * torch.where(ok, GROW, 0.5)
-            phi, obj, g = trial, t_obj, t_g
+            phi, g, obj, step = gd_step(task_loss.value_and_grad, phi, g, obj, step, theta, lam, safeguard)
         if on_step is not None:
             on_step(k, phi)
     finite = finite_rows(phi) & torch.isfinite(obj)

@@ -19,10 +19,11 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from .inner import gd_step
 from .objective import Matvec
 from .params import ParamLayout
 
-Weights = list[tuple[Tensor, Tensor]]
+Weights = list[tuple[Tensor, Tensor]]  # per layer: W^T (B, in, out) and b (B, 1, out)
 
 
 def _mm(a: Tensor, b: Tensor) -> Tensor:
@@ -45,9 +46,33 @@ def _addmm(c: Tensor, a: Tensor, b: Tensor) -> Tensor:
     return c.baddbmm(a, b)
 
 
+@functools.cache
+def _views(layout: ParamLayout, n_layers: int) -> tuple[tuple[int, int, int, int], ...]:
+    """(weight offset, bias offset, fan-in, fan-out) of every layer in the layout's flat order."""
+    offsets, at = {}, 0
+    for name, size in zip(layout.names, layout.sizes, strict=True):
+        offsets[name], at = at, at + size
+    shapes = dict(zip(layout.names, layout.shapes, strict=True))
+    views = []
+    for i in range(n_layers):
+        fan_out, fan_in = shapes[f"{2 * i}.weight"]
+        views.append((offsets[f"{2 * i}.weight"], offsets[f"{2 * i}.bias"], fan_in, fan_out))
+    return tuple(views)
+
+
 def _weights(layout: ParamLayout, n_layers: int, phi: Tensor) -> Weights:
-    p = layout.unflatten(phi)
-    return [(p[f"{2 * i}.weight"], p[f"{2 * i}.bias"]) for i in range(n_layers)]
+    """Per layer (W^T as (B, in, out), b as (B, 1, out)), both strided views straight into ``phi``: one
+    view operation each instead of a split, a reshape, a transpose and an unsqueeze."""
+    if phi.stride(-1) != 1:
+        phi = phi.contiguous()
+    batch, row, base = phi.shape[0], phi.stride(0), phi.storage_offset()
+    return [
+        (
+            phi.as_strided((batch, fan_in, fan_out), (row, 1, fan_in), base + w_at),
+            phi.as_strided((batch, 1, fan_out), (row, fan_out, 1), base + b_at),
+        )
+        for w_at, b_at, fan_in, fan_out in _views(layout, n_layers)
+    ]
 
 
 def _flat(layout: ParamLayout, grads: Weights) -> Tensor:
@@ -65,8 +90,8 @@ def _forward_backward(
     wb = _weights(layout, n_layers, phi)
     inputs, masks = [x], []
     z = x
-    for i, (w, b) in enumerate(wb):
-        z = _addmm(b.unsqueeze(1), inputs[-1], w.mT)
+    for i, (wt, b) in enumerate(wb):
+        z = _addmm(b, inputs[-1], wt)
         if i < n_layers - 1:
             h = torch.relu(z)
             masks.append(torch.sign(h))  # ReLU'(z) as a float mask: no bool->float conversion per use
@@ -75,7 +100,7 @@ def _forward_backward(
     loss = (err * err).flatten(1).mean(1)
     deltas = [err * (2.0 / (y.shape[1] * y.shape[2]))]
     for i in range(n_layers - 1, 0, -1):
-        deltas.append(_mm(deltas[-1], wb[i][0]) * masks[i - 1])
+        deltas.append(_mm(deltas[-1], wb[i][0].mT) * masks[i - 1])
     return loss, wb, inputs, masks, deltas[::-1]
 
 
@@ -103,11 +128,11 @@ def hvp(
     rwb = _weights(layout, n_layers, v)
     # R-forward: directional derivatives r_z of every pre-activation, r_a of every hidden layer's input.
     r_inputs: list[Tensor] = []
-    r_z = _addmm(rwb[0][1].unsqueeze(1), inputs[0], rwb[0][0].mT)
+    r_z = _addmm(rwb[0][1], inputs[0], rwb[0][0])
     for i in range(1, n_layers):
         r_inputs.append(r_z * masks[i - 1])
-        rw, rb = rwb[i]
-        r_z = _addmm(_addmm(rb.unsqueeze(1), inputs[i], rw.mT), r_inputs[-1], wb[i][0].mT)
+        rwt, rb = rwb[i]
+        r_z = _addmm(_addmm(rb, inputs[i], rwt), r_inputs[-1], wb[i][0])
     # R-backward: the directional derivative of every layer's weight and bias gradient.
     r_d = r_z * scale
     out: Weights = []
@@ -117,8 +142,26 @@ def hvp(
             gw = _addmm(gw, deltas[i].mT, r_inputs[i - 1])
         out.append((gw, r_d.sum(1)))
         if i:
-            r_d = _addmm(_mm(r_d, wb[i][0]), deltas[i], rwb[i][0]) * masks[i - 1]
+            r_d = _addmm(_mm(r_d, wb[i][0].mT), deltas[i], rwb[i][0].mT) * masks[i - 1]
     return _flat(layout, out[::-1])
+
+
+def mlp_gd_step(
+    layout: ParamLayout,
+    n_layers: int,
+    x: Tensor,
+    y: Tensor,
+    phi: Tensor,
+    g: Tensor,
+    obj: Tensor,
+    step: Tensor,
+    theta: Tensor,
+    lam: Tensor,
+    safeguard: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``inner.gd_step`` with this MLP's derivatives: a whole inner step as one pure function, the unit
+    ``torch.compile`` fuses (about 60 small operations become a few kernels)."""
+    return gd_step(lambda p: value_and_grad(layout, n_layers, p, x, y), phi, g, obj, step, theta, lam, safeguard)
 
 
 class _CompiledOrEager:
@@ -155,11 +198,23 @@ class MLPMSEDerivatives:
         self.x = x
         self.y = y
         self.scale = 2.0 / (y.shape[1] * y.shape[2])
+        self.compiled = compiled
         self._value_and_grad = _compiled(value_and_grad) if compiled else value_and_grad
         self._hvp = _compiled(hvp) if compiled else hvp
+        self._gd_step = _compiled(mlp_gd_step) if compiled else None
 
     def value_and_grad(self, phi: Tensor) -> tuple[Tensor, Tensor]:
         return self._value_and_grad(self.layout, self.n_layers, phi, self.x, self.y)
+
+    def gd_step(
+        self, phi: Tensor, g: Tensor, obj: Tensor, step: Tensor, theta: Tensor, lam: float, safeguard: bool
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """One inner GD step (see ``inner.gd_step``); compiled as a whole when the switch is on."""
+        if self._gd_step is None:
+            return gd_step(self.value_and_grad, phi, g, obj, step, theta, lam, safeguard)
+        # lambda as a tensor: a slider move must not recompile (a Python float would be a constant)
+        lam_t = torch.as_tensor(lam, dtype=phi.dtype, device=phi.device)
+        return self._gd_step(self.layout, self.n_layers, self.x, self.y, phi, g, obj, step, theta, lam_t, safeguard)
 
     def hvp_operator(self, phi: Tensor) -> tuple[Tensor, Tensor, Matvec, tuple[Tensor, ...]]:
         loss, wb, inputs, masks, deltas = _forward_backward(self.layout, self.n_layers, phi, self.x, self.y)
