@@ -61,13 +61,12 @@ def batched_cg(
         r = b - matvec(x)
     p = r.clone()
     rr = batch_dot(r, r)
-    b_norm = rr.sqrt()
-    threshold = tol * b_norm
+    b_norm = rr.sqrt() if x0 is None else batch_norm(b)
+    threshold_sq = (tol * b_norm) ** 2  # compare squared norms: no square root per iteration
     iterations = torch.zeros(b.shape[0], dtype=torch.long, device=b.device)
     tiny = torch.finfo(b.dtype).eps ** 2
     negative = torch.zeros(b.shape[0], dtype=torch.bool, device=b.device)
-    active = rr.sqrt() > threshold
-    active &= b_norm > 0
+    active = rr > threshold_sq  # active implies r.r > 0, so beta = r'.r' / r.r never divides by zero
     for k in range(max_iters):
         if not bool(active.any()):
             break
@@ -83,16 +82,16 @@ def batched_cg(
             if k == 0 and x0 is None:
                 x = torch.where(bad[:, None], b, x)
             active &= ~bad
-        # Inactive tasks get alpha = 0, so their x and r stay put; their p is never used again.
-        alpha = torch.where(active, rr / torch.where(active, pAp, 1.0), 0.0)
-        x.addcmul_(alpha[:, None], p)
-        r.addcmul_(alpha[:, None], Ap, value=-1.0)
+        # Inactive tasks get alpha = 0, so their x and r stay put; their p is never used again. (Their
+        # quotients may be inf or NaN: ``where`` discards them.)
+        alpha = torch.where(active, rr / pAp, 0.0)[:, None]
+        x.addcmul_(alpha, p)
+        r.addcmul_(alpha, Ap, value=-1.0)
         rr_new = batch_dot(r, r)
         iterations += active
-        beta = torch.where(active, rr_new / torch.where(rr > 0, rr, 1.0), 0.0)
-        p = torch.addcmul(r, beta[:, None], p)
+        p = torch.addcmul(r, torch.where(active, rr_new / rr, 0.0)[:, None], p)
         rr = torch.where(active, rr_new, rr)
-        active &= rr.sqrt() > threshold
+        active &= rr > threshold_sq
     safe_b = torch.where(b_norm > 0, b_norm, torch.ones_like(b_norm))
     # The recurrence residual is exact in exact arithmetic; for tasks that stopped on curvature we
     # report the residual of the iterate actually returned, which needs one more matvec only then.

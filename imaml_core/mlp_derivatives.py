@@ -75,12 +75,25 @@ def _weights(layout: ParamLayout, n_layers: int, phi: Tensor) -> Weights:
     ]
 
 
-def _flat(layout: ParamLayout, grads: Weights) -> Tensor:
-    """Per-layer (weight, bias) gradients -> (B, P) in the layout's order (whatever order theta has)."""
+def _gram(d: Tensor, a: Tensor, d2: Tensor | None = None, a2: Tensor | None = None) -> Tensor:
+    """d^T a (+ d2^T a2) per task, flattened row-major: a weight gradient as a (B, out * in) block.
+
+    d: (B, N, out), a: (B, N, in). When either side is 1 wide (the sinusoid nets' first and last layers)
+    the contraction over N is a broadcast multiply and one sum, already in flat order."""
+    if d.shape[-1] == 1 or a.shape[-1] == 1:
+        prod = d * a if d2 is None else torch.addcmul(d * a, d2, a2)
+        return prod.sum(1)
+    gw = d.mT @ a if d2 is None else torch.baddbmm(d.mT @ a, d2.mT, a2)
+    return gw.flatten(1)
+
+
+def _flat(layout: ParamLayout, grads: list[tuple[Tensor, Tensor]]) -> Tensor:
+    """Per-layer flat (weight, bias) gradients, each (B, ·) -> (B, P) in the layout's order (whatever
+    order theta has: checkpoints list tensors alphabetically)."""
     by_name = {}
     for i, (gw, gb) in enumerate(grads):
         by_name[f"{2 * i}.weight"], by_name[f"{2 * i}.bias"] = gw, gb
-    return layout.flatten(by_name, batch=grads[0][0].shape[0])
+    return torch.cat([by_name[name] for name in layout.names], dim=1)
 
 
 def _forward_backward(
@@ -97,7 +110,7 @@ def _forward_backward(
             masks.append(torch.sign(h))  # ReLU'(z) as a float mask: no bool->float conversion per use
             inputs.append(h)
     err = z - y
-    loss = (err * err).flatten(1).mean(1)
+    loss = err.square().mean((1, 2))
     deltas = [err * (2.0 / (y.shape[1] * y.shape[2]))]
     for i in range(n_layers - 1, 0, -1):
         deltas.append(_mm(deltas[-1], wb[i][0].mT) * masks[i - 1])
@@ -105,7 +118,7 @@ def _forward_backward(
 
 
 def _grad(layout: ParamLayout, inputs: list[Tensor], deltas: list[Tensor]) -> Tensor:
-    return _flat(layout, [(_mm(d.mT, a), d.sum(1)) for d, a in zip(deltas, inputs, strict=True)])
+    return _flat(layout, [(_gram(d, a), d.sum(1)) for d, a in zip(deltas, inputs, strict=True)])
 
 
 def value_and_grad(layout: ParamLayout, n_layers: int, phi: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -135,11 +148,9 @@ def hvp(
         r_z = _addmm(_addmm(rb, inputs[i], rwt), r_inputs[-1], wb[i][0])
     # R-backward: the directional derivative of every layer's weight and bias gradient.
     r_d = r_z * scale
-    out: Weights = []
+    out: list[tuple[Tensor, Tensor]] = []
     for i in range(n_layers - 1, -1, -1):
-        gw = _mm(r_d.mT, inputs[i])
-        if i:
-            gw = _addmm(gw, deltas[i].mT, r_inputs[i - 1])
+        gw = _gram(r_d, inputs[i], deltas[i], r_inputs[i - 1]) if i else _gram(r_d, inputs[i])
         out.append((gw, r_d.sum(1)))
         if i:
             r_d = _addmm(_mm(r_d, wb[i][0].mT), deltas[i], rwb[i][0].mT) * masks[i - 1]
