@@ -33,7 +33,6 @@ from imaml_core.trainer import true_curve
 
 PREVIEW_GRID = 200  # x points on which the preview curves are drawn
 PREVIEW_MIN_INTERVAL_S = 0.4  # at most ~2 previews a second while training
-TRIM_INTERVAL_S = 2.0  # how often freed heap memory is handed back to the OS during a run
 PREVIEW_MAX_SHARE = 0.2  # and never more than ~20% of the worker's time
 WORKER_NICENESS = 10  # the GUI thread wins the CPU when both want it
 
@@ -114,7 +113,6 @@ class Worker(QObject):
         self._timer.timeout.connect(self._tick)
         self._task: PreviewTask | None = None
         self._next_preview = 0.0
-        self._next_trim = 0.0
         self._profile_jobs: list[tuple[ProfileRequest, str, int]] = []
         self._profile: ProfileProgress | None = None
         # Set from the GUI thread when the window closes: the engine polls it between inner steps and CG
@@ -276,14 +274,12 @@ class Worker(QObject):
             self.pause()
             self.failed.emit("step", f"the meta-iteration failed: {_one_line(exc)}")
             return
+        release_free_memory()  # a heavy iteration's freed memory must not stay resident (~0.1 ms)
         self.reported.emit(report)
         if report.diverged:
             self.pause()
         if force_preview or time.monotonic() >= self._next_preview:
             self._preview_now()
-        if time.monotonic() >= self._next_trim:  # a heavy iteration's freed memory must not stay resident
-            release_free_memory()
-            self._next_trim = time.monotonic() + TRIM_INTERVAL_S
 
     def _profile_one(self) -> None:
         request, method, steps = self._profile_jobs.pop(0)

@@ -71,7 +71,8 @@ def _soak(
             name = rng.choice(list(SLIDERS))
             sliders[name].setValue(_random_value(rng, *SLIDERS[name]))
         if n % max(1, iterations // 200) == 0:
-            rss.append((n, process.memory_info().rss / 2**20))
+            cfg = report.config
+            rss.append((n, process.memory_info().rss / 2**20, cfg.meta_batch, cfg.inner_steps, cfg.cg_steps))
         if report.diverged:  # the window paused and said why; the script "fixes" it by moving on
             QTimer.singleShot(0, window.start)
 
@@ -99,7 +100,7 @@ def _soak(
     assert window.export_meta_parameters(path)
     qtbot.waitUntil(path.exists, timeout=30_000)
     ckpt = load_checkpoint(path)  # refuses NaN/inf tensors
-    warm = [mb for n, mb in rss if n >= WARM_UP_SHARE * iterations]
+    warm = [mb for n, mb, *_ in rss if n >= WARM_UP_SHARE * iterations]
     result = {
         "iterations": state["reports"],
         "diverged_iterations": state["diverged"],
