@@ -70,16 +70,26 @@ def gd_step(
     theta: Tensor,
     lam: float | Tensor,
     safeguard: bool,
+    branch_free: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """One gradient step on the proximal objective for every task: new (phi, its prox gradient, its
     objective, step sizes). With ``safeguard`` a task whose objective would rise (or turn NaN) keeps its
-    phi and halves its step; others grow it by ``GROW``. Branch-free (selects rows with ``where``), so one
-    call is one traceable graph that ``torch.compile`` can fuse, and eager mode never syncs on a mask."""
+    phi and halves its step; others grow it by ``GROW``.
+
+    Rejected tasks are put back either by copying just their rows (eager: one sync on the mask, and no
+    full pass over (B, P) when every task accepts, the common case) or, with ``branch_free``, by ``where``
+    over whole tensors: no data-dependent branch, so the step is one graph ``torch.compile`` can fuse."""
     trial = torch.addcmul(phi, step[:, None], g, value=-1.0)
     t_obj, t_g = _prox(*value_and_grad(trial), trial, theta, lam)
     if not safeguard:
         return trial, t_g, t_obj, step
     ok = t_obj <= obj
+    if not branch_free:
+        if bool(ok.all()):
+            return trial, t_g, t_obj, step * GROW
+        rejected = torch.nonzero(~ok).squeeze(1)
+        trial[rejected], t_g[rejected], t_obj[rejected] = phi[rejected], g[rejected], obj[rejected]
+        return trial, t_g, t_obj, step * torch.where(ok, GROW, 0.5)
     keep = ok[:, None]
     return (
         torch.where(keep, trial, phi),

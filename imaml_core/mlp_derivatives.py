@@ -172,7 +172,9 @@ def mlp_gd_step(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``inner.gd_step`` with this MLP's derivatives: a whole inner step as one pure function, the unit
     ``torch.compile`` fuses (about 60 small operations become a few kernels)."""
-    return gd_step(lambda p: value_and_grad(layout, n_layers, p, x, y), phi, g, obj, step, theta, lam, safeguard)
+    return gd_step(
+        lambda p: value_and_grad(layout, n_layers, p, x, y), phi, g, obj, step, theta, lam, safeguard, branch_free=True
+    )
 
 
 class _CompiledOrEager:
