@@ -50,13 +50,13 @@ def _finite(values: list[np.ndarray], positive: bool) -> np.ndarray:
 class RangeAnchor:
     """An invisible curve that rounds a plot's auto-range outwards to a coarse grid.
 
-    ``x_from`` fixes the left edge (iterations start at 0); ``y_from_zero`` keeps zero in view on linear
-    axes (memory is read against nothing held). Whether y is logarithmic is read from the plot each time.
+    The left edge is the first x (a run continued from an imported θ starts at its iteration); the right
+    edge grows along the ladder from there. ``y_from_zero`` keeps zero in view on linear axes (memory is read
+    against nothing held). Whether y is logarithmic is read from the plot each time.
     """
 
-    def __init__(self, plot: pg.PlotWidget, *, x_from: float = 0.0, y_from_zero: bool = False) -> None:
+    def __init__(self, plot: pg.PlotWidget, *, y_from_zero: bool = False) -> None:
         self._item = plot.getPlotItem()
-        self._x_from = x_from
         self._y_from_zero = y_from_zero
         self.curve = pg.PlotDataItem(pen=pg.mkPen((0, 0, 0, 0)))  # transparent, but counted by auto-range
         self.curve.is_range_anchor = True  # plot exports and tests skip it
@@ -67,16 +67,18 @@ class RangeAnchor:
         """Move the corners to bound ``x`` and every array of ``ys``; a no-op while they already do."""
         log_y = bool(self._item.ctrl.logYCheck.isChecked())
         xs, values = _finite([x], False), _finite(ys, log_y)
+        values = values[np.abs(values) < 1e300]  # a diverged float64 value must not overflow the rounding
         if not len(xs) or not len(values):
             self.clear()
             return
-        x_hi = max(float(xs.max()), self._x_from + 1.0)
+        x_lo = float(xs.min())
+        x_hi = x_lo + nice_ceil(max(float(xs.max()) - x_lo, 1.0))
         lo, hi = float(values.min()), float(values.max())
         if log_y:
             y_lo, y_hi = log_floor(lo), log_ceil(hi)
         else:
             y_lo, y_hi = _linear_edges(lo, hi, self._y_from_zero)
-        corners = (self._x_from, nice_ceil(x_hi - self._x_from) + self._x_from, y_lo, y_hi)
+        corners = (x_lo, x_hi, y_lo, y_hi)
         if corners != self.corners:
             self.corners = corners
             self.curve.setData([corners[0], corners[1]], [corners[2], corners[3]])
@@ -93,8 +95,10 @@ def _linear_edges(lo: float, hi: float, from_zero: bool) -> tuple[float, float]:
         bottom = -nice_ceil(-lo)
     elif from_zero or lo <= 0.5 * hi:
         bottom = 0.0
-    else:
+    else:  # narrow data far from zero (e.g. 0.30-0.31): edges on a grid of the data's own spread
         step = nice_ceil(hi - lo) if hi > lo else nice_ceil(lo)
         bottom = math.floor(lo / step) * step
+        top = math.ceil(hi / step) * step
+        return bottom, top if top > bottom else bottom + step
     top = nice_ceil(hi) if hi > 0 else 0.0
     return bottom, top if top > bottom else bottom + 1.0

@@ -99,7 +99,7 @@ def batched_cg(
     if bool(negative.any()) and max_iters > 0:
         true_r = batch_norm(b - matvec(x)) / safe_b
         residual = torch.where(negative, true_r, residual)
-    residual = torch.where(b_norm > 0, residual, torch.zeros_like(residual))
+    # (a task with b = 0 reports the absolute residual ||A x||: its answer is 0, whatever x0 was)
     converged = (residual <= tol) & ~negative
     return x, CGInfo(iterations, residual, converged, negative)
 

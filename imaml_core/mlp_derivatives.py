@@ -49,9 +49,7 @@ def _addmm(c: Tensor, a: Tensor, b: Tensor) -> Tensor:
 @functools.cache
 def _views(layout: ParamLayout, n_layers: int) -> tuple[tuple[int, int, int, int], ...]:
     """(weight offset, bias offset, fan-in, fan-out) of every layer in the layout's flat order."""
-    offsets, at = {}, 0
-    for name, size in zip(layout.names, layout.sizes, strict=True):
-        offsets[name], at = at, at + size
+    offsets = layout.offsets
     shapes = dict(zip(layout.names, layout.shapes, strict=True))
     views = []
     for i in range(n_layers):
@@ -89,7 +87,8 @@ def _gram(d: Tensor, a: Tensor, d2: Tensor | None = None, a2: Tensor | None = No
 
 def _flat(layout: ParamLayout, grads: list[tuple[Tensor, Tensor]]) -> Tensor:
     """Per-layer flat (weight, bias) gradients, each (B, ·) -> (B, P) in the layout's order (whatever
-    order theta has: checkpoints list tensors alphabetically)."""
+    order theta has: checkpoints list tensors alphabetically). ``layout.flatten`` would reshape every
+    piece first; these are already 2-D."""
     by_name = {}
     for i, (gw, gb) in enumerate(grads):
         by_name[f"{2 * i}.weight"], by_name[f"{2 * i}.bias"] = gw, gb
@@ -211,7 +210,6 @@ class MLPMSEDerivatives:
         self.x = x
         self.y = y
         self.scale = 2.0 / (y.shape[1] * y.shape[2])
-        self.compiled = compiled
         self._value_and_grad = _compiled(value_and_grad) if compiled else value_and_grad
         self._hvp = _compiled(hvp) if compiled else hvp
         self._gd_step = _compiled(mlp_gd_step) if compiled else None

@@ -35,6 +35,14 @@ class ParamLayout:
         return tuple(prod(s) for s in self.shapes)
 
     @property
+    def offsets(self) -> dict[str, int]:
+        """Where each tensor starts in the flat vector."""
+        starts, at = {}, 0
+        for name, size in zip(self.names, self.sizes, strict=True):
+            starts[name], at = at, at + size
+        return starts
+
+    @property
     def numel(self) -> int:
         return sum(self.sizes)
 

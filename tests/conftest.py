@@ -13,6 +13,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 WORKER_TIMEOUT_MS = 60_000  # generous: the first trainer imports torch's optimiser stack on a busy CI box
 
 
+@pytest.fixture(autouse=True)
+def _default_heap_policy(monkeypatch):
+    """In-process ``imaml`` runs must not retune the test process's allocator (imaml_core/memory.py) for
+    every later test; the policy itself is tested in a subprocess (tests/test_memory.py)."""
+    monkeypatch.setattr("imaml_core.cli.keep_freed_memory", lambda: False)
+
+
 @pytest.fixture
 def settings_dir(tmp_path):
     """QSettings (geometry, last config) go to a temp folder, so GUI tests neither read nor leak state."""

@@ -59,3 +59,21 @@ def test_live_plot_ranges_change_rarely_and_always_show_all_data(qtbot, card_nam
     # exact auto-range moves on nearly every one of these 500 updates; on the grid x moves 8 times
     # (120, 150, 200, 250, 300, 400, 500, 600) and y a few times as the loss falls
     assert changes <= 20, changes
+
+
+def test_anchor_starts_at_the_first_iteration_and_fits_narrow_linear_data(qtbot):
+    """A run continued from an imported θ starts at its iteration, not at 0; narrow data far from zero
+    gets edges on a grid of its own spread instead of being squashed into a sliver."""
+    import pyqtgraph as pg
+
+    from app.ranges import RangeAnchor, _linear_edges
+
+    plot = pg.PlotWidget()
+    qtbot.addWidget(plot)
+    anchor = RangeAnchor(plot)
+    anchor.fit(np.arange(5000, 5101, dtype=float), [np.linspace(0.30, 0.31, 101)])
+    x_lo, x_hi, y_lo, y_hi = anchor.corners
+    assert x_lo == 5000 and 5100 <= x_hi <= 5000 + 4 / 3 * 100
+    assert y_lo <= 0.30 and y_hi >= 0.31 and y_hi - y_lo <= 0.05
+    assert _linear_edges(100.0, 101.0, False) == (100.0, 101.0)
+    assert _linear_edges(0.0, 7.0, True) == (0.0, 8.0)

@@ -1,5 +1,6 @@
 """Conjugate gradient against dense solves, per task and batched, and its behaviour on indefinite operators."""
 
+import pytest
 import torch
 
 from imaml_core import conjugate_gradient
@@ -76,3 +77,19 @@ def test_numerically_singular_direction_is_flagged_not_overflowed():
     b = {"x": torch.tensor([0.7], dtype=F64)}
     x, info = conjugate_gradient(lambda v: {"x": 2.2250738585e-313 * v["x"]}, b, max_iters=3)
     assert torch.isfinite(x["x"]).all() and info.nonpositive_curvature
+
+
+def test_zero_right_hand_side_from_a_nonzero_start_reports_the_true_residual():
+    """b = 0 has the answer x = 0; started elsewhere, CG must iterate towards it and report ||A x||
+    (absolute: there is no ||b|| to divide by), not claim convergence it did not reach."""
+    import torch
+
+    from imaml_core.cg import batched_cg
+
+    diag = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64)
+    x, info = batched_cg(lambda v: diag * v, torch.zeros_like(diag), 2, tol=1e-12, x0=torch.ones_like(diag))
+    true = float(torch.linalg.vector_norm(diag * x))
+    assert float(info.residual[0]) == pytest.approx(true, rel=1e-9) and true > 1e-3
+    assert not bool(info.converged[0])
+    x, info = batched_cg(lambda v: diag * v, torch.zeros_like(diag), 3, tol=1e-12, x0=torch.ones_like(diag))
+    assert float(torch.linalg.vector_norm(x)) < 1e-10 and bool(info.converged[0])  # exact in 3 steps

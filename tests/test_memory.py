@@ -24,15 +24,20 @@ def test_maml_memory_grows_with_unrolled_steps():
     assert _memory("fomaml", 50) <= 1.1 * _memory("fomaml", 5)
 
 
-def test_heap_policy_calls_are_safe_and_reversible_by_trim():
+def test_heap_policy_calls_are_safe():
     """keep_freed_memory (training processes) and release_free_memory (the GUI worker, between
-    iterations) only tune or trim glibc's heap; they must never fail where glibc is absent."""
-    import torch
+    iterations) only tune or trim glibc's heap and must never fail, glibc or not. Run in a subprocess so
+    the tuned allocator does not follow the rest of the test session."""
+    import subprocess
+    import sys
 
-    from imaml_core.memory import keep_freed_memory, release_free_memory
-
-    assert isinstance(keep_freed_memory(), bool)
-    blocks = [torch.ones(1 << 20) for _ in range(8)]  # 32 MiB through the tuned allocator
-    assert all(float(b.sum()) == 1 << 20 for b in blocks)
-    del blocks
-    assert isinstance(release_free_memory(), bool)
+    code = (
+        "import torch\n"
+        "from imaml_core.memory import keep_freed_memory, release_free_memory\n"
+        "assert isinstance(keep_freed_memory(), bool)\n"
+        "blocks = [torch.ones(1 << 20) for _ in range(8)]\n"
+        "assert all(float(b.sum()) == 1 << 20 for b in blocks)\n"
+        "del blocks\n"
+        "assert isinstance(release_free_memory(), bool)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -10,6 +10,7 @@ written there as JSON (the numbers quoted in the closing notes come from it).
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import math
 import os
@@ -85,15 +86,29 @@ def _soak(
         state["worst_gap"] = max(state["worst_gap"], gap)
         state["stalls"] += int(gap > STALL_LIMIT_S + 0.010)  # the 10 ms timer's own period
 
+    # With SOAK_REPORT set, every thread's Python stack is dumped whenever the GUI thread has not ticked
+    # for 100 ms (faulthandler's watchdog needs no GIL), so a stall names the code that caused it.
+    stall_log = open(os.environ["SOAK_REPORT"] + ".stalls.txt", "w") if os.environ.get("SOAK_REPORT") else None  # noqa: SIM115
+
+    def watched_tick() -> None:
+        tick()
+        if stall_log is not None:
+            faulthandler.dump_traceback_later(STALL_LIMIT_S, repeat=False, file=stall_log)
+
     timer = QTimer()
     timer.setInterval(10)
-    timer.timeout.connect(tick)
+    timer.timeout.connect(watched_tick)
     window.start()
     state["last"] = time.perf_counter()
     timer.start()
     start = time.perf_counter()
-    qtbot.waitUntil(lambda: state["reports"] >= iterations or bool(failures), timeout=int(6 * 3600 * 1000))
-    timer.stop()
+    try:
+        qtbot.waitUntil(lambda: state["reports"] >= iterations or bool(failures), timeout=int(6 * 3600 * 1000))
+    finally:
+        timer.stop()
+        if stall_log is not None:
+            faulthandler.cancel_dump_traceback_later()
+            stall_log.close()
     window.pause()
     seconds = time.perf_counter() - start
     path = tmp_path / "soak.safetensors"
