@@ -60,6 +60,18 @@ def test_compiled_derivatives_match_eager_and_fall_back_when_compiling_fails(mon
     # Compiled kernels may reorder floating-point sums: agreement to ~1e-12 in float64.
     assert rel_err(fast.value_and_grad(phi)[1], slow.value_and_grad(phi)[1]) < 1e-12
     assert rel_err(fast.hvp_operator(phi)[2](v), slow.hvp_operator(phi)[2](v)) < 1e-12
+    # the whole inner step, compiled branch-free, against eager's row restore: step sizes from tiny to
+    # huge make some tasks reject their step, so both branches of the safeguard are compared
+    loss, grad = slow.value_and_grad(phi)
+    step = torch.tensor([1e-3, 10.0, 1e3], dtype=F64)
+    for safeguard in (True, False):
+        a = fast.derivatives.gd_step(phi, grad, loss, step, phi, 20.0, safeguard)
+        b = slow.derivatives.gd_step(phi, grad.clone(), loss.clone(), step, phi, 20.0, safeguard)
+        for got, want in zip(a, b, strict=True):
+            assert rel_err(got, want) < 1e-12
+        if safeguard:
+            moved = (b[0] != phi).any(dim=1)
+            assert bool(moved.any()) and not bool(moved.all()), moved  # accepted and rejected tasks both
 
     def broken(fn, dynamic=True):
         def fail(*args):
