@@ -29,6 +29,7 @@ from .theme import SERIES, Palette
 SYMBOLS = {"imaml": "o", "maml": "s", "fomaml": "t", "reptile": "d"}  # distinct shapes: equal curves overlap
 MAX_MARKERS = 40  # older change markers are dropped so a long session stays legible
 LABELLED_MARKERS = 8  # only the newest markers keep their text: each label costs paint time on every frame
+MAX_VALIDATION_SYMBOLS = 150  # beyond this the validation curve is drawn as a line only (symbols cost paint time)
 SAMPLES_PER_PIXEL = 1.5  # peak downsampling keeps each pixel column's min and max, so this loses nothing
 
 
@@ -210,6 +211,9 @@ class MetaLossCard(Card):
         self.pre.setData(it, positive(pre))
         val = history.column("val_loss")
         seen = np.isfinite(val)
+        symbol = "o" if int(seen.sum()) <= MAX_VALIDATION_SYMBOLS else None
+        if self.val.opts["symbol"] != symbol:
+            self.val.setSymbol(symbol)
         self.val.setData(it[seen], positive(val[seen]))
         self.anchor.fit(it, [history.column("meta_loss"), train, pre, val[seen]])
 
