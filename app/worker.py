@@ -25,7 +25,7 @@ from imaml_core import (
     load_checkpoint,
     save_checkpoint,
 )
-from imaml_core.memory import return_freed_memory_promptly
+from imaml_core.memory import release_free_memory
 from imaml_core.profiling import profile_rows
 from imaml_core.sinusoid import X_RANGE
 from imaml_core.threads import use_threads_for
@@ -124,7 +124,6 @@ class Worker(QObject):
     def initialise(self) -> None:
         """Build the first trainer inside the worker thread (never in the GUI thread)."""
         _yield_cpu_to_gui()
-        return_freed_memory_promptly()  # a heavy iteration's memory must not stay resident (memory.py)
         try:
             self._trainer = MetaTrainer(self._initial)
         except ImamlError as exc:
@@ -275,6 +274,7 @@ class Worker(QObject):
             self.pause()
             self.failed.emit("step", f"the meta-iteration failed: {_one_line(exc)}")
             return
+        release_free_memory()  # a heavy iteration's freed memory must not stay resident (~0.1 ms)
         self.reported.emit(report)
         if report.diverged:
             self.pause()

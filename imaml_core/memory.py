@@ -135,25 +135,6 @@ MMAP_THRESHOLD_BYTES = 32 * 2**20  # glibc's ceiling for this setting on 64-bit 
 TRIM_THRESHOLD_BYTES = 512 * 2**20
 
 
-PROMPT_MMAP_THRESHOLD_BYTES = 128 * 2**10  # glibc's initial default, pinned
-PROMPT_TRIM_THRESHOLD_BYTES = 2**20
-
-
-def return_freed_memory_promptly() -> bool:
-    """The opposite of ``keep_freed_memory``, for a long-lived interactive process (the GUI).
-
-    Pins glibc's mmap threshold at 128 KiB (by default it rises up to 32 MiB after the first large free),
-    so every large tensor is its own mapping and goes back to the OS the moment it is freed, and trims the
-    heap top beyond 1 MiB. Memory stays flat after heavy iterations without ``malloc_trim``, which holds
-    the allocator's lock while it walks the heap and so stalled the GUI thread's own allocations (one
-    150 ms paint stall in a 20,000-iteration soak). False where the C library has no ``mallopt``."""
-    if _MALLOPT is None:
-        return False
-    ok = _MALLOPT(_M_MMAP_THRESHOLD, PROMPT_MMAP_THRESHOLD_BYTES)  # type: ignore[operator]
-    ok &= _MALLOPT(_M_TRIM_THRESHOLD, PROMPT_TRIM_THRESHOLD_BYTES)  # type: ignore[operator]
-    return bool(ok)
-
-
 def keep_freed_memory() -> bool:
     """Let glibc reuse freed tensor memory instead of handing it back to the OS after every operation.
 
