@@ -140,7 +140,8 @@ def keep_freed_memory() -> bool:
 
     At meta-batch 400 each (B, P) temporary is ~2.8 MB. glibc's defaults map such blocks fresh and unmap
     them on free (or trim the heap top), so every elementwise operation first page-faults its output in:
-    on this VM that made a meta-iteration ~1.5x slower (197 -> 135 ms). A training process calls this
+    on this VM a meta-iteration took 105-190 ms that way against 82-143 ms kept (five process pairs,
+    bench/RESULTS.md). A training process calls this
     once; the GUI worker instead calls ``release_free_memory`` between iterations to keep its footprint
     flat. False where the C library has no ``mallopt``."""
     if _MALLOPT is None:
