@@ -35,7 +35,6 @@ PREVIEW_GRID = 200  # x points on which the preview curves are drawn
 PREVIEW_MIN_INTERVAL_S = 0.4  # at most ~2 previews a second while training
 PREVIEW_MAX_SHARE = 0.2  # and never more than ~20% of the worker's time
 WORKER_NICENESS = 10  # the GUI thread wins the CPU when both want it
-TRIM_EVERY = 100  # iterations between heap trims while the settings stay the same
 
 
 @dataclass(frozen=True)
@@ -116,8 +115,6 @@ class Worker(QObject):
         self._next_preview = 0.0
         self._profile_jobs: list[tuple[ProfileRequest, str, int]] = []
         self._profile: ProfileProgress | None = None
-        self._trimmed_for: ExperimentConfig | None = None  # settings of the iteration last trimmed after
-        self._since_trim = 0
         # Set from the GUI thread when the window closes: the engine polls it between inner steps and CG
         # iterations, so even a huge meta-iteration ends within milliseconds instead of holding the join.
         self.cancel = threading.Event()
@@ -277,7 +274,7 @@ class Worker(QObject):
             self.pause()
             self.failed.emit("step", f"the meta-iteration failed: {_one_line(exc)}")
             return
-        self._trim_after(report.config)
+        release_free_memory()  # a heavy iteration's freed memory must not stay resident (~0.1 ms)
         self.reported.emit(report)
         if report.diverged:
             self.pause()
@@ -293,24 +290,9 @@ class Worker(QObject):
         except Exception as exc:  # e.g. out of memory for a long unroll: report, continue with the rest
             self.failed.emit("profile", f"{method} with {steps} inner steps: {_one_line(exc)}")
             rows = []
-        release_free_memory()  # a long unrolled MAML measurement must not stay resident
         progress = replace(progress, rows=[*progress.rows, *rows], done=progress.done + 1)
         self._profile = progress
         self.profiled.emit(progress)
-
-    def _trim_after(self, config: ExperimentConfig) -> None:
-        """Return freed heap to the OS when the settings changed (or every ``TRIM_EVERY`` iterations).
-
-        A heavy iteration (large meta-batch, many inner steps) leaves its freed pages in glibc's heap, so
-        without a trim the window's memory stays at its peak for the rest of the run. Same settings reuse
-        those pages, so trimming after every iteration would only add work: each trim takes the allocator's
-        locks (usually 0.2 ms, up to 26 ms measured after heavy iterations) while the GUI thread may be
-        allocating in a paint."""
-        self._since_trim += 1
-        if config == self._trimmed_for and self._since_trim < TRIM_EVERY:
-            return
-        release_free_memory()
-        self._trimmed_for, self._since_trim = config, 0
 
     def _announce(self, reason: str) -> None:
         trainer = self._trainer
