@@ -40,6 +40,16 @@ WARM_UP_SHARE = 0.2  # memory is compared to its level after this share of the r
 MEMORY_BOUND_MB = 40.0  # history columns + one config per slider move, with room for allocator noise
 
 
+def _steal_ticks() -> int:
+    """CPU time the hypervisor gave to other guests, in clock ticks summed over CPUs (Linux; else 0).
+    Recorded around every stall: on a shared VM a stall can be time this machine simply did not get."""
+    try:
+        with open("/proc/stat") as fh:
+            return int(fh.readline().split()[8])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def _random_value(rng: random.Random, low: float, high: float, integer: bool) -> float:
     """An extreme 20% of the time, otherwise log-uniform in the lower part of the range (so that the
     long run finishes: 200 inner steps on 256 tasks is ~100x the default cost)."""
@@ -64,6 +74,8 @@ def _soak(
     failures: list[str] = []
     window.session.failed.connect(lambda what, msg: failures.append(f"{what}: {msg}"))
     state = {"reports": 0, "diverged": 0, "last": time.perf_counter(), "worst_gap": 0.0, "stalls": 0}
+    stalls: list[dict] = []  # every stall: its length, the iteration, and the steal time during it
+    steal = [_steal_ticks()]
     rss: list[tuple[int, float]] = []
     process = psutil.Process()
 
@@ -87,7 +99,13 @@ def _soak(
         gap = now - state["last"]
         state["last"] = now
         state["worst_gap"] = max(state["worst_gap"], gap)
-        state["stalls"] += int(gap > STALL_LIMIT_S + 0.010)  # the 10 ms timer's own period
+        now_steal = _steal_ticks()
+        if gap > STALL_LIMIT_S + 0.010:  # the 10 ms timer's own period
+            state["stalls"] += 1
+            stalls.append(
+                {"ms": round(1000 * gap, 1), "iteration": state["reports"], "steal_ticks": now_steal - steal[0]}
+            )
+        steal[0] = now_steal
 
     # With SOAK_REPORT set, every thread's Python stack is dumped whenever the GUI thread has not ticked
     # for 100 ms (faulthandler's watchdog needs no GIL), so a stall names the code that caused it.
@@ -126,6 +144,8 @@ def _soak(
         "iterations_per_second": round(state["reports"] / seconds, 1),
         "worst_gui_gap_ms": round(1000 * state["worst_gap"], 1),
         "gui_stalls_over_100ms": state["stalls"],
+        "stalls": stalls,
+        "clock_ticks_per_second": os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else None,
         "rss_mb_after_warm_up": round(warm[0], 1) if warm else None,
         "rss_mb_max_after_warm_up": round(max(warm), 1) if warm else None,
         "rss_mb_end": round(rss[-1][1], 1) if rss else None,
@@ -155,5 +175,6 @@ def test_short_soak_with_random_extreme_sliders(qtbot, make_window, tmp_path):
 @pytest.mark.slow
 def test_soak_20000_iterations_with_random_extreme_sliders(qtbot, make_window, tmp_path):
     iterations = int(os.environ.get("SOAK_ITERATIONS", "20000"))
-    _soak(qtbot, make_window, tmp_path, iterations=iterations, config=ExperimentConfig(), move_every=5,
-          strict_stalls=True)
+    _soak(
+        qtbot, make_window, tmp_path, iterations=iterations, config=ExperimentConfig(), move_every=5, strict_stalls=True
+    )
