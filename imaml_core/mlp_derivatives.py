@@ -34,7 +34,7 @@ def _mm(a: Tensor, b: Tensor) -> Tensor:
         return a * b
     if b.shape[-1] == 1:
         return (a * b.mT).sum(-1, keepdim=True)
-    return a @ b
+    return torch.bmm(a, b)  # not ``@``: matmul's shape dispatch costs ~20% of a 40x40 product at meta-batch 25
 
 
 def _addmm(c: Tensor, a: Tensor, b: Tensor) -> Tensor:
@@ -81,7 +81,7 @@ def _gram(d: Tensor, a: Tensor, d2: Tensor | None = None, a2: Tensor | None = No
     if d.shape[-1] == 1 or a.shape[-1] == 1:
         prod = d * a if d2 is None else torch.addcmul(d * a, d2, a2)
         return prod.sum(1)
-    gw = d.mT @ a if d2 is None else torch.baddbmm(d.mT @ a, d2.mT, a2)
+    gw = torch.bmm(d.mT, a) if d2 is None else torch.baddbmm(torch.bmm(d.mT, a), d2.mT, a2)
     return gw.flatten(1)
 
 

@@ -50,6 +50,16 @@ def _steal_ticks() -> int:
         return 0
 
 
+def _major_faults() -> int:
+    """Page faults of this process that had to read from disk (Linux; else 0): a stall during which the
+    GUI thread waited on the disk shows here."""
+    try:
+        with open("/proc/self/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[9])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def _random_value(rng: random.Random, low: float, high: float, integer: bool) -> float:
     """An extreme 20% of the time, otherwise log-uniform in the lower part of the range (so that the
     long run finishes: 200 inner steps on 256 tasks is ~100x the default cost)."""
@@ -75,7 +85,7 @@ def _soak(
     window.session.failed.connect(lambda what, msg: failures.append(f"{what}: {msg}"))
     state = {"reports": 0, "diverged": 0, "last": time.perf_counter(), "worst_gap": 0.0, "stalls": 0}
     stalls: list[dict] = []  # every stall: its length, the iteration, and the steal time during it
-    steal = [_steal_ticks()]
+    steal, faults = [_steal_ticks()], [_major_faults()]
     rss: list[tuple[int, float]] = []
     process = psutil.Process()
 
@@ -99,13 +109,18 @@ def _soak(
         gap = now - state["last"]
         state["last"] = now
         state["worst_gap"] = max(state["worst_gap"], gap)
-        now_steal = _steal_ticks()
+        now_steal, now_faults = _steal_ticks(), _major_faults()
         if gap > STALL_LIMIT_S + 0.010:  # the 10 ms timer's own period
             state["stalls"] += 1
             stalls.append(
-                {"ms": round(1000 * gap, 1), "iteration": state["reports"], "steal_ticks": now_steal - steal[0]}
+                {
+                    "ms": round(1000 * gap, 1),
+                    "iteration": state["reports"],
+                    "steal_ticks": now_steal - steal[0],
+                    "major_faults": now_faults - faults[0],
+                }
             )
-        steal[0] = now_steal
+        steal[0], faults[0] = now_steal, now_faults
 
     # With SOAK_REPORT set, every thread's Python stack is dumped whenever the GUI thread has not ticked
     # for 100 ms (faulthandler's watchdog needs no GIL), so a stall names the code that caused it.
