@@ -95,6 +95,16 @@ def _flat(layout: ParamLayout, grads: list[tuple[Tensor, Tensor]]) -> Tensor:
     return torch.cat([by_name[name] for name in layout.names], dim=1)
 
 
+def loss_value(layout: ParamLayout, n_layers: int, phi: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    """Per-task losses (B,) by a forward pass alone."""
+    z = x
+    for i, (wt, b) in enumerate(_weights(layout, n_layers, phi)):
+        z = _addmm(b, z, wt)
+        if i < n_layers - 1:
+            z = torch.relu(z)
+    return (z - y).square().mean((1, 2))
+
+
 def _forward_backward(
     layout: ParamLayout, n_layers: int, phi: Tensor, x: Tensor, y: Tensor
 ) -> tuple[Tensor, Weights, list[Tensor], list[Tensor], list[Tensor]]:
@@ -213,6 +223,9 @@ class MLPMSEDerivatives:
         self._value_and_grad = _compiled(value_and_grad) if compiled else value_and_grad
         self._hvp = _compiled(hvp) if compiled else hvp
         self._gd_step = _compiled(mlp_gd_step) if compiled else None
+
+    def value(self, phi: Tensor) -> Tensor:
+        return loss_value(self.layout, self.n_layers, phi, self.x, self.y)
 
     def value_and_grad(self, phi: Tensor) -> tuple[Tensor, Tensor]:
         return self._value_and_grad(self.layout, self.n_layers, phi, self.x, self.y)

@@ -24,6 +24,10 @@ class Derivatives(Protocol):
 
     def value_and_grad(self, phi: Tensor) -> tuple[Tensor, Tensor]: ...
 
+    def value(self, phi: Tensor) -> Tensor:
+        """Per-task losses (B,) only: a forward pass without keeping anything for a backward one."""
+        ...
+
     def hvp_operator(self, phi: Tensor) -> tuple[Tensor, Tensor, Matvec, tuple[Tensor, ...]]:
         """(loss, grad, v -> H v, tensors the operator keeps alive) at phi."""
         ...
@@ -38,6 +42,13 @@ class TaskLoss:
 
     def __call__(self, phi: Tensor) -> Tensor:
         return self.fn(phi)
+
+    def value(self, phi: Tensor) -> Tensor:
+        """Per-task losses (B,), detached: for reporting and evaluation, where no derivative is wanted."""
+        if self.derivatives is not None:
+            return self.derivatives.value(phi.detach())
+        with torch.no_grad():
+            return self.fn(phi.detach())
 
     def value_and_grad(self, phi: Tensor) -> tuple[Tensor, Tensor]:
         """Per-task losses (B,) and gradients (B, P), detached."""

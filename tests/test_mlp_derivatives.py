@@ -24,6 +24,8 @@ def test_analytic_gradient_and_hvp_match_autograd_float64(hidden):
     _, _, h2, _ = slow.hvp_operator(phi)
     # Same arithmetic in a different order: agreement to a few ulps of float64.
     assert torch.allclose(l1, l2, rtol=1e-13, atol=0)
+    assert torch.allclose(fast.value(phi), l2, rtol=1e-13, atol=0)  # the forward-only loss too
+    assert torch.allclose(fast.value(trainer.theta.expand(4, -1)), slow.value(trainer.theta.expand(4, -1)), rtol=1e-13)
     assert rel_err(g1, g2) < 1e-12
     assert rel_err(h1(v), h2(v)) < 1e-12
 
