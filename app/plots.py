@@ -81,14 +81,19 @@ def positive(y: np.ndarray) -> np.ndarray:
 
 
 def style_plot(w: pg.PlotWidget, palette: Palette) -> None:
-    """Apply the theme's background, axis and legend colours to one plot."""
+    """Apply the theme's background, axis and legend colours to one plot.
+
+    Grid lines are horizontal only. An axis draws its grid lines into its cached pixmap, so with a grid the
+    bottom axis re-renders the whole plot area each time the x range steps (as iterations grow): measured
+    9-22 ms per plot against 3-5 ms without the vertical lines (offscreen, 1280x800). Horizontal lines are
+    the ones that help read a loss or a residual off the plot."""
     w.setBackground(palette.background)
     item = w.getPlotItem()
     for axis in ("left", "bottom", "right", "top"):
         ax = item.getAxis(axis)
         ax.setPen(pg.mkPen(palette.foreground, width=1))
         ax.setTextPen(pg.mkPen(palette.foreground))
-    item.showGrid(x=True, y=True, alpha=palette.grid_alpha)
+    item.showGrid(x=False, y=True, alpha=palette.grid_alpha)
     legend = item.legend
     if legend is not None:
         legend.setBrush(pg.mkBrush(palette.legend_fill))
