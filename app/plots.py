@@ -83,10 +83,11 @@ def positive(y: np.ndarray) -> np.ndarray:
 def style_plot(w: pg.PlotWidget, palette: Palette) -> None:
     """Apply the theme's background, axis and legend colours to one plot.
 
-    Grid lines are horizontal only. An axis draws its grid lines into its cached pixmap, so with a grid the
-    bottom axis re-renders the whole plot area each time the x range steps (as iterations grow): measured
-    9-22 ms per plot against 3-5 ms without the vertical lines (offscreen, 1280x800). Horizontal lines are
-    the ones that help read a loss or a residual off the plot."""
+    Grid lines are horizontal only. An axis draws its grid lines as part of its own cached drawing, so with
+    a vertical grid the bottom axis redraws across the whole plot area each time the x range steps (as
+    iterations grow): measured 9-22 ms per plot against 3-5 ms without (offscreen, 1280x800; bench/RESULTS.md).
+    The left axis keeps its grid, so a y-range step (rare: see ranges.py) still costs 6-10 ms. Horizontal
+    lines are the ones that help read a loss or a residual off the plot."""
     w.setBackground(palette.background)
     item = w.getPlotItem()
     for axis in ("left", "bottom", "right", "top"):

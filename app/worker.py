@@ -25,7 +25,6 @@ from imaml_core import (
     load_checkpoint,
     save_checkpoint,
 )
-from imaml_core.memory import release_free_memory
 from imaml_core.profiling import profile_rows
 from imaml_core.sinusoid import X_RANGE
 from imaml_core.threads import use_threads_for
@@ -274,7 +273,6 @@ class Worker(QObject):
             self.pause()
             self.failed.emit("step", f"the meta-iteration failed: {_one_line(exc)}")
             return
-        release_free_memory()  # a heavy iteration's freed memory must not stay resident (~0.1 ms)
         self.reported.emit(report)
         if report.diverged:
             self.pause()

@@ -282,13 +282,18 @@ class MetaTrainer:
 
 
 def _adam(theta: Tensor, lr: float) -> torch.optim.Adam:
-    """Adam on theta, fused into one kernel where this torch and device support it (CPU since torch 2.4):
-    the default multi-tensor version spends ~170 us of Python on a single tensor against ~120 us fused,
-    measured on this 2-core VM, in a ~10 ms meta-iteration."""
+    """Adam on theta, fused into one kernel where this torch and device support it (CPU since torch 2.4).
+
+    On CPU the default is a per-tensor Python loop: ~170 us a step against ~120 us fused on this 2-core VM
+    (bench/RESULTS.md), in a ~10 ms meta-iteration. Since torch 2.4 an unsupported device is only refused
+    at the first ``step()``, so a throwaway optimizer takes one step on this device and dtype first."""
     try:
-        return torch.optim.Adam([theta], lr=lr, fused=True)
-    except (RuntimeError, ValueError):  # older torch or an unsupported device: the default implementation
+        probe = torch.zeros(1, dtype=theta.dtype, device=theta.device, requires_grad=True)
+        probe.grad = torch.zeros_like(probe)
+        torch.optim.Adam([probe], lr=lr, fused=True).step()
+    except (RuntimeError, ValueError, TypeError):  # older torch, or a device without the fused kernel
         return torch.optim.Adam([theta], lr=lr)
+    return torch.optim.Adam([theta], lr=lr, fused=True)
 
 
 def true_curve(x: np.ndarray, amplitude: float, phase: float) -> np.ndarray:

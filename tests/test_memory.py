@@ -25,7 +25,7 @@ def test_maml_memory_grows_with_unrolled_steps():
 
 
 def test_heap_policy_calls_are_safe():
-    """keep_freed_memory (training processes) and release_free_memory (the GUI worker, between
+    """keep_freed_memory (training processes) and release_free_memory (the window, between
     iterations) only tune or trim glibc's heap and must never fail, glibc or not. Run in a subprocess so
     the tuned allocator does not follow the rest of the test session."""
     import subprocess
