@@ -8,6 +8,7 @@ iteration before theta or the optimiser are touched; the report says what diverg
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -285,15 +286,21 @@ def _adam(theta: Tensor, lr: float) -> torch.optim.Adam:
     """Adam on theta, fused into one kernel where this torch and device support it (CPU since torch 2.4).
 
     On CPU the default is a per-tensor Python loop: ~170 us a step against ~120 us fused on this 2-core VM
-    (bench/RESULTS.md), in a ~10 ms meta-iteration. Since torch 2.4 an unsupported device is only refused
-    at the first ``step()``, so a throwaway optimizer takes one step on this device and dtype first."""
+    (bench/RESULTS.md), in a ~10 ms meta-iteration."""
+    return torch.optim.Adam([theta], lr=lr, fused=_fused_adam_works(theta.device, theta.dtype))
+
+
+@functools.cache
+def _fused_adam_works(device: torch.device, dtype: torch.dtype) -> bool:
+    """Since torch 2.4 an unsupported device is only refused at the first ``step()``, so a throwaway
+    optimizer takes one step first (once per device and dtype)."""
     try:
-        probe = torch.zeros(1, dtype=theta.dtype, device=theta.device, requires_grad=True)
+        probe = torch.zeros(1, dtype=dtype, device=device, requires_grad=True)
         probe.grad = torch.zeros_like(probe)
-        torch.optim.Adam([probe], lr=lr, fused=True).step()
+        torch.optim.Adam([probe], fused=True).step()
     except (RuntimeError, ValueError, TypeError):  # older torch, or a device without the fused kernel
-        return torch.optim.Adam([theta], lr=lr)
-    return torch.optim.Adam([theta], lr=lr, fused=True)
+        return False
+    return True
 
 
 def true_curve(x: np.ndarray, amplitude: float, phase: float) -> np.ndarray:

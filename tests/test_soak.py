@@ -104,7 +104,7 @@ def _soak(
     assert all(sliders.values()), [n for n, s in sliders.items() if s is None]
     failures: list[str] = []
     window.session.failed.connect(lambda what, msg: failures.append(f"{what}: {msg}"))
-    state = {"reports": 0, "diverged": 0, "last": time.perf_counter(), "worst_gap": 0.0, "stalls": 0, "app_stalls": 0}
+    state = {"reports": 0, "diverged": 0, "last": time.perf_counter(), "worst_gap": 0.0}
     stalls: list[dict] = []  # every stall: its length, the iteration, and the steal time during it
     steal, faults = [_steal_ticks()], [_major_faults()]
     rss: list[tuple[int, float]] = []
@@ -133,16 +133,15 @@ def _soak(
         now_steal, now_faults = _steal_ticks(), _major_faults()
         if gap > STALL_LIMIT_S + 0.010:  # the 10 ms timer's own period
             stolen_s = (now_steal - steal[0]) / CLOCK_TICKS / CPUS  # per CPU, on average
-            stall = {
-                "ms": round(1000 * gap, 1),
-                "iteration": state["reports"],
-                "steal_ticks": now_steal - steal[0],
-                "major_faults": now_faults - faults[0],
-                "machine_paused": stolen_s >= gap - STALL_LIMIT_S,
-            }
-            stalls.append(stall)
-            state["stalls"] += 1
-            state["app_stalls"] += int(not stall["machine_paused"])
+            stalls.append(
+                {
+                    "ms": round(1000 * gap, 1),
+                    "iteration": state["reports"],
+                    "steal_ticks": now_steal - steal[0],
+                    "major_faults": now_faults - faults[0],
+                    "machine_paused": stolen_s >= gap - STALL_LIMIT_S,
+                }
+            )
         steal[0], faults[0] = now_steal, now_faults
 
     # With SOAK_REPORT set, every thread's Python stack is dumped whenever the GUI thread has not ticked
@@ -175,24 +174,22 @@ def _soak(
     qtbot.waitUntil(path.exists, timeout=30_000)
     ckpt = load_checkpoint(path)  # refuses NaN/inf tensors
     warm = [mb for n, mb, *_ in rss if n >= WARM_UP_SHARE * iterations]
+    trend = _running_median(warm, TREND_WINDOW)
+    app_stalls = sum(not s["machine_paused"] for s in stalls)
     result = {
         "iterations": state["reports"],
         "diverged_iterations": state["diverged"],
         "seconds": round(seconds, 1),
         "iterations_per_second": round(state["reports"] / seconds, 1),
         "worst_gui_gap_ms": round(1000 * state["worst_gap"], 1),
-        "gui_stalls_over_100ms": state["stalls"],
-        "gui_stalls_not_explained_by_steal": state["app_stalls"],
+        "gui_stalls_over_100ms": len(stalls),
+        "gui_stalls_not_explained_by_steal": app_stalls,
         "stalls": stalls,
         "clock_ticks_per_second": CLOCK_TICKS,
         "rss_mb_after_warm_up": round(warm[0], 1) if warm else None,
         "rss_mb_max_after_warm_up": round(max(warm), 1) if warm else None,
         "rss_mb_end": round(rss[-1][1], 1) if rss else None,
-        "rss_mb_trend_growth": round(
-            max(_running_median(warm, TREND_WINDOW)) - _running_median(warm, TREND_WINDOW)[0], 1
-        )
-        if warm
-        else None,
+        "rss_mb_trend_growth": round(max(trend) - trend[0], 1) if trend else None,
         "theta_iteration": ckpt.iteration,
         "failures": failures,
     }
@@ -201,9 +198,8 @@ def _soak(
             json.dump({"rss_curve": rss, **result}, fh, indent=1)
     assert not failures, failures
     if strict_stalls:
-        assert state["app_stalls"] == 0, result
+        assert app_stalls == 0, result
     if warm:
-        trend = _running_median(warm, TREND_WINDOW)
         assert max(trend) - trend[0] <= MEMORY_BOUND_MB, result
         assert max(warm) - trend[0] <= TRANSIENT_BOUND_MB, result
     return result
