@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,7 @@ else:  # pragma: no cover
 
 STATUS_MS = 500
 MARKER_MERGE_ITERATIONS = 10
+TRIM_INTERVAL_S = 0.25  # at most ~4 heap trims a second: a slow, heavy iteration still gets one after it
 METHOD_NAMES = {value: text for spec in GROUPS[0][1] if spec.name == "method" for text, value in spec.choices}
 LABELS = {spec.name: spec.label for _title, specs in GROUPS for spec in specs} | {s.name: s.label for s in ADVANCED}
 
@@ -74,6 +76,7 @@ class MainWindow(QMainWindow):
         self._applied = self._config
         self._marker_base: ExperimentConfig | None = None  # config of the previous report of this θ
         self._last_change: tuple[int, ExperimentConfig] | None = None  # (iteration, config before it)
+        self._trimmed_at = 0.0  # time.monotonic() of the last heap trim
         self.iteration = 0
         self.running = False
         self._closing = False
@@ -310,8 +313,12 @@ class MainWindow(QMainWindow):
         self.history.append(report)
         # A heavy iteration's freed memory must not stay resident. The trim runs here, in the GUI thread,
         # between paints: run from the worker it held the allocator's locks while a paint here needed to
-        # allocate, and twice in 20,000 soak iterations the window froze 100-150 ms that way.
-        release_free_memory()
+        # allocate, and twice in 20,000 soak iterations the window froze 100-150 ms that way. Throttled,
+        # because after every one of hundreds of tiny iterations a second the window fell behind the worker.
+        now = time.monotonic()
+        if now - self._trimmed_at >= TRIM_INTERVAL_S:
+            release_free_memory()
+            self._trimmed_at = now
         self.status.note_report(report)
         if report.diverged:
             self._show_running(False)
