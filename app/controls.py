@@ -1,8 +1,10 @@
 """The hyperparameter panel: one row per ``ExperimentConfig`` field, each with a live/restart badge.
 
 The panel holds no settings of its own: ``set_config`` shows a config, and a user edit is emitted as
-``edited(name, value)`` for the window to validate and send on. Sliders are throttled (first change at
-once, then at most one every ``THROTTLE_MS``) so a drag does not flood the worker.
+``edited(name, value)`` for the window to validate and send on. Live sliders emit every change: the worker
+takes them between iterations, and a value set now must be in the next iteration but one, however fast
+iterations run. Sliders of restart fields are throttled (first change at once, then at most one every
+``THROTTLE_MS``), because each change they send rebuilds θ.
 """
 
 from __future__ import annotations
@@ -220,11 +222,11 @@ class ControlPanel(QScrollArea):
         w: QWidget
         if spec.kind in ("log", "ilog"):
             w = LabeledLogSlider(spec.lo, spec.hi, integer=spec.kind == "ilog")
-            self._throttle(spec.name, w.valueChanged)
+            self._connect_slider(spec.name, w.valueChanged)
         elif spec.kind == "int":
             w = QLabeledSlider(Qt.Orientation.Horizontal)
             w.setRange(int(spec.lo), int(spec.hi))
-            self._throttle(spec.name, w.valueChanged)
+            self._connect_slider(spec.name, w.valueChanged)
         elif spec.kind == "combo":
             w = QComboBox()
             for text, data in spec.choices:
@@ -247,7 +249,10 @@ class ControlPanel(QScrollArea):
         self._specs[spec.name] = spec
         return w
 
-    def _throttle(self, name: str, signal: Signal) -> None:
+    def _connect_slider(self, name: str, signal: Signal) -> None:
+        if ExperimentConfig.is_live(name):
+            signal.connect(lambda _v, n=name: self._emit(n))
+            return
         throttler = QSignalThrottler(parent=self)  # leading edge at once, then one per interval
         throttler.setTimeout(THROTTLE_MS)
         signal.connect(throttler.throttle)

@@ -56,6 +56,7 @@ class Session(QObject):
     _set_task = Signal(object)
     _profile = Signal(object)
     _evaluate = Signal(int, int)
+    _seen = Signal()
     _stop = Signal()
 
     _all: ClassVar[weakref.WeakSet[Session]] = weakref.WeakSet()
@@ -88,11 +89,12 @@ class Session(QObject):
             (self._set_task, w.set_preview_task),
             (self._profile, w.profile),
             (self._evaluate, w.evaluate),
+            (self._seen, w.report_seen),
             (self._stop, w.stop),
         ):
             cmd.connect(slot)
+        w.reported.connect(self._on_reported)
         for result in (
-            "reported",
             "previewed",
             "profiled",
             "evaluated",
@@ -194,6 +196,13 @@ class Session(QObject):
         result.append(message)
         loop.quit()
         return True
+
+    @Slot(object)
+    def _on_reported(self, report: object) -> None:
+        """Re-emit, then acknowledge: the worker starts its next iteration only after every handler here
+        has run, so a setting changed while the window shows iteration n is used by n + 1 or n + 2."""
+        self.reported.emit(report)
+        self._send(self._seen)
 
     @Slot(str, str)
     def _on_failed(self, what: str, message: str) -> None:

@@ -34,6 +34,10 @@ PREVIEW_GRID = 200  # x points on which the preview curves are drawn
 PREVIEW_MIN_INTERVAL_S = 0.4  # at most ~2 previews a second while training
 PREVIEW_MAX_SHARE = 0.2  # and never more than ~20% of the worker's time
 WORKER_NICENESS = 10  # the GUI thread wins the CPU when both want it
+# A new meta-iteration starts only once the window has taken in every earlier report. Without this the
+# worker ran ahead while the window painted, and a slider moved after the window showed iteration n took
+# effect at n + 4 in CI, not by n + 2; waiting for the window costs a queued round trip per iteration.
+MAX_UNSEEN_REPORTS = 1
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,7 @@ class Worker(QObject):
         self._next_preview = 0.0
         self._profile_jobs: list[tuple[ProfileRequest, str, int]] = []
         self._profile: ProfileProgress | None = None
+        self._unseen = 0  # reports emitted that the window has not acknowledged yet
         # Set from the GUI thread when the window closes: the engine polls it between inner steps and CG
         # iterations, so even a huge meta-iteration ends within milliseconds instead of holding the join.
         self.cancel = threading.Event()
@@ -168,6 +173,13 @@ class Worker(QObject):
         self.pause()
         if self._trainer is not None:
             self._step(force_preview=True)
+
+    @Slot()
+    def report_seen(self) -> None:
+        """The window has taken in one more report: if training waits for it, go on."""
+        self._unseen = max(0, self._unseen - 1)
+        if self._running and not self._timer.isActive():
+            self._timer.start()
 
     @Slot(object)
     def set_config(self, config: ExperimentConfig) -> None:
@@ -258,10 +270,11 @@ class Worker(QObject):
     def _tick(self) -> None:
         if self._profile_jobs:
             self._profile_one()
-        elif self._running:
+        elif self._running and self._unseen < MAX_UNSEEN_REPORTS:
             self._step(force_preview=False)
-        if not self._running and not self._profile_jobs:
-            self._timer.stop()
+        waiting = not self._running or self._unseen >= MAX_UNSEEN_REPORTS
+        if waiting and not self._profile_jobs:
+            self._timer.stop()  # ``report_seen`` or ``start`` turns it on again
 
     def _step(self, force_preview: bool) -> None:
         assert self._trainer is not None
@@ -273,6 +286,7 @@ class Worker(QObject):
             self.pause()
             self.failed.emit("step", f"the meta-iteration failed: {_one_line(exc)}")
             return
+        self._unseen += 1
         self.reported.emit(report)
         if report.diverged:
             self.pause()
