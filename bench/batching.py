@@ -19,11 +19,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
 
 from imaml_core import ExperimentConfig, MetaTrainer  # noqa: E402
 from imaml_core.reference_loop import per_task_step  # noqa: E402
+from imaml_core.threads import recommended_threads  # noqa: E402
 
 from .common import (
+    THREADS,
     add_device_option,
     device_name,
     markdown_table,
@@ -95,15 +98,27 @@ def measure(
     return rows
 
 
-def paired_scaling(small: int, large: int, reps: int, device: str = "cpu", compile: bool = False) -> dict[str, float]:
+def paired_scaling(
+    small: int, large: int, reps: int, device: str = "cpu", compile: bool = False, policy: bool = False
+) -> dict[str, float]:
     """Engine time at meta-batch ``large`` over ``small``, the two timed alternately in one run.
 
     The table's per-batch rows are measured minutes apart, and on a shared machine the speed of the whole
     machine drifts by more than the ratio's margin in that time; alternating the two engines puts both under
-    the same load, as the engine-vs-loop speed-up already is."""
+    the same load, as the engine-vs-loop speed-up already is. One thread each, or with ``policy`` the thread
+    count ``imaml train`` picks for each batch (imaml_core/threads.py), set before each of its steps."""
     cfgs = [ExperimentConfig(meta_batch=b, val_every=0, device=device, compile=compile) for b in (small, large)]
     a, b = MetaTrainer(cfgs[0]), MetaTrainer(cfgs[1])
-    t = alternate(a.step, b.step, reps, reps, device)
+    n = [recommended_threads(c.meta_batch, a.theta.numel()) if policy else THREADS for c in cfgs]
+
+    def step(trainer: MetaTrainer, threads: int) -> None:
+        torch.set_num_threads(threads)
+        trainer.step()
+
+    try:
+        t = alternate(lambda: step(a, n[0]), lambda: step(b, n[1]), reps, reps, device)
+    finally:
+        torch.set_num_threads(THREADS)
     return {
         "small": small,
         "large": large,
@@ -112,6 +127,8 @@ def paired_scaling(small: int, large: int, reps: int, device: str = "cpu", compi
         "small_seconds": t["engine_seconds"],
         "large_seconds": t["loop_seconds"],
         "repeats": reps,
+        "small_threads": n[0],
+        "large_threads": n[1],
     }
 
 
@@ -138,7 +155,7 @@ def _verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def summary(rows: list[dict], where: str, paired: dict[str, float] | None = None) -> str:
+def summary(rows: list[dict], where: str, paired: Sequence[dict[str, float]] = ()) -> str:
     out = [
         f"## Batching: engine vs per-task loop ({where})",
         "",
@@ -190,11 +207,16 @@ def summary(rows: list[dict], where: str, paired: dict[str, float] | None = None
             f"- Engine time at meta-batch 400 / 25, from the rows above (measured minutes apart): {wall:.2f}× "
             f"wall-clock, {cpu:.2f}× CPU time"
         )
-    if paired is not None:
-        wall, cpu = paired["ratio"], paired["ratio_cpu"]
+    for p in paired:
+        wall, cpu = p["ratio"], p["ratio_cpu"]
+        threads = (
+            "1 thread each"
+            if p["small_threads"] == p["large_threads"] == 1
+            else f"{p['small_threads']} and {p['large_threads']} threads, as `imaml train` picks them"
+        )
         out.append(
-            f"- Engine time at meta-batch {paired['large']} / {paired['small']}, the two timed alternately "
-            f"({paired['repeats']} each; {paired['large_seconds'] * 1e3:.3g} / {paired['small_seconds'] * 1e3:.3g} ms; "
+            f"- Engine time at meta-batch {p['large']} / {p['small']}, the two timed alternately, {threads} "
+            f"({p['repeats']} each; {p['large_seconds'] * 1e3:.3g} / {p['small_seconds'] * 1e3:.3g} ms; "
             f"target ≤ {SCALING_TARGET:g}×): {wall:.2f}× wall-clock ({_verdict(wall <= SCALING_TARGET)}), "
             f"{cpu:.2f}× CPU time ({_verdict(cpu <= SCALING_TARGET)})"
         )
@@ -228,9 +250,12 @@ def main(argv: Sequence[str] | None = None) -> str:
         batches, engine_reps = args.batches or [1, 5, 25, 100, 400], 21
         loop_reps = {b: loop_repeats(b) for b in batches}
     rows = measure(batches, engine_reps, loop_reps, args.device, args.compile)
-    paired = None
+    paired = []
     if 25 in batches and 400 in batches:
-        paired = paired_scaling(25, 400, 5 if args.quick else 21, args.device, args.compile)
+        reps = 5 if args.quick else 21
+        paired.append(paired_scaling(25, 400, reps, args.device, args.compile))
+        if args.device == "cpu":
+            paired.append(paired_scaling(25, 400, reps, args.device, args.compile, policy=True))
     where = device_name(args.device) + (", engine compiled" if args.compile else "")
     write_csv(args.out / "batching.csv", rows)
     plot(rows, args.out / "batching.png", where)

@@ -1,10 +1,19 @@
 """CPU thread policy for the engine.
 
-A sinusoid meta-iteration is thousands of small operations: spreading each over several threads costs more
-in synchronisation than it saves. Measured here (2 cores, another process busy): meta-batch 25 took 14 ms
-with 1 thread and 82 ms with 2 (OMP_WAIT_POLICY=PASSIVE; ~340 ms with OpenMP's default spinning);
-meta-batch 400 took 0.20 s with 1 thread and 0.29 s with 2. So one thread unless a batched tensor is
-really large. The CLI calls ``use_threads_for`` before training (``--threads`` overrides it); library users
+A sinusoid meta-iteration is thousands of small operations: spread over several threads, a small one costs
+more in synchronisation than it saves, a large one (a big batched matmul, a (B, P) update) runs nearly
+twice as fast on two cores. Where the crossover lies depends on how OpenMP's idle threads wait:
+
+- Spinning (OpenMP's default, a headless run): measured on this project's 2-core VM, alternating 1 and 2
+  threads within one process (bench/RESULTS.md, "Fourth session"), 2 threads tie at meta-batch 100 with
+  the default net (176k elements in a (B, P) tensor) and win from about 200k on: meta-batch 150 39 vs
+  51 ms, 400 82 vs 130 ms; 25 tasks of a 100-100 net (260k) 33 vs 41 ms. Below that 1 thread wins
+  (meta-batch 25: 16 vs 21 ms).
+- Sleeping (``OMP_WAIT_POLICY=PASSIVE``, which the window sets so that the GUI thread wins the CPU):
+  every parallel region first wakes its threads. Measured with another process busy, meta-batch 400 took
+  0.20 s with 1 thread and 0.29 s with 2, so there a tensor must be far larger before threads pay.
+
+The CLI and the window call ``use_threads_for`` before training (``--threads`` overrides it); library users
 keep full control of torch's setting.
 """
 
@@ -14,12 +23,20 @@ import os
 
 import torch
 
-SMALL_WORK = 4_000_000  # elements in a (meta-batch, parameters) tensor below which one thread is faster
+PARALLEL_WORK = 200_000  # elements in a (meta-batch, parameters) tensor from which spinning threads pay
+PARALLEL_WORK_PASSIVE = 4_000_000  # the same where OpenMP's threads sleep between regions
 
 
-def recommended_threads(meta_batch: int, n_params: int) -> int:
+def openmp_waits_passively() -> bool:
+    """Whether this process asked OpenMP to put idle threads to sleep (read by OpenMP when torch loads)."""
+    return os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE"
+
+
+def recommended_threads(meta_batch: int, n_params: int, passive: bool | None = None) -> int:
     """One thread for small batched tensors, every available core for large ones."""
-    if meta_batch * n_params < SMALL_WORK:
+    if passive is None:
+        passive = openmp_waits_passively()
+    if meta_batch * n_params < (PARALLEL_WORK_PASSIVE if passive else PARALLEL_WORK):
         return 1
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
