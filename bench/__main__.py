@@ -22,11 +22,12 @@ from pathlib import Path
 
 from .common import RESULTS, environment, parse_args
 
-SCRIPTS = ("gradient_accuracy", "compute_memory", "batching", "learning_per_second")
+SCRIPTS = ("gradient_accuracy", "compute_memory", "batching", "threads", "learning_per_second")
 FIGURES = {
     "gradient_accuracy": "gradient_accuracy.png",
     "compute_memory": "compute_memory.png",
     "batching": "batching.png",
+    "threads": "threads.png",
     "learning_per_second": "learning_per_second.png",
 }
 
