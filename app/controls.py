@@ -2,9 +2,9 @@
 
 The panel holds no settings of its own: ``set_config`` shows a config, and a user edit is emitted as
 ``edited(name, value)`` for the window to validate and send on. Live sliders emit every change: the worker
-takes them between iterations, and a value set now must be in the next iteration but one, however fast
-iterations run. Sliders of restart fields are throttled (first change at once, then at most one every
-``THROTTLE_MS``), because each change they send rebuilds θ.
+takes them between iterations, and a value set after the window has taken in iteration n must be in use
+by n + 2, however fast iterations run. Sliders of restart fields are throttled (first change at once, then
+at most one every ``THROTTLE_MS``), because each change they send rebuilds θ.
 """
 
 from __future__ import annotations

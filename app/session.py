@@ -200,9 +200,12 @@ class Session(QObject):
     @Slot(object)
     def _on_reported(self, report: object) -> None:
         """Re-emit, then acknowledge: the worker starts its next iteration only after every handler here
-        has run, so a setting changed while the window shows iteration n is used by n + 1 or n + 2."""
-        self.reported.emit(report)
-        self._send(self._seen)
+        has run, so a setting changed after the window has taken in iteration n is used by n + 1 or n + 2.
+        Acknowledged even if a handler raised: a failing plot must not stop training."""
+        try:
+            self.reported.emit(report)
+        finally:
+            self._send(self._seen)
 
     @Slot(str, str)
     def _on_failed(self, what: str, message: str) -> None:

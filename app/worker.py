@@ -34,10 +34,9 @@ PREVIEW_GRID = 200  # x points on which the preview curves are drawn
 PREVIEW_MIN_INTERVAL_S = 0.4  # at most ~2 previews a second while training
 PREVIEW_MAX_SHARE = 0.2  # and never more than ~20% of the worker's time
 WORKER_NICENESS = 10  # the GUI thread wins the CPU when both want it
-# A new meta-iteration starts only once the window has taken in every earlier report. Without this the
-# worker ran ahead while the window painted, and a slider moved after the window showed iteration n took
-# effect at n + 4 in CI, not by n + 2; waiting for the window costs a queued round trip per iteration.
-MAX_UNSEEN_REPORTS = 1
+# A new meta-iteration starts only once the window has taken in every earlier report (``report_seen``).
+# Without this the worker ran ahead while the window painted, and a slider moved after the window had taken
+# in iteration n took effect at n + 3 in CI, not by n + 2. The cost is a queued round trip per iteration.
 
 
 @dataclass(frozen=True)
@@ -270,9 +269,9 @@ class Worker(QObject):
     def _tick(self) -> None:
         if self._profile_jobs:
             self._profile_one()
-        elif self._running and self._unseen < MAX_UNSEEN_REPORTS:
+        elif self._running and not self._unseen:
             self._step(force_preview=False)
-        waiting = not self._running or self._unseen >= MAX_UNSEEN_REPORTS
+        waiting = not self._running or self._unseen > 0
         if waiting and not self._profile_jobs:
             self._timer.stop()  # ``report_seen`` or ``start`` turns it on again
 

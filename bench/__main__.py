@@ -37,7 +37,8 @@ Produced by `{command}` from the repository root (`make bench` runs the same). E
 its own, e.g. `PYTHONPATH=. .venv/bin/python -m bench.batching`; `--quick` gives tiny sizes in seconds.
 Raw numbers: `bench/results/*.csv`; figures: `bench/results/*.png`.
 
-Timing scripts run PyTorch with **{threads} intra-op thread** (`torch.set_num_threads(1)`) and report
+Timing scripts run PyTorch with **{threads} intra-op thread** (`torch.set_num_threads(1)`), except where a
+line says otherwise (the batching section's thread-policy line, the threads table), and report
 medians after a warm-up; speed-ups are ratios of two measurements taken alternately in the same run. The
 machine is shared (2 cores, other work running), so absolute times carry noise of tens of percent; the
 ratios are steadier, and the batching table also gives ratios of process CPU time.

@@ -3,9 +3,11 @@
     PYTHONPATH=. .venv/bin/python -m bench.threads [--quick] [--out DIR]
 
 For each (meta-batch, hidden widths) the same trainer steps with 1 thread and with all cores alternately,
-so both meet the same background load. OpenMP's wait policy is fixed when torch loads, so the rows with
-passive waits (as the window runs) come from a child process started with ``OMP_WAIT_POLICY=PASSIVE``.
-The last column says what ``recommended_threads`` picks for that row under that wait policy.
+so both meet the same background load; each timed step follows an untimed one with the same thread count,
+because a step right after a switch is slowed by the pool winding down or up. OpenMP's wait policy is
+fixed when torch loads, so the rows with passive waits (as the window runs) come from a child process
+started with ``OMP_WAIT_POLICY=PASSIVE``. "policy picks" is what ``recommended_threads`` chooses for the
+row under that wait policy.
 """
 
 from __future__ import annotations
@@ -28,39 +30,34 @@ import torch  # noqa: E402
 
 from imaml_core import ExperimentConfig, MetaTrainer  # noqa: E402
 from imaml_core.memory import keep_freed_memory  # noqa: E402
-from imaml_core.threads import openmp_waits_passively, recommended_threads  # noqa: E402
+from imaml_core.threads import available_cores, openmp_waits_passively, recommended_threads  # noqa: E402
 
 from .common import cpu_model, markdown_table, parse_args, write_csv, write_markdown  # noqa: E402
 
 SPINNING = [(25, (40, 40)), (50, (40, 40)), (100, (40, 40)), (150, (40, 40)), (200, (40, 40)), (400, (40, 40)),
             (25, (100, 100)), (10, (200, 200))]
-PASSIVE = [(25, (40, 40)), (400, (40, 40))]
+PASSIVE = [(25, (40, 40)), (400, (40, 40)), (100, (200, 200))]  # the last: 4.08M elements, above the bar
 QUICK = [(25, (40, 40)), (200, (40, 40))]
-
-
-def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def measure(cases: Sequence[tuple[int, tuple[int, ...]]], repeats: int) -> list[dict]:
     """Median seconds per meta-iteration with 1 thread and with every core, alternating, per case."""
     keep_freed_memory()
-    n = cores()
+    n = available_cores()
     passive = openmp_waits_passively()
+    before = torch.get_num_threads()
     rows = []
     for batch, hidden in cases:
         trainer = MetaTrainer(ExperimentConfig(meta_batch=batch, hidden=hidden, val_every=0))
-        times: dict[int, list[float]] = {1: [], n: []}
-        for threads in (1, n):  # warm-up
-            torch.set_num_threads(threads)
-            trainer.step()
+        times: tuple[list[float], list[float]] = ([], [])
         for _ in range(repeats):
-            for threads in (1, n):
+            for threads, out in zip((1, n), times, strict=True):
                 torch.set_num_threads(threads)
+                trainer.step()  # untimed: lets the pool settle after the switch
                 start = time.perf_counter()
                 trainer.step()
-                times[threads].append(time.perf_counter() - start)
-        one, many = statistics.median(times[1]), statistics.median(times[n])
+                out.append(time.perf_counter() - start)
+        one, many = statistics.median(times[0]), statistics.median(times[1])
         rows.append(
             {
                 "meta_batch": batch,
@@ -75,7 +72,7 @@ def measure(cases: Sequence[tuple[int, tuple[int, ...]]], repeats: int) -> list[
                 "repeats": repeats,
             }
         )
-    torch.set_num_threads(1)
+    torch.set_num_threads(before)
     return rows
 
 
@@ -85,8 +82,10 @@ def passive_rows(cases: Sequence[tuple[int, tuple[int, ...]]], repeats: int) -> 
     spec = json.dumps({"cases": [[b, list(h)] for b, h in cases], "repeats": repeats})
     out = subprocess.run(
         [sys.executable, "-m", "bench.threads", "--child", spec],
-        env=env, check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
+        env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
     )
+    if out.returncode != 0:
+        raise RuntimeError(f"the passive-wait child failed ({out.returncode}):\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -146,11 +145,11 @@ def _options(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> str:
-    if argv is None and "--child" in sys.argv:  # a child measuring under the wait policy it was started with
-        spec = json.loads(sys.argv[sys.argv.index("--child") + 1])
+    args = parse_args(__doc__.splitlines()[0], argv, _options)
+    if args.child is not None:  # a child measuring under the wait policy it was started with
+        spec = json.loads(args.child)
         print(json.dumps(measure([(b, tuple(h)) for b, h in spec["cases"]], spec["repeats"])))
         return ""
-    args = parse_args(__doc__.splitlines()[0], argv, _options)
     repeats = 3 if args.quick else 12
     rows = measure(QUICK if args.quick else SPINNING, repeats)
     rows += passive_rows(QUICK[-1:] if args.quick else PASSIVE, repeats)

@@ -28,17 +28,25 @@ PARALLEL_WORK_PASSIVE = 4_000_000  # the same where OpenMP's threads sleep betwe
 
 
 def openmp_waits_passively() -> bool:
-    """Whether this process asked OpenMP to put idle threads to sleep (read by OpenMP when torch loads)."""
+    """Whether this process asks OpenMP to put idle threads to sleep. OpenMP reads the variable once, when
+    torch loads; the window sets it before that (``app/__init__.py``), so reading it now gives the same
+    answer unless someone changed it after importing torch."""
     return os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE"
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its affinity mask where the OS has one)."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
 def recommended_threads(meta_batch: int, n_params: int, passive: bool | None = None) -> int:
-    """One thread for small batched tensors, every available core for large ones."""
+    """One thread for small batched tensors, every available core for large ones. ``passive``: whether
+    OpenMP's idle threads sleep (default: as this process asked, ``openmp_waits_passively``)."""
     if passive is None:
         passive = openmp_waits_passively()
     if meta_batch * n_params < (PARALLEL_WORK_PASSIVE if passive else PARALLEL_WORK):
         return 1
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return available_cores()
 
 
 def use_threads_for(meta_batch: int, n_params: int, device: torch.device) -> int:

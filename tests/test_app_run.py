@@ -31,6 +31,41 @@ def test_start_delivers_reports_and_every_plot_gets_data(qtbot, make_window):
     assert len(window.history) >= 6
 
 
+def test_the_worker_starts_an_iteration_only_after_the_window_took_in_the_last_report(qtbot, monkeypatch):
+    """The worker alone, in this thread: one report, then nothing until ``report_seen``; Step still steps
+    while a report is outstanding; acknowledgements never restart a paused run."""
+    from app.worker import Worker
+
+    monkeypatch.setattr("app.worker._yield_cpu_to_gui", lambda: None)  # don't lower this test thread's priority
+    worker = Worker(small_config())
+    reports: list[int] = []
+    worker.reported.connect(lambda r: reports.append(r.iteration))
+    worker.initialise()
+    try:
+        worker.start()
+        qtbot.waitUntil(lambda: len(reports) == 1, timeout=TIMEOUT_MS)
+        qtbot.wait(300)  # dozens of iterations' time
+        assert reports == [1]
+        worker.report_seen()
+        qtbot.waitUntil(lambda: len(reports) == 2, timeout=TIMEOUT_MS)
+        qtbot.wait(100)
+        assert reports == [1, 2]
+        worker.step_once()  # pauses, then one iteration although report 2 is outstanding
+        assert reports == [1, 2, 3]
+        worker.report_seen()
+        worker.report_seen()
+        qtbot.wait(100)
+        assert reports == [1, 2, 3]  # paused
+        worker.start()
+        qtbot.waitUntil(lambda: len(reports) == 4, timeout=TIMEOUT_MS)
+        worker.pause()
+        worker.report_seen()
+        qtbot.wait(100)
+        assert reports == [1, 2, 3, 4]
+    finally:
+        worker.pause()
+
+
 def test_changes_at_any_moment_apply_within_two_iterations_of_what_the_window_shows(qtbot, make_window):
     """Slider moves from a timer, i.e. between reports and while plots paint, as a user's drag arrives: each
     is in ``applied_config()`` by two iterations after the one the window showed when it was made."""
@@ -38,8 +73,11 @@ def test_changes_at_any_moment_apply_within_two_iterations_of_what_the_window_sh
     slider = window.findChild(QWidget, "slider_lam")
     lags: list[int] = []
     pending: list[tuple[float, int]] = []  # (λ set, window.iteration when set)
+    diverged: list[str] = []
 
     def on_report(report) -> None:
+        if report.diverged:
+            diverged.append(report.message)
         if pending and report.config.lam == pending[0][0]:
             lags.append(report.iteration - pending.pop()[1])
 
@@ -54,8 +92,9 @@ def test_changes_at_any_moment_apply_within_two_iterations_of_what_the_window_sh
     timer.timeout.connect(move)
     timer.start(7)  # not a multiple of anything the window or worker does
     start_and_wait(qtbot, window, 1)
-    qtbot.waitUntil(lambda: len(lags) >= 12, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: len(lags) >= 12 or bool(diverged), timeout=TIMEOUT_MS)
     timer.stop()
+    assert not diverged
     assert all(1 <= lag <= 2 for lag in lags), lags
 
 

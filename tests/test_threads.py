@@ -3,20 +3,19 @@ higher bar where OpenMP's idle threads sleep (the window) than where they spin (
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
 from imaml_core.threads import (
     PARALLEL_WORK,
     PARALLEL_WORK_PASSIVE,
+    available_cores,
     openmp_waits_passively,
     recommended_threads,
     use_threads_for,
 )
 
-CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+CORES = available_cores()
 P = 1761  # parameters of the default 1-40-40-1 net
 
 
