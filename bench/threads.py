@@ -48,7 +48,7 @@ def measure(cases: Sequence[tuple[int, tuple[int, ...]]], repeats: int) -> list[
     before = torch.get_num_threads()
     rows = []
     for batch, hidden in cases:
-        trainer = MetaTrainer(ExperimentConfig(meta_batch=batch, hidden=hidden, val_every=0))
+        trainer = MetaTrainer(ExperimentConfig(meta_batch=batch, hidden=list(hidden), val_every=0))
         times: tuple[list[float], list[float]] = ([], [])
         for _ in range(repeats):
             for threads, out in zip((1, n), times, strict=True):

@@ -4,14 +4,17 @@ A sinusoid meta-iteration is thousands of small operations: spread over several 
 more in synchronisation than it saves, a large one (a big batched matmul, a (B, P) update) runs nearly
 twice as fast on two cores. Where the crossover lies depends on how OpenMP's idle threads wait:
 
-- Spinning (OpenMP's default, a headless run): measured on this project's 2-core VM, alternating 1 and 2
-  threads within one process (bench/RESULTS.md, "Fourth session"), 2 threads tie at meta-batch 100 with
-  the default net (176k elements in a (B, P) tensor) and win from about 200k on: meta-batch 150 39 vs
-  51 ms, 400 82 vs 130 ms; 25 tasks of a 100-100 net (260k) 33 vs 41 ms. Below that 1 thread wins
-  (meta-batch 25: 16 vs 21 ms).
+- Spinning (OpenMP's default, a headless run): measured on this project's 2-core VM with
+  ``python -m bench.threads`` (the same trainer alternating 1 thread and both cores, each timed step after
+  an untimed one with the same count; bench/RESULTS.md, "Fourth session"), two runs: meta-batch 25 of
+  the default net 1.09× and 0.99× faster with 2 threads (a tie), 50 1.13× and 1.06×, 100 (176k elements
+  in a (B, P) tensor) 1.47× and 1.29×, 400 1.39× and 1.57×; 25 tasks of a 100-100 net 1.13× and 1.30×.
+  So both cores from 150k elements on (meta-batch 86 of the default net), one below, where the gain is
+  within noise and a core stays free for other work.
 - Sleeping (``OMP_WAIT_POLICY=PASSIVE``, which the window sets so that the GUI thread wins the CPU):
-  every parallel region first wakes its threads. Measured with another process busy, meta-batch 400 took
-  0.20 s with 1 thread and 0.29 s with 2, so there a tensor must be far larger before threads pay.
+  every parallel region first wakes its threads. Same two runs: 2 threads 0.35× and 0.28× as fast at
+  meta-batch 25, 0.95× and 0.77× at 400 (704k elements), 1.28× and 1.35× at 4.08M (100 tasks of a
+  200-200 net); so there one thread up to 4M elements.
 
 The CLI and the window call ``use_threads_for`` before training (``--threads`` overrides it); library users
 keep full control of torch's setting.
@@ -23,7 +26,7 @@ import os
 
 import torch
 
-PARALLEL_WORK = 200_000  # elements in a (meta-batch, parameters) tensor from which spinning threads pay
+PARALLEL_WORK = 150_000  # elements in a (meta-batch, parameters) tensor from which spinning threads pay
 PARALLEL_WORK_PASSIVE = 4_000_000  # the same where OpenMP's threads sleep between regions
 
 

@@ -21,15 +21,16 @@ P = 1761  # parameters of the default 1-40-40-1 net
 
 @pytest.mark.parametrize(
     ("meta_batch", "passive", "expected"),
-    [(25, False, 1), (100, False, 1), (400, False, CORES), (400, True, 1), (3000, True, CORES)],
+    [(25, False, 1), (50, False, 1), (100, False, CORES), (400, False, CORES), (400, True, 1), (3000, True, CORES)],
 )
 def test_threads_follow_the_size_of_a_batched_tensor(meta_batch, passive, expected):
     assert recommended_threads(meta_batch, P, passive=passive) == expected
 
 
 def test_the_thresholds_sit_where_they_were_measured():
-    # spinning: 2 threads tie at 176k elements (meta-batch 100) and win from ~200k; sleeping: lose at 704k
-    assert 100 * P < PARALLEL_WORK <= 150 * P
+    # spinning: 2 threads tie up to 88k elements (meta-batch 50) and win from 176k (100); sleeping: they
+    # lose at 704k (meta-batch 400) and win at 4.08M (100 tasks of a 200-200 net)
+    assert 50 * P < PARALLEL_WORK <= 100 * P
     assert 400 * P < PARALLEL_WORK_PASSIVE
 
 
