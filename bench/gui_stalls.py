@@ -61,6 +61,7 @@ def main() -> None:
     timer = QTimer()
     timer.timeout.connect(tick)
     timer.start(10)
+
     def start() -> None:  # gaps are measured from here: building the window is not "while training"
         state["last"] = state["t0"] = time.perf_counter()
         state["worst"] = 0.0

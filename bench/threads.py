@@ -34,8 +34,16 @@ from imaml_core.threads import available_cores, openmp_waits_passively, recommen
 
 from .common import cpu_model, markdown_table, parse_args, write_csv, write_markdown  # noqa: E402
 
-SPINNING = [(25, (40, 40)), (50, (40, 40)), (100, (40, 40)), (150, (40, 40)), (200, (40, 40)), (400, (40, 40)),
-            (25, (100, 100)), (10, (200, 200))]
+SPINNING = [
+    (25, (40, 40)),
+    (50, (40, 40)),
+    (100, (40, 40)),
+    (150, (40, 40)),
+    (200, (40, 40)),
+    (400, (40, 40)),
+    (25, (100, 100)),
+    (10, (200, 200)),
+]
 PASSIVE = [(25, (40, 40)), (400, (40, 40)), (100, (200, 200))]  # the last: 4.08M elements, above the bar
 QUICK = [(25, (40, 40)), (200, (40, 40))]
 
@@ -82,7 +90,10 @@ def passive_rows(cases: Sequence[tuple[int, tuple[int, ...]]], repeats: int) -> 
     spec = json.dumps({"cases": [[b, list(h)] for b, h in cases], "repeats": repeats})
     out = subprocess.run(
         [sys.executable, "-m", "bench.threads", "--child", spec],
-        env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
     )
     if out.returncode != 0:
         raise RuntimeError(f"the passive-wait child failed ({out.returncode}):\n{out.stderr}")
@@ -128,8 +139,17 @@ def summary(rows: list[dict]) -> str:
             "waits (as the window runs) come from a child process.",
             "",
             markdown_table(
-                ["meta-batch", "hidden", "(B, P) elements", "OpenMP waits", "1 thread ms", "all cores ms",
-                 "speed-up", "policy picks", "policy picks the faster"],
+                [
+                    "meta-batch",
+                    "hidden",
+                    "(B, P) elements",
+                    "OpenMP waits",
+                    "1 thread ms",
+                    "all cores ms",
+                    "speed-up",
+                    "policy picks",
+                    "policy picks the faster",
+                ],
                 table,
             ),
             "",

@@ -6,7 +6,7 @@ with one batched matmul per layer roughly halves the operations. Exactness again
 float64 (tests/test_mlp_derivatives.py). ReLU's second derivative is zero almost everywhere, so the
 R-operator below is the exact Hessian wherever the loss is twice differentiable.
 
-The maths are pure functions of tensors (plus the constant layout), so ``torch.compile`` can fuse them
+The maths are pure functions of tensors (plus a constant ``Plan`` of where each layer sits), so ``torch.compile`` can fuse them
 without guarding on per-meta-iteration objects; ``compiled=True`` switches to the compiled versions.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -23,152 +24,176 @@ from .inner import gd_step
 from .objective import Matvec
 from .params import ParamLayout
 
-Weights = list[tuple[Tensor, Tensor]]  # per layer: W^T (B, in, out) and b (B, 1, out)
+Weights = list[tuple[Tensor, Tensor]]  # per layer: W (B, out, in) and b (B, 1, out), views into phi
 
 
-def _mm(a: Tensor, b: Tensor) -> Tensor:
-    """Batched a @ b. Sinusoid nets have 1-wide input and output layers, where a batched matmul is mostly
-    per-matrix overhead: an outer product (contraction of length 1) is a broadcast multiply, and a
-    matrix-vector product a broadcast multiply and sum (measured 3-7x faster at meta-batch 400)."""
-    if a.shape[-1] == 1:
-        return a * b
-    if b.shape[-1] == 1:
-        return (a * b.mT).sum(-1, keepdim=True)
-    return torch.bmm(a, b)  # not ``@``: matmul's shape dispatch costs ~20% of a 40x40 product at meta-batch 25
+@dataclass(frozen=True)
+class Plan:
+    """Where every layer sits in the flat parameter vector, worked out once per layout.
+
+    ``order`` lists, in the layout's order, the positions of the per-layer gradient pieces
+    [dW_0, db_0, dW_1, db_1, ...]; None when that already is the layout's order (the trainer's canonical
+    layout), so a gradient is one ``cat`` with no lookups by name."""
+
+    layers: tuple[tuple[int, int, int, int], ...]  # (weight offset, bias offset, fan-in, fan-out)
+    order: tuple[int, ...] | None
+
+    @staticmethod
+    @functools.cache
+    def of(layout: ParamLayout, n_layers: int) -> Plan:
+        offsets = layout.offsets
+        shapes = dict(zip(layout.names, layout.shapes, strict=True))
+        layers, pieces = [], []
+        for i in range(n_layers):
+            w, b = f"{2 * i}.weight", f"{2 * i}.bias"
+            fan_out, fan_in = shapes[w]
+            layers.append((offsets[w], offsets[b], fan_in, fan_out))
+            pieces += [w, b]
+        order = tuple(pieces.index(name) for name in layout.names)
+        return Plan(tuple(layers), None if order == tuple(range(len(order))) else order)
 
 
-def _addmm(c: Tensor, a: Tensor, b: Tensor) -> Tensor:
-    """c + a @ b (batched), with the same special cases as ``_mm``."""
-    if a.shape[-1] == 1:
-        return torch.addcmul(c, a, b)
-    if b.shape[-1] == 1:
-        return c + _mm(a, b)
-    return c.baddbmm(a, b)
-
-
-@functools.cache
-def _views(layout: ParamLayout, n_layers: int) -> tuple[tuple[int, int, int, int], ...]:
-    """(weight offset, bias offset, fan-in, fan-out) of every layer in the layout's flat order."""
-    offsets = layout.offsets
-    shapes = dict(zip(layout.names, layout.shapes, strict=True))
-    views = []
-    for i in range(n_layers):
-        fan_out, fan_in = shapes[f"{2 * i}.weight"]
-        views.append((offsets[f"{2 * i}.weight"], offsets[f"{2 * i}.bias"], fan_in, fan_out))
-    return tuple(views)
-
-
-def _weights(layout: ParamLayout, n_layers: int, phi: Tensor) -> Weights:
-    """Per layer (W^T as (B, in, out), b as (B, 1, out)), both strided views straight into ``phi``: one
-    view operation each instead of a split, a reshape, a transpose and an unsqueeze."""
+def _weights(plan: Plan, phi: Tensor) -> Weights:
+    """Per layer (W as (B, out, in), b as (B, 1, out)), both strided views straight into ``phi``: one view
+    operation each instead of a split, a reshape and an unsqueeze."""
+    if torch.compiler.is_compiling():  # storage offsets are not traceable; slices fuse away anyway
+        return [
+            (phi[:, w : w + fi * fo].view(-1, fo, fi), phi[:, b : b + fo].view(-1, 1, fo))
+            for w, b, fi, fo in plan.layers
+        ]
     if phi.stride(-1) != 1:
         phi = phi.contiguous()
     batch, row, base = phi.shape[0], phi.stride(0), phi.storage_offset()
     return [
         (
-            phi.as_strided((batch, fan_in, fan_out), (row, 1, fan_in), base + w_at),
-            phi.as_strided((batch, 1, fan_out), (row, fan_out, 1), base + b_at),
+            phi.as_strided((batch, fo, fi), (row, fi, 1), base + w),
+            phi.as_strided((batch, 1, fo), (row, fo, 1), base + b),
         )
-        for w_at, b_at, fan_in, fan_out in _views(layout, n_layers)
+        for w, b, fi, fo in plan.layers
     ]
+
+
+# The first and last layers go through the helpers below, which special-case 1-wide sides (the sinusoid
+# nets' input and output), where a batched matmul is mostly per-matrix overhead: a contraction of length 1
+# is a broadcast multiply, and a matrix-vector product a broadcast multiply and a sum (measured 3-7x faster
+# at meta-batch 400). Middle layers call ``bmm``/``baddbmm`` directly: the per-call shape checks and
+# bookkeeping of a generic layer loop measured ~8% of a gradient at meta-batch 25. ``bmm`` rather than
+# ``@``: matmul's shape dispatch costs ~20% of a 40x40 product at meta-batch 25.
+
+
+def _affine(b: Tensor, a: Tensor, w: Tensor) -> Tensor:
+    """b + a @ w^T per task: a layer's pre-activation from its input a (B, N, in)."""
+    if a.shape[-1] == 1:
+        return torch.addcmul(b, a, w.mT)
+    if w.shape[1] == 1:
+        return (a * w).sum(-1, keepdim=True) + b
+    return b.baddbmm(a, w.mT)
+
+
+def _back(d: Tensor, w: Tensor, c: Tensor | None = None) -> Tensor:
+    """(c +) d @ w per task: a gradient w.r.t. a layer's output (B, N, out) taken back to its input."""
+    if d.shape[-1] == 1:
+        return d * w if c is None else torch.addcmul(c, d, w)
+    return torch.bmm(d, w) if c is None else c.baddbmm(d, w)
 
 
 def _gram(d: Tensor, a: Tensor, d2: Tensor | None = None, a2: Tensor | None = None) -> Tensor:
     """d^T a (+ d2^T a2) per task, flattened row-major: a weight gradient as a (B, out * in) block.
 
-    d: (B, N, out), a: (B, N, in). When either side is 1 wide (the sinusoid nets' first and last layers)
-    the contraction over N is a broadcast multiply and one sum, already in flat order."""
+    d: (B, N, out), a: (B, N, in). When either side is 1 wide the contraction over N is a broadcast
+    multiply and one sum, already in flat order."""
     if d.shape[-1] == 1 or a.shape[-1] == 1:
         prod = d * a if d2 is None else torch.addcmul(d * a, d2, a2)
         return prod.sum(1)
-    gw = torch.bmm(d.mT, a) if d2 is None else torch.baddbmm(torch.bmm(d.mT, a), d2.mT, a2)
+    gw = torch.bmm(d.mT, a) if d2 is None else torch.bmm(d.mT, a).baddbmm(d2.mT, a2)
     return gw.flatten(1)
 
 
-def _flat(layout: ParamLayout, grads: list[tuple[Tensor, Tensor]]) -> Tensor:
-    """Per-layer flat (weight, bias) gradients, each (B, ·) -> (B, P) in the layout's order (whatever
-    order theta has: checkpoints list tensors alphabetically). ``layout.flatten`` would reshape every
-    piece first; these are already 2-D."""
-    by_name = {}
-    for i, (gw, gb) in enumerate(grads):
-        by_name[f"{2 * i}.weight"], by_name[f"{2 * i}.bias"] = gw, gb
-    return torch.cat([by_name[name] for name in layout.names], dim=1)
+def _flat(plan: Plan, pieces: list[Tensor]) -> Tensor:
+    """[db_L, dW_L, ..., db_0, dW_0] (last layer first, as a backward pass makes them), each (B, ·), as one
+    (B, P) gradient in the layout's order."""
+    pieces.reverse()
+    if plan.order is not None:
+        pieces = [pieces[i] for i in plan.order]
+    return torch.cat(pieces, dim=1)
 
 
-def loss_value(layout: ParamLayout, n_layers: int, phi: Tensor, x: Tensor, y: Tensor) -> Tensor:
+def loss_value(plan: Plan, phi: Tensor, x: Tensor, y: Tensor) -> Tensor:
     """Per-task losses (B,) by a forward pass alone."""
-    z = x
-    for i, (wt, b) in enumerate(_weights(layout, n_layers, phi)):
-        z = _addmm(b, z, wt)
-        if i < n_layers - 1:
-            z = torch.relu(z)
+    wb = _weights(plan, phi)
+    z = _affine(wb[0][1], x, wb[0][0])
+    for w, b in wb[1:]:
+        z = _affine(b, torch.relu(z), w)
     return (z - y).square().mean((1, 2))
 
 
-def _forward_backward(
-    layout: ParamLayout, n_layers: int, phi: Tensor, x: Tensor, y: Tensor
-) -> tuple[Tensor, Weights, list[Tensor], list[Tensor], list[Tensor]]:
-    """Loss, weights, layer inputs, ReLU masks and d loss / d z_i of every layer (scaled by 2/N)."""
-    wb = _weights(layout, n_layers, phi)
+State = tuple[Weights, list[Tensor], list[Tensor], list[Tensor]]  # weights, layer inputs, ReLU masks, deltas
+
+
+def forward_backward(plan: Plan, phi: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, State]:
+    """Per-task losses (B,), gradients (B, P), and what H v needs: weights, every layer's input, ReLU masks
+    and d loss / d z of every layer (scaled by 2/N)."""
+    wb = _weights(plan, phi)
+    last = len(wb) - 1
     inputs, masks = [x], []
-    z = x
-    for i, (wt, b) in enumerate(wb):
-        z = _addmm(b, inputs[-1], wt)
-        if i < n_layers - 1:
-            h = torch.relu(z)
-            masks.append(torch.sign(h))  # ReLU'(z) as a float mask: no bool->float conversion per use
-            inputs.append(h)
+    z = _affine(wb[0][1], x, wb[0][0])
+    for i, (w, b) in enumerate(wb[1:], 1):
+        h = torch.relu(z)
+        inputs.append(h)
+        masks.append(torch.sign(h))  # ReLU'(z) as a float mask: no bool->float conversion per use
+        z = b.baddbmm(h, w.mT) if i < last else _affine(b, h, w)
     err = z - y
     loss = err.square().mean((1, 2))
-    deltas = [err * (2.0 / (y.shape[1] * y.shape[2]))]
-    for i in range(n_layers - 1, 0, -1):
-        deltas.append(_mm(deltas[-1], wb[i][0].mT) * masks[i - 1])
-    return loss, wb, inputs, masks, deltas[::-1]
+    delta = err * (2.0 / (y.shape[1] * y.shape[2]))
+    deltas, pieces = [delta], [delta.sum(1), _gram(delta, inputs[last])]
+    for i in range(last, 0, -1):
+        delta = (_back(delta, wb[i][0]) if i == last else torch.bmm(delta, wb[i][0])) * masks[i - 1]
+        deltas.append(delta)
+        a = inputs[i - 1]
+        pieces += [delta.sum(1), _gram(delta, a) if i == 1 else torch.bmm(delta.mT, a).flatten(1)]
+    deltas.reverse()
+    return loss, _flat(plan, pieces), (wb, inputs, masks, deltas)
 
 
-def _grad(layout: ParamLayout, inputs: list[Tensor], deltas: list[Tensor]) -> Tensor:
-    return _flat(layout, [(_gram(d, a), d.sum(1)) for d, a in zip(deltas, inputs, strict=True)])
-
-
-def value_and_grad(layout: ParamLayout, n_layers: int, phi: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+def value_and_grad(plan: Plan, phi: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """Per-task losses (B,) and gradients (B, P)."""
-    loss, _, inputs, _, deltas = _forward_backward(layout, n_layers, phi, x, y)
-    return loss, _grad(layout, inputs, deltas)
+    loss, grad, _ = forward_backward(plan, phi, x, y)
+    return loss, grad
 
 
-def hvp(
-    layout: ParamLayout,
-    n_layers: int,
-    v: Tensor,
-    wb: Weights,
-    inputs: list[Tensor],
-    masks: list[Tensor],
-    deltas: list[Tensor],
-    scale: float,
-) -> Tensor:
+def hvp(plan: Plan, v: Tensor, state: State, scale: float) -> Tensor:
     """H v per task by the R-operator, from the forward/backward state at phi."""
-    rwb = _weights(layout, n_layers, v)
+    wb, inputs, masks, deltas = state
+    rwb = _weights(plan, v)
+    last = len(wb) - 1
     # R-forward: directional derivatives r_z of every pre-activation, r_a of every hidden layer's input.
     r_inputs: list[Tensor] = []
-    r_z = _addmm(rwb[0][1], inputs[0], rwb[0][0])
-    for i in range(1, n_layers):
+    r_z = _affine(rwb[0][1], inputs[0], rwb[0][0])
+    for i in range(1, last + 1):
         r_inputs.append(r_z * masks[i - 1])
-        rwt, rb = rwb[i]
-        r_z = _addmm(_addmm(rb, inputs[i], rwt), r_inputs[-1], wb[i][0])
+        (rw, rb), w = rwb[i], wb[i][0]
+        if i < last:
+            r_z = rb.baddbmm(inputs[i], rw.mT).baddbmm(r_inputs[-1], w.mT)
+        else:
+            r_z = _affine(_affine(rb, inputs[i], rw), r_inputs[-1], w)
     # R-backward: the directional derivative of every layer's weight and bias gradient.
     r_d = r_z * scale
-    out: list[tuple[Tensor, Tensor]] = []
-    for i in range(n_layers - 1, -1, -1):
-        gw = _gram(r_d, inputs[i], deltas[i], r_inputs[i - 1]) if i else _gram(r_d, inputs[i])
-        out.append((gw, r_d.sum(1)))
-        if i:
-            r_d = _addmm(_mm(r_d, wb[i][0].mT), deltas[i], rwb[i][0].mT) * masks[i - 1]
-    return _flat(layout, out[::-1])
+    pieces: list[Tensor] = []
+    for i in range(last, -1, -1):
+        (rw, _), w, d, a = rwb[i], wb[i][0], deltas[i], inputs[i]
+        if i == 0:
+            pieces += [r_d.sum(1), _gram(r_d, a)]
+        elif i == last:
+            pieces += [r_d.sum(1), _gram(r_d, a, d, r_inputs[i - 1])]
+            r_d = _back(d, rw, _back(r_d, w)) * masks[i - 1]
+        else:
+            pieces += [r_d.sum(1), torch.bmm(r_d.mT, a).baddbmm(d.mT, r_inputs[i - 1]).flatten(1)]
+            r_d = torch.bmm(r_d, w).baddbmm(d, rw) * masks[i - 1]
+    return _flat(plan, pieces)
 
 
 def mlp_gd_step(
-    layout: ParamLayout,
-    n_layers: int,
+    plan: Plan,
     x: Tensor,
     y: Tensor,
     phi: Tensor,
@@ -181,9 +206,7 @@ def mlp_gd_step(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``inner.gd_step`` with this MLP's derivatives: a whole inner step as one pure function, the unit
     ``torch.compile`` fuses (about 60 small operations become a few kernels)."""
-    return gd_step(
-        lambda p: value_and_grad(layout, n_layers, p, x, y), phi, g, obj, step, theta, lam, safeguard, branch_free=True
-    )
+    return gd_step(lambda p: value_and_grad(plan, p, x, y), phi, g, obj, step, theta, lam, safeguard, branch_free=True)
 
 
 class _CompiledOrEager:
@@ -216,7 +239,7 @@ class MLPMSEDerivatives:
 
     def __init__(self, layout: ParamLayout, n_layers: int, x: Tensor, y: Tensor, compiled: bool = False) -> None:
         self.layout = layout
-        self.n_layers = n_layers
+        self.plan = Plan.of(layout, n_layers)
         self.x = x
         self.y = y
         self.scale = 2.0 / (y.shape[1] * y.shape[2])
@@ -225,10 +248,10 @@ class MLPMSEDerivatives:
         self._gd_step = _compiled(mlp_gd_step) if compiled else None
 
     def value(self, phi: Tensor) -> Tensor:
-        return loss_value(self.layout, self.n_layers, phi, self.x, self.y)
+        return loss_value(self.plan, phi, self.x, self.y)
 
     def value_and_grad(self, phi: Tensor) -> tuple[Tensor, Tensor]:
-        return self._value_and_grad(self.layout, self.n_layers, phi, self.x, self.y)
+        return self._value_and_grad(self.plan, phi, self.x, self.y)
 
     def gd_step(
         self, phi: Tensor, g: Tensor, obj: Tensor, step: Tensor, theta: Tensor, lam: float, safeguard: bool
@@ -238,13 +261,13 @@ class MLPMSEDerivatives:
             return gd_step(self.value_and_grad, phi, g, obj, step, theta, lam, safeguard)
         # lambda as a tensor: a slider move must not recompile (a Python float would be a constant)
         lam_t = torch.as_tensor(lam, dtype=phi.dtype, device=phi.device)
-        return self._gd_step(self.layout, self.n_layers, self.x, self.y, phi, g, obj, step, theta, lam_t, safeguard)
+        return self._gd_step(self.plan, self.x, self.y, phi, g, obj, step, theta, lam_t, safeguard)
 
     def hvp_operator(self, phi: Tensor) -> tuple[Tensor, Tensor, Matvec, tuple[Tensor, ...]]:
-        loss, wb, inputs, masks, deltas = _forward_backward(self.layout, self.n_layers, phi, self.x, self.y)
+        loss, grad, state = forward_backward(self.plan, phi, self.x, self.y)
 
         def matvec(v: Tensor) -> Tensor:
-            return self._hvp(self.layout, self.n_layers, v, wb, inputs, masks, deltas, self.scale)
+            return self._hvp(self.plan, v, state, self.scale)
 
-        kept = (*inputs[1:], *masks, *deltas)
-        return loss, _grad(self.layout, inputs, deltas), matvec, kept
+        _, inputs, masks, deltas = state
+        return loss, grad, matvec, (*inputs[1:], *masks, *deltas)

@@ -51,6 +51,32 @@ def test_analytic_gradient_follows_the_layout_order_of_theta():
     assert torch.allclose(exact.value(phi), loss(phi), rtol=1e-13, atol=0)
 
 
+@pytest.mark.parametrize("n_in, hidden, n_out", [(2, [5, 4], 3), (3, [6], 1), (1, [4, 1, 3], 2)])
+def test_analytic_derivatives_of_nets_whose_inputs_and_outputs_are_not_1_wide(n_in, hidden, n_out):
+    """The sinusoid nets are 1-wide at both ends, where the code takes shortcuts; other widths (and a 1-wide
+    middle layer) take the general path, which must be exact too."""
+    from imaml_core.mlp_derivatives import MLPMSEDerivatives
+    from imaml_core.model import MLP
+    from imaml_core.params import ParamLayout
+
+    gen = torch.Generator().manual_seed(3)
+    model = MLP(hidden, n_in=n_in, n_out=n_out)
+    params = model.init_params(gen, F64, torch.device("cpu"))
+    layout = ParamLayout.of(params)
+    batch, n = 3, 7
+    phi = layout.flatten(params)[None] + 0.1 * torch.randn(batch, layout.numel, generator=gen, dtype=F64)
+    x = torch.randn(batch, n, n_in, generator=gen, dtype=F64)
+    y = torch.randn(batch, n, n_out, generator=gen, dtype=F64)
+    v = torch.randn(phi.shape, generator=gen, dtype=F64)
+    exact = TaskLoss(lambda p: None, MLPMSEDerivatives(layout, len(hidden) + 1, x, y))
+    slow = TaskLoss(lambda p: ((model.forward(layout.unflatten(p), x) - y) ** 2).mean((1, 2)))
+    (l1, g1), (l2, g2) = exact.value_and_grad(phi), slow.value_and_grad(phi)
+    assert torch.allclose(l1, l2, rtol=1e-13, atol=0)
+    assert torch.allclose(exact.value(phi), l2, rtol=1e-13, atol=0)
+    assert rel_err(g1, g2) < 1e-12
+    assert rel_err(exact.hvp_operator(phi)[2](v), slow.hvp_operator(phi)[2](v)) < 1e-12
+
+
 def test_compiled_derivatives_match_eager_and_fall_back_when_compiling_fails(monkeypatch):
     from imaml_core import mlp_derivatives
 
@@ -86,5 +112,5 @@ def test_compiled_derivatives_match_eager_and_fall_back_when_compiling_fails(mon
     monkeypatch.setattr(mlp_derivatives.torch, "compile", broken)
     fallback = mlp_derivatives._CompiledOrEager(mlp_derivatives.value_and_grad)
     with pytest.warns(RuntimeWarning, match="using eager mode"):
-        out = fallback(compiled.layout, 2, phi, tasks.x_support, tasks.y_support)
+        out = fallback(mlp_derivatives.Plan.of(compiled.layout, 2), phi, tasks.x_support, tasks.y_support)
     assert rel_err(out[1], slow.value_and_grad(phi)[1]) == 0
