@@ -6,8 +6,9 @@ with one batched matmul per layer roughly halves the operations. Exactness again
 float64 (tests/test_mlp_derivatives.py). ReLU's second derivative is zero almost everywhere, so the
 R-operator below is the exact Hessian wherever the loss is twice differentiable.
 
-The maths are pure functions of tensors (plus a constant ``Plan`` of where each layer sits), so ``torch.compile`` can fuse them
-without guarding on per-meta-iteration objects; ``compiled=True`` switches to the compiled versions.
+The maths are pure functions of tensors (plus a constant ``Plan`` of where each layer sits), so
+``torch.compile`` can fuse them without guarding on per-meta-iteration objects; ``compiled=True`` switches
+to the compiled versions.
 """
 
 from __future__ import annotations
