@@ -90,13 +90,13 @@ def gd_step(
         rejected = torch.nonzero(~ok).squeeze(1)  # index_copy_: ~40 us less than indexed assignment at B=25
         trial.index_copy_(0, rejected, phi.index_select(0, rejected))
         t_g.index_copy_(0, rejected, g.index_select(0, rejected))
-        return trial, t_g, torch.where(ok, t_obj, obj), step * torch.where(ok, GROW, 0.5)
+        return trial, t_g, torch.where(ok, t_obj, obj), torch.where(ok, step * GROW, step * 0.5)
     keep = ok[:, None]
     return (
         torch.where(keep, trial, phi),
         torch.where(keep, t_g, g),
         torch.where(ok, t_obj, obj),
-        step * torch.where(ok, GROW, 0.5),
+        torch.where(ok, step * GROW, step * 0.5),
     )
 
 
