@@ -6,15 +6,17 @@ twice as fast on two cores. Where the crossover lies depends on how OpenMP's idl
 
 - Spinning (OpenMP's default, a headless run): measured on this project's 2-core VM with
   ``python -m bench.threads`` (the same trainer alternating 1 thread and both cores, each timed step after
-  an untimed one with the same count; bench/RESULTS.md, "Fourth session"), two runs: meta-batch 25 of
-  the default net 1.09× and 0.99× faster with 2 threads (a tie), 50 1.13× and 1.06×, 100 (176k elements
-  in a (B, P) tensor) 1.47× and 1.29×, 400 1.39× and 1.57×; 25 tasks of a 100-100 net 1.13× and 1.30×.
-  So both cores from 150k elements on (meta-batch 86 of the default net), one below, where the gain is
-  within noise and a core stays free for other work.
+  an untimed one with the same count; bench/RESULTS.md), six runs: meta-batch 25 of the default net
+  0.91-1.09x as fast with 2 threads (a tie), 50 0.97-1.13x (a tie), 100 (176k elements in a (B, P)
+  tensor) 1.13-1.47x, 400 1.39-1.71x. So both cores from 150k elements on (meta-batch 86 of the default
+  net), a bar placed inside the unmeasured gap between 88k (50 tasks, a tie) and 176k (100 tasks, a win);
+  one thread below, where the gain is within noise and a core stays free for other work.
 - Sleeping (``OMP_WAIT_POLICY=PASSIVE``, which the window sets so that the GUI thread wins the CPU):
-  every parallel region first wakes its threads. Same two runs: 2 threads 0.35× and 0.28× as fast at
-  meta-batch 25, 0.95× and 0.77× at 400 (704k elements), 1.28× and 1.35× at 4.08M (100 tasks of a
-  200-200 net); so there one thread up to 4M elements.
+  every parallel region first wakes its threads. Same runs: 2 threads 0.27-0.35x as fast at meta-batch
+  25 and 0.54-0.95x at 400 (704k elements); at 4.08M (100 tasks of a 200-200 net) 1.19-1.35x in the
+  first four runs and 0.99x and 1.00x in the latest two. So there one thread up to 4M elements (with the
+  default net: every meta-batch the window's slider offers, up to 256), and both cores above, where
+  they win or tie.
 
 The CLI and the window call ``use_threads_for`` before training (``--threads`` overrides it); library users
 keep full control of torch's setting.
