@@ -14,10 +14,8 @@ def _trainer(**kw) -> MetaTrainer:
     return MetaTrainer(ExperimentConfig(dtype="float64", meta_batch=6, val_tasks=2, **kw))
 
 
-@pytest.mark.parametrize("solver", ["gd", "hf"])
-@pytest.mark.parametrize("analytic", [True, False])
-def test_batched_imaml_equals_per_task_loop(solver, analytic):
-    trainer = _trainer(inner_solver=solver, inner_steps=4, analytic_grads=analytic, lam=5.0)
+def _batch_and_engine_gradient(trainer: MetaTrainer):
+    """One sampled meta-batch and the batched engine's mean meta-gradient on it."""
     cfg = trainer.config
     tasks = trainer._sample(cfg.meta_batch, cfg.shots, cfg.query, trainer._tasks)
     batched = meta_gradient(
@@ -27,6 +25,15 @@ def test_batched_imaml_equals_per_task_loop(solver, analytic):
         trainer.theta,
         cfg.meta_batch,
     ).grad.mean(0)
+    return tasks, batched
+
+
+@pytest.mark.parametrize("solver", ["gd", "hf"])
+@pytest.mark.parametrize("analytic", [True, False])
+def test_batched_imaml_equals_per_task_loop(solver, analytic):
+    trainer = _trainer(inner_solver=solver, inner_steps=4, analytic_grads=analytic, lam=5.0)
+    cfg = trainer.config
+    tasks, batched = _batch_and_engine_gradient(trainer)
     looped = per_task_meta_gradient(trainer, tasks, cfg)
     # Identical algorithms; only summation order differs (CG and line-search decisions are per task).
     assert rel_err(batched, looped) < 1e-9
@@ -61,14 +68,7 @@ def test_plain_autograd_loop_of_the_speed_benchmark_computes_the_engines_meta_gr
 
     trainer = _trainer(inner_steps=6, lam=5.0, inner_safeguard=safeguard, inner_lr=0.05, cg_steps=8)
     cfg = trainer.config
-    tasks = trainer._sample(cfg.meta_batch, cfg.shots, cfg.query, trainer._tasks)
-    batched = meta_gradient(
-        cfg,
-        trainer.losses(tasks.x_support, tasks.y_support),
-        trainer.losses(tasks.x_query, tasks.y_query),
-        trainer.theta,
-        cfg.meta_batch,
-    ).grad.mean(0)
+    tasks, batched = _batch_and_engine_gradient(trainer)
     tol = 1e-12 if safeguard else 1e-10
     assert rel_err(plain_meta_gradient(trainer, tasks), batched) < tol
     assert rel_err(per_task_meta_gradient(trainer, tasks, cfg), batched) < tol
