@@ -92,13 +92,17 @@ def _task_gradient(theta: Weights, xs: Tensor, ys: Tensor, xq: Tensor, yq: Tenso
 def plain_meta_gradient(trainer: MetaTrainer, tasks: TaskBatch) -> Tensor:
     """Mean iMAML meta-gradient (flat, (P,)) of ``tasks``, task by task with plain autograd."""
     cfg = trainer.config
-    theta = [t.detach() for t in trainer.layout.unflatten(trainer.theta.detach()).values()]
+    if cfg.method != "imaml" or cfg.inner_solver != "gd":
+        raise ValueError("the plain loop is written for iMAML with the GD inner solver")
+    names = [name for pair in trainer.model.linear_names for name in pair]  # W_0, b_0, W_1, ... (any θ order)
+    params = trainer.layout.unflatten(trainer.theta.detach())
+    theta = [params[name] for name in names]
     total = [torch.zeros_like(t) for t in theta]
     for i in range(len(tasks)):
         grads = _task_gradient(theta, tasks.x_support[i], tasks.y_support[i], tasks.x_query[i], tasks.y_query[i], cfg)
         for t, g in zip(total, grads, strict=True):
             t += g
-    return torch.cat([t.reshape(-1) for t in total]) / len(tasks)
+    return trainer.layout.flatten(dict(zip(names, total, strict=True))) / len(tasks)
 
 
 def plain_step(trainer: MetaTrainer) -> None:

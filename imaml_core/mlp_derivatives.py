@@ -57,13 +57,13 @@ class Plan:
 def _weights(plan: Plan, phi: Tensor) -> Weights:
     """Per layer (W as (B, out, in), b as (B, 1, out)), both strided views straight into ``phi``: one view
     operation each instead of a split, a reshape and an unsqueeze."""
+    if phi.stride(-1) != 1:
+        phi = phi.contiguous()
     if torch.compiler.is_compiling():  # storage offsets are not traceable; slices fuse away anyway
         return [
             (phi[:, w : w + fi * fo].view(-1, fo, fi), phi[:, b : b + fo].view(-1, 1, fo))
             for w, b, fi, fo in plan.layers
         ]
-    if phi.stride(-1) != 1:
-        phi = phi.contiguous()
     batch, row, base = phi.shape[0], phi.stride(0), phi.storage_offset()
     return [
         (
@@ -77,9 +77,10 @@ def _weights(plan: Plan, phi: Tensor) -> Weights:
 # The first and last layers go through the helpers below, which special-case 1-wide sides (the sinusoid
 # nets' input and output), where a batched matmul is mostly per-matrix overhead: a contraction of length 1
 # is a broadcast multiply, and a matrix-vector product a broadcast multiply and a sum (measured 3-7x faster
-# at meta-batch 400). Middle layers call ``bmm``/``baddbmm`` directly: the per-call shape checks and
-# bookkeeping of a generic layer loop measured ~8% of a gradient at meta-batch 25. ``bmm`` rather than
-# ``@``: matmul's shape dispatch costs ~20% of a 40x40 product at meta-batch 25.
+# at meta-batch 400). In the hot paths (``forward_backward``, ``hvp``) middle layers call ``bmm``/``baddbmm``
+# directly: the per-call shape checks and bookkeeping of a generic layer loop measured ~8% of a gradient at
+# meta-batch 25. ``bmm`` rather than ``@``: matmul's shape dispatch costs ~20% of a 40x40 product at
+# meta-batch 25.
 
 
 def _affine(b: Tensor, a: Tensor, w: Tensor) -> Tensor:
@@ -113,7 +114,7 @@ def _gram(d: Tensor, a: Tensor, d2: Tensor | None = None, a2: Tensor | None = No
 def _flat(plan: Plan, pieces: list[Tensor]) -> Tensor:
     """[db_L, dW_L, ..., db_0, dW_0] (last layer first, as a backward pass makes them), each (B, ·), as one
     (B, P) gradient in the layout's order."""
-    pieces.reverse()
+    pieces = pieces[::-1]
     if plan.order is not None:
         pieces = [pieces[i] for i in plan.order]
     return torch.cat(pieces, dim=1)
@@ -239,7 +240,6 @@ class MLPMSEDerivatives:
     """Loss 1/N sum (f(x) - y)^2 per task for the ``MLP`` laid out by ``layout``; x, y: (B, N, ·)."""
 
     def __init__(self, layout: ParamLayout, n_layers: int, x: Tensor, y: Tensor, compiled: bool = False) -> None:
-        self.layout = layout
         self.plan = Plan.of(layout, n_layers)
         self.x = x
         self.y = y

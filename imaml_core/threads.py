@@ -14,9 +14,9 @@ twice as fast on two cores. Where the crossover lies depends on how OpenMP's idl
 - Sleeping (``OMP_WAIT_POLICY=PASSIVE``, which the window sets so that the GUI thread wins the CPU):
   every parallel region first wakes its threads. Same runs: 2 threads 0.27-0.35x as fast at meta-batch
   25 and 0.54-0.95x at 400 (704k elements); at 4.08M (100 tasks of a 200-200 net) 1.19-1.35x in the
-  first four runs and 0.99x in both of the latest two. So there one thread up to 4M elements (with the
-  default net: every meta-batch the window's slider offers, up to 256), and both cores above, where
-  they win or tie.
+  first four runs, 0.990x and 0.995x (ties) in the latest two. So there one thread up to 4M elements
+  (with the default net: every meta-batch the window's slider offers, up to 256), and both cores above,
+  where they win or tie.
 
 The CLI and the window call ``use_threads_for`` before training (``--threads`` overrides it); library users
 keep full control of torch's setting.

@@ -51,10 +51,15 @@ def test_analytic_gradient_follows_the_layout_order_of_theta():
     assert torch.allclose(exact.value(phi), loss(phi), rtol=1e-13, atol=0)
 
 
-@pytest.mark.parametrize("n_in, hidden, n_out", [(2, [5, 4], 3), (3, [6], 1), (1, [4, 1, 3], 2)])
-def test_analytic_derivatives_of_nets_whose_inputs_and_outputs_are_not_1_wide(n_in, hidden, n_out):
-    """The sinusoid nets are 1-wide at both ends, where the code takes shortcuts; other widths (and a 1-wide
-    middle layer) take the general path, which must be exact too."""
+@pytest.mark.parametrize(
+    "n_in, hidden, n_out",
+    [(2, [5, 4], 3), (3, [6], 1), (1, [4, 1, 3], 2), (1, [1, 5], 1), (1, [5, 1], 1), (1, [], 1), (3, [], 2)],
+)
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_analytic_derivatives_of_nets_whose_inputs_and_outputs_are_not_1_wide(n_in, hidden, n_out, shuffled):
+    """The sinusoid nets are 1-wide at both ends, where the code takes shortcuts; other widths, 1-wide hidden
+    layers and nets without a hidden layer take the general paths, which must be exact too, in any layout
+    order (``shuffled``: names sorted, as checkpoints list them)."""
     from imaml_core.mlp_derivatives import MLPMSEDerivatives
     from imaml_core.model import MLP
     from imaml_core.params import ParamLayout
@@ -62,6 +67,8 @@ def test_analytic_derivatives_of_nets_whose_inputs_and_outputs_are_not_1_wide(n_
     gen = torch.Generator().manual_seed(3)
     model = MLP(hidden, n_in=n_in, n_out=n_out)
     params = model.init_params(gen, F64, torch.device("cpu"))
+    if shuffled:
+        params = {k: params[k] for k in sorted(params, reverse=True)}
     layout = ParamLayout.of(params)
     batch, n = 3, 7
     phi = layout.flatten(params)[None] + 0.1 * torch.randn(batch, layout.numel, generator=gen, dtype=F64)
