@@ -105,23 +105,13 @@ def plain_meta_gradient(trainer: MetaTrainer, tasks: TaskBatch) -> Tensor:
     return trainer.layout.flatten(dict(zip(names, total, strict=True))) / len(tasks)
 
 
-def plain_step(trainer: MetaTrainer) -> None:
-    """One meta-iteration of ``trainer`` by the plain loop (sampling and Adam as in ``MetaTrainer.step``)."""
-    cfg = trainer.config
-    tasks = trainer._sample(cfg.meta_batch, cfg.shots, cfg.query, trainer._tasks)
-    trainer.theta.grad = plain_meta_gradient(trainer, tasks)
-    trainer.optimizer.step()
-    trainer.theta.grad = None
-    trainer.iteration += 1
-
-
 def measure(batch: int, rounds: int) -> dict[str, float]:
     """Median seconds of the engine, the reference loop and the plain loop, alternated in one run."""
     cfg = ExperimentConfig(meta_batch=batch, val_every=0)
     engine, reference, plain = MetaTrainer(cfg), MetaTrainer(cfg), MetaTrainer(cfg)
     runs: dict[str, Callable[[], object]] = {
         "reference": lambda: per_task_step(reference),
-        "plain": lambda: plain_step(plain),
+        "plain": lambda: per_task_step(plain, plain_meta_gradient),
         "engine": engine.step,
     }
     times: dict[str, list[float]] = {k: [] for k in runs}

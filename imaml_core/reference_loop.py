@@ -7,6 +7,8 @@ batched engine computes the same meta-gradient (tests/test_batched.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import Tensor
 
 from .config import ExperimentConfig
@@ -16,6 +18,8 @@ from .model import mse_per_task
 from .params import Params
 from .sinusoid import TaskBatch
 from .trainer import MetaTrainer
+
+MetaGradientFn = Callable[[MetaTrainer, TaskBatch], Tensor]
 
 
 def per_task_meta_gradient(trainer: MetaTrainer, tasks: TaskBatch, cfg: ExperimentConfig) -> Tensor:
@@ -49,12 +53,18 @@ def per_task_meta_gradient(trainer: MetaTrainer, tasks: TaskBatch, cfg: Experime
     return total / len(tasks)
 
 
-def per_task_step(trainer: MetaTrainer) -> None:
-    """One iMAML meta-iteration of ``trainer`` computed task by task (sampling and Adam as in ``step``)."""
+def _reference_gradient(trainer: MetaTrainer, tasks: TaskBatch) -> Tensor:
+    return per_task_meta_gradient(trainer, tasks, trainer.config)
+
+
+def per_task_step(trainer: MetaTrainer, meta_gradient: MetaGradientFn = _reference_gradient) -> None:
+    """One iMAML meta-iteration of ``trainer`` computed task by task (sampling and Adam as in ``step``).
+
+    ``meta_gradient(trainer, tasks)`` computes the mean meta-gradient; default: ``per_task_meta_gradient``.
+    (bench/plain_loop.py passes a second, hand-written loop.)"""
     cfg = trainer.config
     tasks = trainer._sample(cfg.meta_batch, cfg.shots, cfg.query, trainer._tasks)
-    grad = per_task_meta_gradient(trainer, tasks, cfg)
-    trainer.theta.grad = grad
+    trainer.theta.grad = meta_gradient(trainer, tasks)
     trainer.optimizer.step()
     trainer.theta.grad = None
     trainer.iteration += 1
