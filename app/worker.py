@@ -25,10 +25,9 @@ from imaml_core import (
     load_checkpoint,
     save_checkpoint,
 )
+from imaml_core.preview import X_RANGE, adapt_preview, sample_preview_task, true_curve
 from imaml_core.profiling import profile_rows
-from imaml_core.sinusoid import X_RANGE
 from imaml_core.threads import use_threads_for
-from imaml_core.trainer import true_curve
 
 PREVIEW_GRID = 200  # x points on which the preview curves are drawn
 PREVIEW_MIN_INTERVAL_S = 0.4  # at most ~2 previews a second while training
@@ -320,8 +319,8 @@ class Worker(QObject):
     def _sample_preview(self, seed: int) -> None:
         if self._trainer is None:
             return
-        amplitude, phase, xs = self._trainer.sample_preview_task(seed)
-        ys = true_curve(xs, amplitude, phase).reshape(-1).numpy().copy()
+        amplitude, phase, xs = sample_preview_task(self._trainer.config, seed)
+        ys = true_curve(xs, amplitude, phase)
         self._task = PreviewTask(amplitude, phase, xs.copy(), ys, seed)
         self._preview_now()
 
@@ -331,10 +330,10 @@ class Worker(QObject):
             return
         start = time.monotonic()
         x_grid = np.linspace(X_RANGE[0], X_RANGE[1], PREVIEW_GRID)
-        y_true = true_curve(x_grid, task.amplitude, task.phase).reshape(-1).numpy().copy()
+        y_true = true_curve(x_grid, task.amplitude, task.phase)
         steps = trainer.config.inner_steps
         try:
-            pv = trainer.preview(task.x_support, task.y_support, x_grid, y_true, steps)
+            pv = adapt_preview(trainer, task.x_support, task.y_support, x_grid, y_true, steps)
         except Exception as exc:
             self.failed.emit("preview", f"the adaptation preview failed: {_one_line(exc)}")
             return

@@ -11,15 +11,14 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from .config import ExperimentConfig
+from .divergence import diagnose
 from .errors import ConfigError
-from .inner import finite_rows
 from .memory import measure_step
 from .methods import MetaGradient, adapt, meta_gradient
 from .mlp_derivatives import MLPMSEDerivatives
@@ -27,7 +26,8 @@ from .model import MLP, FunctionalModel, mse_per_task
 from .objective import TaskLoss
 from .params import ParamLayout, Params
 from .report import EvalResult, StepReport, mean_ci95
-from .sinusoid import TaskBatch, sample_tasks, sinusoid
+from .sinusoid import TaskBatch, sample_tasks
+from .streams import EVALUATION_TASKS, THETA_INIT, TRAINING_TASKS, VALIDATION_TASKS, generator
 
 EVAL_QUERY = 100  # query points per task for validation and evaluation (training uses cfg.query)
 _EVAL_CHUNK = 1000  # tasks adapted at once in evaluate()
@@ -40,25 +40,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' requested but CUDA is not available here (use cpu or auto)")
     return torch.device(name)
-
-
-def _subseed(seed: int, stream: int) -> int:
-    return (seed * 1_000_003 + stream) % (2**63)
-
-
-def _generator(device: torch.device, seed: int) -> torch.Generator:
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed)
-    return gen
-
-
-@dataclass
-class Preview:
-    """Adaptation of theta to one task's support points, on a grid of x (numpy, for plotting)."""
-
-    before: np.ndarray  # prediction of theta on the grid
-    after: np.ndarray  # prediction after ``steps`` adaptation steps
-    mse_per_step: np.ndarray  # MSE on the grid's true curve after 0..steps steps
 
 
 class MetaTrainer:
@@ -79,7 +60,7 @@ class MetaTrainer:
         init = (
             theta
             if theta is not None
-            else self.model.init_params(_generator(self.device, _subseed(cfg.seed, 0)), self.dtype, self.device)
+            else self.model.init_params(generator(self.device, cfg.seed, THETA_INIT), self.dtype, self.device)
         )
         if isinstance(self.model, MLP) and set(init) == set(self.model.shapes()):
             init = {k: init[k] for k in self.model.shapes()}  # canonical order (files may sort keys)
@@ -87,8 +68,8 @@ class MetaTrainer:
         self.theta = self.layout.flatten({k: v.detach() for k, v in init.items()}).to(self.device, self.dtype)
         self.theta = self.theta.clone()
         self.optimizer = _adam(self.theta, cfg.meta_lr)
-        self._tasks = _generator(self.device, _subseed(cfg.seed, 1))
-        val_gen = _generator(self.device, _subseed(cfg.seed, 2))
+        self._tasks = generator(self.device, cfg.seed, TRAINING_TASKS)
+        val_gen = generator(self.device, cfg.seed, VALIDATION_TASKS)
         self.val_set = self._sample(cfg.val_tasks, cfg.shots, EVAL_QUERY, val_gen)
         self.iteration = iteration
         self.last_val_loss = float("nan")
@@ -154,7 +135,7 @@ class MetaTrainer:
             )
         grad = mg.grad.mean(dim=0) if mg is not None else None
         if mg is not None:
-            message = _divergence(cfg, mg, grad)
+            message = diagnose(cfg, mg, grad)
         diverged = bool(message)
         if not diverged:
             message = self._apply(grad)
@@ -247,39 +228,13 @@ class MetaTrainer:
             raise ConfigError("evaluate needs tasks >= 1, shots >= 1 and steps >= 0")
         cfg = self._config
         shots = cfg.shots if shots is None else shots
-        batch = self._sample(tasks, shots, EVAL_QUERY, _generator(self.device, _subseed(seed, 7)))
+        batch = self._sample(tasks, shots, EVAL_QUERY, generator(self.device, seed, EVALUATION_TASKS))
         per_step: list[list[Tensor]] = []
         for lo in range(0, tasks, _EVAL_CHUNK):
             per_step.append(self._adapt_losses(batch.slice(lo, lo + _EVAL_CHUNK), steps, cfg))
         curves = [torch.cat([chunk[k] for chunk in per_step]).cpu().double().numpy() for k in range(steps + 1)]
         mse, ci = mean_ci95(curves[-1])
         return EvalResult(mse, ci, [float(c.mean()) for c in curves], tasks, shots, steps)
-
-    def preview(
-        self, x_support: np.ndarray, y_support: np.ndarray, x_grid: np.ndarray, y_grid: np.ndarray, steps: int
-    ) -> Preview:
-        """Adapt theta to the given support points and predict on ``x_grid`` after 0..steps steps."""
-        like = {"dtype": self.dtype, "device": self.device}
-        xs = torch.as_tensor(x_support, **like).reshape(1, -1, 1)
-        ys = torch.as_tensor(y_support, **like).reshape(1, -1, 1)
-        xg = torch.as_tensor(x_grid, **like).reshape(1, -1, 1)
-        yg = torch.as_tensor(y_grid, **like).reshape(1, -1, 1)
-        preds: list[Tensor] = []
-
-        def record(_: int, phi: Tensor) -> None:
-            with torch.no_grad():
-                preds.append(self.model.forward(self.layout.unflatten(phi), xg).reshape(-1))
-
-        adapt(self._config, self.losses(xs, ys), self.theta.detach()[None], steps, on_step=record)
-        mse = [float(((p - yg.reshape(-1)) ** 2).mean()) for p in preds]
-        return Preview(preds[0].cpu().double().numpy(), preds[-1].cpu().double().numpy(), np.asarray(mse, dtype=float))
-
-    def sample_preview_task(self, seed: int, shots: int | None = None) -> tuple[float, float, np.ndarray]:
-        """Amplitude, phase and support x of one task drawn from ``seed`` (for the GUI's preview)."""
-        cfg = self._config
-        gen = _generator(torch.device("cpu"), _subseed(seed, 11))
-        tb = sample_tasks(1, shots or cfg.shots, 1, gen, dtype=torch.float64)
-        return float(tb.amplitude[0]), float(tb.phase[0]), tb.x_support.reshape(-1).numpy()
 
 
 def _adam(theta: Tensor, lr: float) -> torch.optim.Adam:
@@ -301,38 +256,3 @@ def _fused_adam_works(device: torch.device, dtype: torch.dtype) -> bool:
     except (RuntimeError, ValueError, TypeError):  # older torch, or a device without the fused kernel
         return False
     return True
-
-
-def true_curve(x: np.ndarray, amplitude: float, phase: float) -> np.ndarray:
-    """The sinusoid of a preview task, for plotting."""
-    t = torch.as_tensor(x, dtype=torch.float64).reshape(1, -1, 1)
-    return sinusoid(t, torch.tensor([amplitude], dtype=torch.float64), torch.tensor([phase], dtype=torch.float64))
-
-
-def _divergence(cfg: ExperimentConfig, mg: MetaGradient, grad: Tensor) -> str:
-    """Empty when everything is finite; otherwise what diverged, in which tasks, and the likely cause."""
-    bad_phi = ~finite_rows(mg.phi)
-    bad_loss = ~torch.isfinite(mg.post_loss)
-    bad_grad = ~finite_rows(mg.grad)
-    if not bool((bad_phi | bad_loss | bad_grad).any()) and bool(torch.isfinite(grad).all()):
-        return ""
-    what = (
-        "the adapted parameters phi"
-        if bool(bad_phi.any())
-        else ("the query loss" if bool(bad_loss.any()) else "the meta-gradient")
-    )
-    tasks = torch.nonzero(bad_phi | bad_loss | bad_grad).flatten().tolist()
-    shown = ", ".join(str(t) for t in tasks[:5]) + (" ..." if len(tasks) > 5 else "")
-    if cfg.method == "imaml" and cfg.inner_solver == "gd" and not cfg.inner_safeguard or cfg.method != "imaml":
-        cause = (
-            f"inner step size {cfg.inner_lr:g} is likely too large (sinusoid curvature reaches ~100; "
-            f"try inner_lr < {2 / (100 + (cfg.lam if cfg.method == 'imaml' else 0.0)):.3g})"
-        )
-    elif bool(bad_phi.any()) or bool(bad_loss.any()):
-        cause = "the inner problem is badly scaled: try a larger lambda or fewer inner steps"
-    else:
-        cause = f"lambda = {cfg.lam:g} is too small for this curvature: try a larger lambda or fewer CG steps"
-    return (
-        f"meta-iteration skipped, theta unchanged: {what} became non-finite in "
-        f"{len(tasks)} of {cfg.meta_batch} tasks ({shown}); {cause}"
-    )
