@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from imaml_core import EvalResult, ExperimentConfig, ImamlError, StepReport
 from imaml_core.config import METHODS
-from imaml_core.memory import release_free_memory
+from imaml_core.heap import release_free_memory
 from imaml_core.trainer import resolve_device
 
 from . import settings

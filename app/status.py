@@ -12,7 +12,7 @@ from collections import deque
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
 from imaml_core import StepReport
-from imaml_core.memory import process_rss
+from imaml_core.heap import process_rss
 
 RATE_WINDOW_S = 3.0
 

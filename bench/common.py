@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from imaml_core.memory import keep_freed_memory
+from imaml_core.heap import keep_freed_memory
 
 RESULTS = Path(__file__).resolve().parent / "results"
 THREADS = 1  # one intra-op thread: stable timings on a shared 2-core machine
@@ -69,7 +69,7 @@ def sync(device: str) -> None:
 
 def setup_timing() -> None:
     """Single-threaded torch so that medians are stable while other work shares the CPU; freed tensor
-    memory is reused rather than returned to the OS, as in ``imaml train`` (imaml_core/memory.py)."""
+    memory is reused rather than returned to the OS, as in ``imaml train`` (imaml_core/heap.py)."""
     torch.set_num_threads(THREADS)
     keep_freed_memory()
 

@@ -22,7 +22,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DEVICES, INNER_SOLVERS, METHODS, ExperimentConfig
 from .errors import ImamlError
 from .files import atomic_write_text
-from .memory import keep_freed_memory
+from .heap import keep_freed_memory
 from .report import CSV_FIELDS, StepReport
 from .threads import use_threads_for
 
@@ -307,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         _apply_threads(args)
-        keep_freed_memory()  # a training process reuses its (B, P) temporaries (see memory.py)
+        keep_freed_memory()  # a training process reuses its (B, P) temporaries (see heap.py)
         handler = {"train": cmd_train, "eval": cmd_eval, "profile": cmd_profile}[args.command]
         return handler(args)
     except ImamlError as exc:

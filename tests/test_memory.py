@@ -27,13 +27,13 @@ def test_maml_memory_grows_with_unrolled_steps():
 def test_heap_policy_calls_are_safe():
     """keep_freed_memory (training processes) and release_free_memory (the window, between
     iterations) only tune or trim glibc's heap and must never fail, glibc or not. Run in a subprocess so
-    the tuned allocator does not follow the rest of the test session."""
+    the tuned allocator does not follow the rest of the test run."""
     import subprocess
     import sys
 
     code = (
         "import torch\n"
-        "from imaml_core.memory import keep_freed_memory, release_free_memory\n"
+        "from imaml_core.heap import keep_freed_memory, release_free_memory\n"
         "assert isinstance(keep_freed_memory(), bool)\n"
         "blocks = [torch.ones(1 << 20) for _ in range(8)]\n"
         "assert all(float(b.sum()) == 1 << 20 for b in blocks)\n"
