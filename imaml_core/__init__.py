@@ -10,7 +10,7 @@ from .cg import CGInfo, conjugate_gradient
 from .checkpoint import Checkpoint, load_checkpoint, load_model, save_checkpoint
 from .config import ExperimentConfig
 from .errors import CheckpointError, ConfigError, ImamlError, StepCancelled
-from .implicit import implicit_meta_gradient
+from .implicit import implicit_hypergradients, implicit_meta_gradient
 from .inner import InnerInfo, solve_inner
 from .model import MLP, ModuleModel
 from .report import EvalResult, StepReport
@@ -34,6 +34,7 @@ __all__ = [
     "StepReport",
     "__version__",
     "conjugate_gradient",
+    "implicit_hypergradients",
     "implicit_meta_gradient",
     "load_checkpoint",
     "load_model",

@@ -10,8 +10,8 @@ step ever produces NaN from a finite operator.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -29,11 +29,14 @@ class CGInfo:
     converged: Any
     nonpositive_curvature: Any
 
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
-
-    def keys(self) -> Iterator[str]:
-        return iter(asdict(self))
+    def task(self, i: int) -> CGInfo:
+        """Task ``i`` of a batched outcome, as Python scalars (the dict API's form)."""
+        return CGInfo(
+            int(self.iterations[i]),
+            float(self.residual[i]),
+            bool(self.converged[i]),
+            bool(self.nonpositive_curvature[i]),
+        )
 
 
 def batched_cg(
@@ -121,9 +124,4 @@ def conjugate_gradient(
         return layout.flatten(matvec(layout.unflatten(v[0])))[None]
 
     x, info = batched_cg(flat_matvec, b_flat, int(max_iters), float(tol))
-    return layout.unflatten(x[0]), CGInfo(
-        int(info.iterations[0]),
-        float(info.residual[0]),
-        bool(info.converged[0]),
-        bool(info.nonpositive_curvature[0]),
-    )
+    return layout.unflatten(x[0]), info.task(0)

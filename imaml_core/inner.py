@@ -1,14 +1,15 @@
-"""Inner solvers for argmin_phi  L(phi) + lam/2 ||phi - theta||^2, started at theta, batched over tasks.
+"""Inner solvers for argmin_phi  L(phi) + 1/2 sum_j lam_j (phi_j - theta_j)^2, from theta, batched over tasks.
 
 Batched form: ``losses(phi)`` maps a (B, P) tensor of flat task parameters to the (B,) per-task training
 losses (a plain callable, differentiated by autograd, or a ``TaskLoss`` with exact hand-written
-derivatives). Tasks do not share parameters, so one backward pass serves the whole meta-batch.
+derivatives). Tasks do not share parameters, so one backward pass serves the whole meta-batch. lambda is a
+float, or one strength per coordinate as a (P,) tensor shared by the tasks (or (B, P)); see lam.py.
 
 Solvers:
 - ``gd``: gradient descent on the proximal objective (the proximal term is in every step). With
   ``safeguard`` a task's step is rejected and its step size halved whenever the objective would rise
   or stop being finite, and grown by ``GROW`` after an accepted step: same cost per step, never diverges.
-- ``hf``: Hessian-free Newton-CG (iMAML-HF): each step solves (H + lam I) d = -grad with truncated CG
+- ``hf``: Hessian-free Newton-CG (iMAML-HF): each step solves (H + Lambda) d = -grad with truncated CG
   (stopping at non-positive curvature), then a per-task backtracking (Armijo) line search.
 """
 
@@ -22,6 +23,7 @@ import torch
 from torch import Tensor
 
 from .cg import batched_cg
+from .lam import FlatLam, Lam, check_lam, flat_lam, is_vector
 from .objective import TaskLoss, as_task_loss
 from .params import ParamLayout, Params, batch_dot, batch_norm
 
@@ -39,20 +41,30 @@ HF_CG_TOL = 1e-6  # relative residual of each Newton system
 class InnerInfo:
     """Per-task diagnostics of an inner solve. Batched: (B,) tensors; dict API: Python scalars."""
 
-    stationarity: Any  # ||grad L(phi) + lam (phi - theta)||
+    stationarity: Any  # ||grad L(phi) + lam * (phi - theta)||
     finite: Any  # phi and the objective are finite
     steps: int
-    objective: Any  # L(phi) + lam/2 ||phi - theta||^2
-
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
+    objective: Any  # L(phi) + 1/2 sum_j lam_j (phi_j - theta_j)^2
 
 
-def _prox(loss: Tensor, grad: Tensor, phi: Tensor, theta: Tensor, lam: float | Tensor) -> tuple[Tensor, Tensor]:
+def _prox(loss: Tensor, grad: Tensor, phi: Tensor, theta: Tensor, lam: FlatLam) -> tuple[Tensor, Tensor]:
     """Proximal objective and its gradient from the loss and its gradient."""
     diff = phi - theta
+    if is_vector(lam):
+        scaled = lam * diff
+        return loss + 0.5 * batch_dot(scaled, diff), grad + scaled
     prox_grad = grad + lam * diff if isinstance(lam, Tensor) else torch.add(grad, diff, alpha=lam)
     return loss + 0.5 * lam * batch_dot(diff, diff), prox_grad
+
+
+def _penalty(diff: Tensor, lam: FlatLam) -> Tensor:
+    """1/2 sum_j lam_j diff_j^2 per task."""
+    return 0.5 * batch_dot(lam * diff, diff) if is_vector(lam) else 0.5 * lam * batch_dot(diff, diff)
+
+
+def _engine_lam(lam: FlatLam, like: Tensor) -> FlatLam:
+    """A tensor lambda on ``like``'s dtype and device (a float stays a float)."""
+    return lam.to(dtype=like.dtype, device=like.device) if isinstance(lam, Tensor) else lam
 
 
 def finite_rows(t: Tensor) -> Tensor:
@@ -68,7 +80,7 @@ def gd_step(
     obj: Tensor,
     step: Tensor,
     theta: Tensor,
-    lam: float | Tensor,
+    lam: FlatLam,
     safeguard: bool,
     branch_free: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -103,7 +115,7 @@ def gd_step(
 def gd_batched(
     losses: LossFn,
     theta: Tensor,
-    lam: float,
+    lam: FlatLam,
     steps: int,
     lr: float,
     safeguard: bool = False,
@@ -116,6 +128,7 @@ def gd_batched(
     """
     task_loss = as_task_loss(losses)
     theta = theta.detach()
+    lam = _engine_lam(lam, theta)
     phi = theta.clone()
     obj, g = _prox(*task_loss.value_and_grad(phi), phi, theta, lam)
     step = torch.full_like(obj, lr)
@@ -136,7 +149,7 @@ def gd_batched(
 def hf_batched(
     losses: LossFn,
     theta: Tensor,
-    lam: float,
+    lam: FlatLam,
     steps: int,
     cg_steps: int = 10,
     cg_tol: float = HF_CG_TOL,
@@ -145,13 +158,14 @@ def hf_batched(
     """Newton-CG on the proximal objective from theta ((B, P)); at most ``cg_steps`` CG steps per step."""
     task_loss = as_task_loss(losses)
     theta = theta.detach()
+    lam = _engine_lam(lam, theta)
     phi = theta.clone()
     if on_step is not None:
         on_step(0, phi)
     for k in range(1, steps + 1):
         loss, grad, hvp, kept = task_loss.hvp_operator(phi)
         obj, g = _prox(loss, grad, phi, theta, lam)
-        direction, _ = batched_cg(lambda v, hvp=hvp: torch.add(hvp(v), v, alpha=lam), -g, max(cg_steps, 1), cg_tol)
+        direction, _ = batched_cg(_shifted(hvp, lam), -g, max(cg_steps, 1), cg_tol)
         del kept, hvp
         slope = batch_dot(g, direction)  # < 0 for a descent direction
         # A direction that is not a descent direction (only possible through rounding) falls back to -g.
@@ -167,7 +181,7 @@ def hf_batched(
             trial = phi + alpha[:, None] * direction
             with torch.no_grad():
                 diff = trial - theta
-                t_obj = task_loss(trial) + 0.5 * lam * batch_dot(diff, diff)
+                t_obj = task_loss(trial) + _penalty(diff, lam)
             ok = pending & torch.isfinite(t_obj) & (t_obj <= obj + ARMIJO * alpha * slope)
             accepted |= ok
             pending &= ~ok
@@ -181,11 +195,18 @@ def hf_batched(
     return phi, InnerInfo(batch_norm(g), finite, steps, obj)
 
 
+def _shifted(hvp: Callable[[Tensor], Tensor], lam: FlatLam) -> Callable[[Tensor], Tensor]:
+    """v -> (H + Lambda) v, the Newton system's operator."""
+    if isinstance(lam, Tensor):
+        return lambda v: torch.addcmul(hvp(v), lam, v)
+    return lambda v: torch.add(hvp(v), v, alpha=lam)
+
+
 def solve_batched(
     losses: LossFn,
     theta: Tensor,
     *,
-    lam: float,
+    lam: FlatLam,
     steps: int,
     lr: float,
     solver: str = "gd",
@@ -204,38 +225,35 @@ def solve_batched(
 def solve_inner(
     train_loss: Callable[[Params], Tensor],
     theta: Mapping[str, Tensor],
-    lam: float,
+    lam: Lam,
     steps: int,
     lr: float = 0.01,
     solver: str = "gd",
     safeguard: bool = False,
     hf_cg_steps: int = 10,
 ) -> tuple[Params, InnerInfo]:
-    """Approximately solve argmin_phi train_loss(phi) + lam/2 ||phi - theta||^2, starting at theta.
+    """Approximately solve argmin_phi train_loss(phi) + 1/2 sum_j lam_j (phi_j - theta_j)^2, from theta.
 
-    ``train_loss(params) -> scalar``. Default: ``steps`` steps of gradient descent with step ``lr`` on
-    the proximal objective; ``solver="hf"`` runs ``steps`` Newton-CG steps instead (``lr`` unused), each
-    with up to ``hf_cg_steps`` CG iterations. Returns phi (detached, same dtype/device as theta) and an
-    :class:`InnerInfo` whose ``stationarity`` is ||grad train_loss(phi) + lam (phi - theta)||.
+    ``train_loss(params) -> scalar``. ``lam`` is a positive number, or a dict from parameter name to a
+    positive tensor that broadcasts to that parameter (one value per tensor, or per coordinate). Default:
+    ``steps`` steps of gradient descent with step ``lr`` on the proximal objective; ``solver="hf"`` runs
+    ``steps`` Newton-CG steps instead (``lr`` unused), each with up to ``hf_cg_steps`` CG iterations.
+    Returns phi (detached, same dtype/device as theta) and an :class:`InnerInfo` whose ``stationarity`` is
+    ||grad train_loss(phi) + lam * (phi - theta)||. A bad ``lam`` raises a ``ValueError`` naming the entry.
     """
-    check_lam(lam)
+    check_lam(lam, theta)
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     layout = ParamLayout.of(theta)
     flat = layout.flatten({k: v.detach() for k, v in theta.items()})[None]
+    engine_lam = flat_lam(lam, layout, flat.dtype, flat.device)
 
     def losses(phi: Tensor) -> Tensor:
         return train_loss(layout.unflatten(phi[0])).reshape(1)
 
     phi, info = solve_batched(
-        losses, flat, lam=lam, steps=steps, lr=lr, solver=solver, safeguard=safeguard, hf_cg_steps=hf_cg_steps
+        losses, flat, lam=engine_lam, steps=steps, lr=lr, solver=solver, safeguard=safeguard, hf_cg_steps=hf_cg_steps
     )
     return layout.unflatten(phi[0].detach()), InnerInfo(
         float(info.stationarity[0]), bool(info.finite[0]), steps, float(info.objective[0])
     )
-
-
-def check_lam(lam: float) -> None:
-    """lambda must be positive and finite: it is the strength of the proximal term and divides H."""
-    if not (lam > 0 and lam < float("inf")):
-        raise ValueError(f"lam must be a positive finite number, got {lam}")

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from .inner import gd_step
+from .lam import FlatLam
 from .objective import Matvec
 from .params import ParamLayout
 
@@ -255,12 +256,14 @@ class MLPMSEDerivatives:
         return self._value_and_grad(self.plan, phi, self.x, self.y)
 
     def gd_step(
-        self, phi: Tensor, g: Tensor, obj: Tensor, step: Tensor, theta: Tensor, lam: float, safeguard: bool
+        self, phi: Tensor, g: Tensor, obj: Tensor, step: Tensor, theta: Tensor, lam: FlatLam, safeguard: bool
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """One inner GD step (see ``inner.gd_step``); compiled as a whole when the switch is on."""
+        """One inner GD step (see ``inner.gd_step``); compiled as a whole when the switch is on. ``lam`` is a
+        float or a per-coordinate (P,) / (B, P) tensor."""
         if self._gd_step is None:
             return gd_step(self.value_and_grad, phi, g, obj, step, theta, lam, safeguard)
-        # lambda as a tensor: a slider move must not recompile (a Python float would be a constant)
+        # lambda as a tensor: a slider move must not recompile (a Python float would be a constant); a
+        # per-coordinate lambda is a tensor already and only takes phi's dtype and device
         lam_t = torch.as_tensor(lam, dtype=phi.dtype, device=phi.device)
         return self._gd_step(self.plan, self.x, self.y, phi, g, obj, step, theta, lam_t, safeguard)
 
