@@ -14,10 +14,10 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import QLabel, QPushButton, QWidget
 from superqt.utils import QSignalThrottler
 
+from .messages import PreviewResult, PreviewTask
 from .plots import Card, cache_axes, make_opaque, make_plot, pen, positive
 from .ranges import RangeAnchor
 from .theme import SERIES
-from .worker import PreviewResult, PreviewTask
 
 EDIT_THROTTLE_MS = 100
 MAX_SUPPORT = 100
@@ -31,8 +31,11 @@ class SupportPoints(pg.ScatterPlotItem):
 
     def __init__(self) -> None:
         super().__init__(
-            size=11, brush=pg.mkBrush(SERIES["support"]), pen=pg.mkPen("#ffffff", width=1.2),
-            name="support points", antialias=True,
+            size=11,
+            brush=pg.mkBrush(SERIES["support"]),
+            pen=pg.mkPen("#ffffff", width=1.2),
+            name="support points",
+            antialias=True,
         )
         self.xs = np.zeros(0)
         self.ys = np.zeros(0)
@@ -101,8 +104,10 @@ class AdaptationCard(Card):
         super().__init__("Adaptation", parent)
         self.hint = QLabel("edit points: click · drag · shift-click")
         self.hint.setObjectName("card_hint")
-        self.hint.setToolTip("Click empty space to add a support point, drag a point to move it, "
-                             "shift-click a point to remove it; θ adapts to the points you set.")
+        self.hint.setToolTip(
+            "Click empty space to add a support point, drag a point to move it, "
+            "shift-click a point to remove it; θ adapts to the points you set."
+        )
         self.add_tool(self.hint)
         self.button = QPushButton("New task")
         self.button.setObjectName("button_resample")
@@ -123,8 +128,7 @@ class AdaptationCard(Card):
         item.hideButtons()
         self._legend_steps = -1
         self._set_legend(0)
-        self.truth = self.plot.plot(name="true function", pen=pen("truth", 1.5, Qt.PenStyle.DashLine),
-                                    antialias=True)
+        self.truth = self.plot.plot(name="true function", pen=pen("truth", 1.5, Qt.PenStyle.DashLine), antialias=True)
         self.before = self.plot.plot(name="θ before adaptation", pen=pen("before", 2.0), antialias=True)
         self.after = self.plot.plot(name="after k steps", pen=pen("after", 2.5), antialias=True)
         self.points = SupportPoints()
@@ -170,8 +174,15 @@ class AdaptationCard(Card):
     def _set_legend(self, steps: int) -> None:
         self._legend_steps = steps
         after = f"after {steps} steps" if steps else "after k steps"
-        self.set_legend([("true function", "truth", "dash"), ("support", "support", "dot"),
-                         ("θ before", "before", "line"), (after, "after", "line"), ("MSE per step →", "after", "dot")])
+        self.set_legend(
+            [
+                ("true function", "truth", "dash"),
+                ("support", "support", "dot"),
+                ("θ before", "before", "line"),
+                (after, "after", "line"),
+                ("MSE per step →", "after", "dot"),
+            ]
+        )
 
     def _frame(self, result: PreviewResult) -> None:
         """Fixed x range; y fits the true curve and the points (a wild prediction may leave the frame)."""

@@ -1,6 +1,6 @@
 """The hyperparameter panel: one row per ``ExperimentConfig`` field, each with a live/restart badge.
 
-The panel holds no settings of its own: ``set_config`` shows a config, and a user edit is emitted as
+The panel holds no settings of its own: ``show_config`` shows a config, and a user edit is emitted as
 ``edited(name, value)`` for the window to validate and send on. Live sliders emit every change: the worker
 takes them between iterations, and a value set after the window has taken in iteration n must be in use
 by n + 2, however fast iterations run. Sliders of restart fields are throttled (first change at once, then
@@ -8,8 +8,6 @@ at most one every ``THROTTLE_MS``), because each change they send rebuilds θ.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -29,84 +27,10 @@ from superqt.utils import QSignalThrottler
 
 from imaml_core import ExperimentConfig
 
+from .fields import ADVANCED, GROUPS, OBJECT_PREFIX, Spec, relevant
 from .sliders import LabeledLogSlider
 
 THROTTLE_MS = 120
-
-
-@dataclass(frozen=True)
-class Spec:
-    """How one config field is edited: ``kind`` is log, ilog (integer log), int, combo, check, spin, list."""
-
-    name: str
-    label: str
-    kind: str
-    lo: float = 0
-    hi: float = 1
-    choices: tuple[tuple[str, str], ...] = ()  # (shown text, config value)
-
-
-GROUPS: tuple[tuple[str, tuple[Spec, ...]], ...] = (
-    (
-        "Meta-gradient",
-        (
-            Spec("method", "method", "combo", choices=(("iMAML", "imaml"), ("MAML", "maml"), ("FOMAML", "fomaml"),
-                                                       ("Reptile", "reptile"))),
-            Spec("lam", "λ", "log", 0.01, 100.0),
-            Spec("cg_steps", "CG iterations", "int", 0, 50),
-            Spec("cg_tol", "CG tolerance", "log", 1e-8, 0.5),
-        ),
-    ),
-    (
-        "Inner loop",
-        (
-            Spec("inner_solver", "inner solver", "combo", choices=(("GD", "gd"), ("HF (Newton-CG)", "hf"))),
-            Spec("inner_steps", "inner steps", "ilog", 1, 200),
-            Spec("inner_lr", "inner step size", "log", 1e-4, 1.0),
-        ),
-    ),
-    (
-        "Outer loop",
-        (
-            Spec("meta_lr", "meta step size", "log", 1e-5, 0.1),
-            Spec("meta_batch", "meta-batch", "ilog", 1, 256),
-        ),
-    ),
-    (
-        "Tasks and run",
-        (
-            Spec("shots", "shots (K)", "int", 1, 50),
-            Spec("seed", "seed", "spin", 0, 2**31 - 1),
-            Spec("device", "device", "combo", choices=(("CPU", "cpu"), ("CUDA", "cuda"), ("auto", "auto"))),
-        ),
-    ),
-)
-ADVANCED: tuple[Spec, ...] = (
-    Spec("hf_cg_steps", "HF CG per step", "int", 1, 50),
-    Spec("inner_safeguard", "GD safeguard", "check"),
-    Spec("analytic_grads", "analytic grads", "check"),
-    Spec("val_every", "validate every", "spin", 0, 100000),
-    Spec("val_tasks", "validation tasks", "spin", 1, 100000),
-    Spec("query", "query points", "int", 1, 100),
-    Spec("hidden", "hidden widths", "list"),
-    Spec("dtype", "dtype", "combo", choices=(("float32", "float32"), ("float64", "float64"))),
-)
-_PREFIX = {"log": "slider", "ilog": "slider", "int": "slider", "combo": "combo", "check": "check",
-           "spin": "spin", "list": "edit"}
-
-
-def relevant(config: ExperimentConfig, name: str) -> bool:
-    """Whether ``name`` affects a run of ``config`` (unused settings are shown dimmed, still editable)."""
-    imaml = config.method == "imaml"
-    if name in ("lam", "cg_steps", "cg_tol", "inner_solver"):
-        return imaml
-    if name == "hf_cg_steps":
-        return imaml and config.inner_solver == "hf"
-    if name == "inner_safeguard":
-        return imaml and config.inner_solver == "gd"
-    if name == "inner_lr":
-        return not (imaml and config.inner_solver == "hf")
-    return True
 
 
 class ControlPanel(QScrollArea):
@@ -122,7 +46,6 @@ class ControlPanel(QScrollArea):
         self._widgets: dict[str, QWidget] = {}
         self._labels: dict[str, QLabel] = {}
         self._specs: dict[str, Spec] = {}
-        self._throttlers: dict[str, QSignalThrottler] = {}
         body = QWidget()
         body.setObjectName("control_body")
         column = QVBoxLayout(body)
@@ -162,7 +85,7 @@ class ControlPanel(QScrollArea):
                 return w.text()  # type: ignore[attr-defined]  # the config's validation names the problem
         return w.value()  # type: ignore[attr-defined]
 
-    def set_config(self, config: ExperimentConfig) -> None:
+    def show_config(self, config: ExperimentConfig) -> None:
         """Show ``config`` without emitting ``edited``."""
         for name, w in self._widgets.items():
             value = getattr(config, name)
@@ -244,7 +167,7 @@ class ControlPanel(QScrollArea):
             w = QLineEdit()
             w.setPlaceholderText("e.g. 40, 40")
             w.editingFinished.connect(lambda n=spec.name: self._emit(n))
-        w.setObjectName(f"{_PREFIX[spec.kind]}_{spec.name}")
+        w.setObjectName(f"{OBJECT_PREFIX[spec.kind]}_{spec.name}")
         self._widgets[spec.name] = w
         self._specs[spec.name] = spec
         return w
@@ -257,7 +180,6 @@ class ControlPanel(QScrollArea):
         throttler.setTimeout(THROTTLE_MS)
         signal.connect(throttler.throttle)
         throttler.triggered.connect(lambda n=name: self._emit(n))
-        self._throttlers[name] = throttler
 
     def _emit(self, name: str) -> None:
         self.edited.emit(name, self.value(name))

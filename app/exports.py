@@ -83,8 +83,9 @@ def _legend(item: pg.PlotItem) -> Iterator[None]:
         return
     fill = pg.mkColor(pg.getConfigOption("background"))
     fill.setAlpha(210)
-    legend = pg.LegendItem(offset=(-10, 10), labelTextSize="8pt", brush=pg.mkBrush(fill),
-                           labelTextColor=pg.getConfigOption("foreground"))
+    legend = pg.LegendItem(
+        offset=(-10, 10), labelTextSize="8pt", brush=pg.mkBrush(fill), labelTextColor=pg.getConfigOption("foreground")
+    )
     legend.setParentItem(item.vb)
     for data in named:
         legend.addItem(data, data.name())

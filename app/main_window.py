@@ -1,26 +1,21 @@
 """The main window: controls on the left, four plot cards in the centre, run buttons on top.
 
-It holds the desired ``ExperimentConfig`` (what the controls show) and forwards each change to the worker
-— live fields at once, restart fields after asking. Reports arrive as signals and are appended to the
-history; a ~30 Hz timer redraws the plots from it. Nothing here computes on tensors.
+The run's state (desired and applied configs, history, markers) lives in a Qt-free ``RunState``; the
+window wires it to the widgets and to the worker. Edits become configs for the worker — live fields at
+once, restart fields after asking; reports arrive straight from the worker's signals and a ~30 Hz timer
+redraws the plots from the history. Nothing here computes on tensors.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QGuiApplication, QShowEvent
-from PySide6.QtWidgets import (
-    QApplication,
-    QMainWindow,
-    QMessageBox,
-    QStyle,
-)
+from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QStyle
 
 from imaml_core import EvalResult, ExperimentConfig, ImamlError, StepReport
 from imaml_core.config import METHODS
@@ -30,17 +25,20 @@ from imaml_core.trainer import resolve_device
 from . import settings
 from .adaptation import AdaptationCard
 from .banner import Banner
-from .controls import ADVANCED, GROUPS, ControlPanel
+from .controls import ControlPanel
 from .exports import export_plots, write_metrics_csv
+from .fields import LABELS, METHOD_NAMES
 from .history import History
 from .layout import body, plot_grid, run_toolbar
 from .menus import build_menus
+from .messages import Failure, Job, PreviewResult, ProfileProgress, ProfileRequest, TrainerChange, TrainerInfo
 from .plots import CGCard, MemoryCard, MetaLossCard
 from .redraw import RedrawScheduler
-from .session import Session
+from .run_state import RunState
 from .status import StatusBar
 from .theme import apply_theme
-from .worker import PreviewResult, ProfileProgress, ProfileRequest, TrainerInfo
+from .throttle import Throttle
+from .worker_thread import WorkerThread
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -48,10 +46,17 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 STATUS_MS = 500
-MARKER_MERGE_ITERATIONS = 10
-TRIM_INTERVAL_S = 0.25  # at most ~4 heap trims a second: a slow, heavy iteration still gets one after it
-METHOD_NAMES = {value: text for spec in GROUPS[0][1] if spec.name == "method" for text, value in spec.choices}
-LABELS = {spec.name: spec.label for _title, specs in GROUPS for spec in specs} | {s.name: s.label for s in ADVANCED}
+# Freed heap goes back to the OS after heavy iterations, at most ~4 times a second: hundreds of tiny
+# iterations a second must not each pay for a trim, and a slow, heavy iteration still gets one after it.
+TRIM_INTERVAL_S = 0.25
+FAILURE_TEXT = {
+    Job.IMPORT: "Import failed: {}. θ and the history are unchanged.",
+    Job.EXPORT: "Export failed: {}. Choose another folder or file name.",
+    Job.RESET: "Could not start a run with these settings: {}. θ was not reset.",
+    Job.STEP: "{}. The run is paused; θ and the history are intact.",
+    Job.CONFIG: "Invalid setting: {}.",
+    Job.INIT: "Start-up: {}.",
+}
 
 
 def interactive() -> bool:
@@ -62,7 +67,7 @@ def interactive() -> bool:
 
 
 class MainWindow(QMainWindow):
-    """iMAML Studio's window. ``config`` defaults to the last session's (QSettings), else the defaults."""
+    """iMAML Studio's window. ``config`` defaults to the last launch's (QSettings), else the defaults."""
 
     report_received = Signal(object)  # StepReport, after the window has recorded it
     preview_shown = Signal(object)  # PreviewResult
@@ -72,43 +77,44 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle("iMAML Studio")
         self.setObjectName("main_window")
-        self._config = config or (settings.last_config() if restore else None) or ExperimentConfig()
-        self._applied = self._config
-        self._marker_base: ExperimentConfig | None = None  # config of the previous report of this θ
-        self._last_change: tuple[int, ExperimentConfig] | None = None  # (iteration, config before it)
-        self._trimmed_at = 0.0  # time.monotonic() of the last heap trim
-        self.iteration = 0
+        self.state = RunState(config or (settings.last_config() if restore else None) or ExperimentConfig())
         self.running = False
         self._closing = False
         self._revealed = False
+        self._trim = Throttle(TRIM_INTERVAL_S)
         self.confirm_restarts = interactive()  # tests and scripts: set False to reset without asking
         self.profile_methods: tuple[str, ...] = METHODS
         self.profile_steps: tuple[int, ...] = (1, 2, 4, 8, 16)
         self.profile_iterations = 1
-        self.history = History()
         self.theme = settings.theme() if restore else "dark"
 
         self._build()
-        self.actions_by_name = build_menus(self)
-        self.controls.set_config(self._config)
+        build_menus(self)
+        self.controls.show_config(self.state.config)
         self.set_theme(self.theme)
         self.resize(1280, 800)
         if restore:
-            geometry, state = settings.window_geometry()
+            geometry, window_state = settings.window_geometry()
             if geometry is not None:
                 self.restoreGeometry(geometry)
-            if state is not None:
-                self.restoreState(state)
+            if window_state is not None:
+                self.restoreState(window_state)
 
-        self.session = Session(self._config, self)
-        s = self.session
-        s.reported.connect(self._on_report)
-        s.previewed.connect(self._on_preview)
-        s.profiled.connect(self._on_profile)
-        s.evaluated.connect(self._on_evaluated)
-        s.trainer_changed.connect(self._on_trainer_changed)
-        s.running_changed.connect(self._on_running_changed)
-        s.failed.connect(self._on_failed)
+        self.state.config_changed.connect(self.controls.show_config)
+        self.state.marker_added.connect(self.meta_card.add_marker)
+        self.state.marker_relabelled.connect(self.meta_card.relabel_last_marker)
+        self.state.cleared.connect(self._clear_plots)
+
+        self.worker_thread = WorkerThread(self.state.config, self)
+        w = self.worker_thread.worker
+        w.reported.connect(self._on_report)
+        w.previewed.connect(self._on_preview)
+        w.profiled.connect(self._on_profile)
+        w.evaluated.connect(self._on_evaluated)
+        w.trainer_changed.connect(self._on_trainer_changed)
+        w.running_changed.connect(self._show_running)
+        w.failed.connect(self._on_failed)
+        self.worker_thread.launch()
 
         self._redraw = RedrawScheduler((self.meta_card, self.memory_card, self.cg_card), self.history, self)
         self._redraw.start()
@@ -117,7 +123,6 @@ class MainWindow(QMainWindow):
         self._status_timer.timeout.connect(self._refresh_status)
         self._status_timer.start()
 
-    # -- layout ------------------------------------------------------------------------------------
     def _build(self) -> None:
         self.controls = ControlPanel(cuda_available=_cuda_available())
         self.controls.setMinimumWidth(330)
@@ -126,16 +131,18 @@ class MainWindow(QMainWindow):
             self.style(), {"button_start": self.toggle_run, "button_step": self.step, "button_reset": self.reset}
         )
         self.button_start, self.button_step, self.button_reset = buttons.values()
-        self._icons = (self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPlay),
-                       self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPause))
+        self._icons = (
+            self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPlay),
+            self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPause),
+        )
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
 
         self.meta_card = MetaLossCard()
         self.adaptation = AdaptationCard()
         self.memory_card = MemoryCard()
         self.cg_card = CGCard()
-        self.adaptation.task_edited.connect(lambda task: self.session.set_preview_task(task))
-        self.adaptation.resample_requested.connect(lambda seed: self.session.resample_preview(seed))
+        self.adaptation.task_edited.connect(lambda task: self.worker_thread.set_preview_task(task))
+        self.adaptation.resample_requested.connect(lambda seed: self.worker_thread.resample_preview(seed))
         self.memory_card.button.clicked.connect(self.run_profile)
         self.cards = (self.meta_card, self.adaptation, self.memory_card, self.cg_card)
 
@@ -145,24 +152,29 @@ class MainWindow(QMainWindow):
         self.status = StatusBar()
         self.setStatusBar(self.status)
 
-    # -- the names automated checks use ------------------------------------------------------------
+    # -- the run, as automated checks see it -------------------------------------------------------
+    @property
+    def iteration(self) -> int:
+        return self.state.iteration
+
+    @property
+    def history(self) -> History:
+        return self.state.history
+
     def applied_config(self) -> ExperimentConfig:
         """The config used by the last finished meta-iteration (or the trainer's, before the first)."""
-        return self._applied
+        return self.state.applied
 
     def config(self) -> ExperimentConfig:
         """The config the controls show (what the next meta-iteration will use)."""
-        return self._config
-
-    def plots(self) -> dict[str, object]:
-        return {w.objectName(): w for card in self.cards for w in card.plots}
+        return self.state.config
 
     # -- run control -------------------------------------------------------------------------------
     def toggle_run(self) -> None:
         if self.running:
-            self.session.pause()
+            self.worker_thread.pause()
         else:
-            self.session.start()
+            self.worker_thread.start()
         self._show_running(not self.running)
 
     def start(self) -> None:
@@ -175,71 +187,76 @@ class MainWindow(QMainWindow):
 
     def step(self) -> None:
         self._show_running(False)
-        self.session.step()
+        self.worker_thread.step()
 
     def reset(self) -> None:
         """A new θ from the current settings (the run pauses; history is cleared when the worker confirms)."""
         self._show_running(False)
-        self.session.reset(self._config, keep_running=False)
+        self.worker_thread.reset(self.state.config, keep_running=False)
 
-    def set_config(self, config: ExperimentConfig) -> bool:
-        """Adopt ``config`` as if every control had been edited; False when the user declined a reset."""
-        return self._apply(config)
+    def adopt_config(self, config: ExperimentConfig) -> bool:
+        """Make ``config`` the run's, as if every control had been edited; False when the user declined a reset."""
+        proposal = self.state.propose(config)
+        if not proposal.changed:
+            return True
+        if proposal.discards_progress and self.confirm_restarts and not self._ask_reset(list(proposal.restart)):
+            self.state.reshow()
+            return False
+        self.state.adopt(config)
+        if proposal.restart:
+            self.worker_thread.reset(config, keep_running=self.running)
+        else:
+            self.worker_thread.send_config(config)
+        return True
 
     def restore_defaults(self) -> None:
-        self._apply(ExperimentConfig().replace(device=self._config.device))
+        self.adopt_config(ExperimentConfig().replace(device=self.state.config.device))
 
     def run_profile(self) -> None:
         """Memory vs inner steps for every method at the current settings, measured in the worker."""
-        request = ProfileRequest(self._config, tuple(self.profile_methods), tuple(self.profile_steps),
-                                 self.profile_iterations)
+        request = ProfileRequest(
+            self.state.config, tuple(self.profile_methods), tuple(self.profile_steps), self.profile_iterations
+        )
         self.memory_card.show_profile([], 0, len(request.methods) * len(request.inner_steps))
         for curve in self.memory_card.profile_curves.values():
             curve.setData([], [])
-        self.session.profile(request)
+        self.worker_thread.profile(request)
 
     def evaluate(self, tasks: int = 200) -> None:
-        self.session.evaluate(tasks, self._config.inner_steps)
+        self.worker_thread.evaluate(tasks, self.state.config.inner_steps)
         self.status.showMessage(f"evaluating θ on {tasks} fresh tasks…", 3000)
 
     # -- files -------------------------------------------------------------------------------------
     def export_meta_parameters(self, path: str | os.PathLike[str]) -> bool:
         """Write θ as a checkpoint (the CLI's format); on failure the banner says why. Returns success."""
-        error = self.session.export_params(str(path))
+        error = self.worker_thread.export_params(str(path))
         if not error:
             self.status.showMessage(f"saved θ (iteration {self.iteration}) to {path}", 5000)
         return not error
 
     def import_meta_parameters(self, path: str | os.PathLike[str]) -> bool:
         """Replace θ by a checkpoint's (run pauses); a bad file leaves θ and history untouched."""
-        return not self.session.import_params(str(path))
+        return not self.worker_thread.import_params(str(path))
 
     def export_metrics_csv(self, path: str | os.PathLike[str]) -> bool:
-        try:
-            write_metrics_csv(path, self.history)
-        except OSError as exc:
-            self._error(f"Could not write the metrics to {path}: {exc.strerror or exc}. Try another folder.")
-            return False
-        self.status.showMessage(f"wrote {len(self.history)} rows to {path}", 5000)
-        return True
+        return self._write(
+            lambda: write_metrics_csv(path, self.history),
+            f"the metrics to {path}",
+            f"wrote {len(self.history)} rows to {path}",
+        )
 
     def export_plots(self, folder: str | os.PathLike[str], fmt: str = "png") -> list[Path]:
-        try:
-            written = export_plots([w for card in self.cards for w in card.plots], folder, fmt)
-        except (OSError, ValueError) as exc:
-            self._error(f"Could not export the plots to {folder}: {exc}. Try another folder.")
-            return []
-        self.status.showMessage(f"exported {len(written)} plots to {folder}", 5000)
+        written: list[Path] = []
+        plots = [w for card in self.cards for w in card.plots]
+        self._write(
+            lambda: written.extend(export_plots(plots, folder, fmt)),
+            f"the plots to {folder}",
+            f"exported the plots to {folder}",
+        )
         return written
 
     def save_preset(self, path: str | os.PathLike[str]) -> bool:
-        try:
-            self._config.save(path)
-        except (OSError, ImamlError) as exc:
-            self._error(f"Could not save the preset to {path}: {exc}. Try another folder.")
-            return False
-        self.status.showMessage(f"saved preset {path}", 5000)
-        return True
+        return self._write(lambda: self.state.config.save(path), f"the preset to {path}", f"saved preset {path}")
 
     def load_preset(self, path: str | os.PathLike[str]) -> bool:
         """Apply a TOML preset (missing keys take the defaults; the device stays unless it names one)."""
@@ -250,11 +267,21 @@ class MainWindow(QMainWindow):
             self._error(f"Could not load the preset: {exc}")
             return False
         if "device" not in named:
-            config = config.replace(device=self._config.device)
-        applied = self._apply(config)
+            config = config.replace(device=self.state.config.device)
+        applied = self.adopt_config(config)
         if applied:
             self.status.showMessage(f"loaded preset {Path(path).name}", 5000)
         return applied
+
+    def _write(self, write: object, what: str, done: str) -> bool:
+        try:
+            write()  # type: ignore[operator]
+        except (OSError, ValueError, ImamlError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            self._error(f"Could not write {what}: {reason}. Try another folder.")
+            return False
+        self.status.showMessage(done, 5000)
+        return True
 
     # -- theme -------------------------------------------------------------------------------------
     def set_theme(self, name: str) -> None:
@@ -266,31 +293,15 @@ class MainWindow(QMainWindow):
         for card in self.cards:
             card.apply_palette(palette)
 
-    # -- config edits ------------------------------------------------------------------------------
+    # -- edits and results -------------------------------------------------------------------------
     def _on_edited(self, name: str, value: object) -> None:
         try:
-            config = self._config.replace(**{name: value})
+            proposal = self.state.propose_edit(name, value)
         except ImamlError as exc:
             self._error(f"Invalid setting: {exc}. The previous value is kept.")
-            self.controls.set_config(self._config)
+            self.state.reshow()
             return
-        self._apply(config)
-
-    def _apply(self, config: ExperimentConfig) -> bool:
-        changed = config.changed(self._config)
-        if not changed:
-            return True
-        restart = [k for k in changed if not ExperimentConfig.is_live(k)]
-        if restart and self.iteration > 0 and self.confirm_restarts and not self._ask_reset(restart):
-            self.controls.set_config(self._config)
-            return False
-        self._config = config
-        self.controls.set_config(config)
-        if restart:
-            self.session.reset(config, keep_running=self.running)
-        else:
-            self.session.set_config(config)
-        return True
+        self.adopt_config(proposal.config)
 
     def _ask_reset(self, fields: list[str]) -> bool:
         names = ", ".join(LABELS.get(f, f) for f in fields)
@@ -302,50 +313,30 @@ class MainWindow(QMainWindow):
         )
         return answer == QMessageBox.StandardButton.Yes
 
-    # -- results from the worker -------------------------------------------------------------------
     def _on_report(self, report: StepReport) -> None:
-        base = self._marker_base
-        if base is not None and not report.diverged and report.config.changed(base):
-            self._mark_change(report, base)
-        self._marker_base = report.config
-        self._applied = report.config
-        self.iteration = report.iteration
-        self.history.append(report)
-        # A heavy iteration's freed memory must not stay resident. The trim runs here, in the GUI thread,
-        # between paints: run from the worker it held the allocator's locks while a paint here needed to
-        # allocate, and twice in 20,000 soak iterations the window froze 100-150 ms that way. Throttled,
-        # because after every one of hundreds of tiny iterations a second the window fell behind the worker.
-        now = time.monotonic()
-        if now - self._trimmed_at >= TRIM_INTERVAL_S:
-            release_free_memory()
-            self._trimmed_at = now
-        self.status.note_report(report)
-        if report.diverged:
-            self._show_running(False)
-            self._error(f"{report.message}. The run is paused; θ and the history are intact — change the "
-                        "setting and press Start to continue.")
-        self.report_received.emit(report)
-
-    def _mark_change(self, report: StepReport, base: ExperimentConfig) -> None:
-        """A labelled marker where live settings changed. Changes that follow within a few iterations (a
-        slider being dragged) update the same marker, from the first old values to the latest new ones."""
-        last = self._last_change
-        if last is not None and report.iteration - last[0] <= MARKER_MERGE_ITERATIONS:
-            first_base = last[1]
-            fields = report.config.changed(first_base)
-            if fields:
-                self.meta_card.relabel_last_marker(_change_label(first_base, report.config, fields))
-            self._last_change = (report.iteration, first_base)
-            return
-        self.meta_card.add_marker(report.iteration, _change_label(base, report.config, report.config.changed(base)))
-        self._last_change = (report.iteration, base)
+        """Record the report, then acknowledge it — even if a handler raises: a failing plot must not stop
+        training."""
+        try:
+            self.state.take_report(report)
+            if self._trim.ready():  # between paints, in this thread: see imaml_core.heap
+                release_free_memory()
+            self.status.note_report(report)
+            if report.diverged:
+                self._show_running(False)
+                self._error(
+                    f"{report.message}. The run is paused; θ and the history are intact — change the "
+                    "setting and press Start to continue."
+                )
+            self.report_received.emit(report)
+        finally:
+            self.worker_thread.acknowledge_report()
 
     def _on_preview(self, result: PreviewResult) -> None:
         self.adaptation.show_result(result)
         self.preview_shown.emit(result)
 
     def _on_profile(self, progress: ProfileProgress) -> None:
-        self.memory_card.show_profile(progress.rows, progress.done, progress.total)
+        self.memory_card.show_profile(list(progress.rows), progress.done, progress.total)
 
     def _on_evaluated(self, result: EvalResult) -> None:
         self.banner.show_message(
@@ -356,66 +347,48 @@ class MainWindow(QMainWindow):
         )
 
     def _on_trainer_changed(self, info: TrainerInfo) -> None:
-        if info.reason == "import":
-            self._config = info.config
-        else:  # keep live edits made meanwhile; adopt what the trainer was built with
-            restart = {k: getattr(info.config, k) for k in ExperimentConfig.restart_fields()}
-            self._config = self._config.replace(**restart)
-        self._applied = info.config
-        self._marker_base = info.config
-        self._last_change = None
-        self.iteration = info.iteration
-        self.history.clear()
-        for card in (self.meta_card, self.memory_card, self.cg_card):
-            card.clear()
-        self._redraw.invalidate()
-        self.controls.set_config(self._config)
+        self.state.take_trainer(info)
         self.status.set_device(info.device)
         self.status.reset_rate()
         self.status.refresh(self.iteration)
-        if info.reason == "import":
+        if info.reason is TrainerChange.IMPORT:
             self.banner.show_message(
-                "info", f"Imported θ ({info.config.method}, iteration {info.iteration}). Press Start to continue "
-                "training, or watch the adaptation plot to evaluate it.")
-        elif info.reason == "reset":
+                "info",
+                f"Imported θ ({info.config.method}, iteration {info.iteration}). Press Start to continue "
+                "training, or watch the adaptation plot to evaluate it.",
+            )
+        elif info.reason is TrainerChange.RESET:
             self.banner.hide()
         self.trainer_ready.emit(info)
 
-    def _on_running_changed(self, running: bool) -> None:
-        self._show_running(running)
+    def _clear_plots(self) -> None:
+        for card in (self.meta_card, self.memory_card, self.cg_card):
+            card.clear()
+        self._redraw.invalidate()
 
-    def _on_failed(self, what: str, message: str) -> None:
-        hints = {
-            "import": f"Import failed: {message}. θ and the history are unchanged.",
-            "export": f"Export failed: {message}. Choose another folder or file name.",
-            "reset": f"Could not start a run with these settings: {message}. θ was not reset.",
-            "step": f"{message}. The run is paused; θ and the history are intact.",
-            "config": f"Invalid setting: {message}.",
-            "init": f"Start-up: {message}.",
-        }
-        self._error(hints.get(what, f"{what.capitalize()} failed: {message}"), "error" if what in hints else "warning")
-        if what == "reset":
-            restart = {k: getattr(self._applied, k) for k in ExperimentConfig.restart_fields()}
-            self._config = self._config.replace(**restart)
-            self.controls.set_config(self._config)
-        if what == "step":
+    def _on_failed(self, failure: Failure) -> None:
+        text = FAILURE_TEXT.get(failure.job)
+        message = (
+            text.format(failure.message) if text else f"{failure.job.value.capitalize()} failed: {failure.message}"
+        )
+        self._error(message, "error" if text else "warning")
+        if failure.job is Job.RESET:
+            self.state.keep_applied_restart_fields()
+        if failure.job is Job.STEP:
             self._show_running(False)
 
     # -- drawing -----------------------------------------------------------------------------------
     def _refresh_status(self) -> None:
         self.status.refresh(self.iteration)
+        name = METHOD_NAMES.get(self.state.applied.method, self.state.applied.method)
+        text = f"<b>{name}</b> · iteration <b>{self.iteration}</b>"
         h = self.history
-        if not len(h):
-            self.readout.setText(f"<b>{METHOD_NAMES.get(self._applied.method, self._applied.method)}</b> · "
-                                 f"iteration {self.iteration}")
-            return
-        loss = h.column("meta_loss")[-1]
-        val = h.column("val_loss")
-        seen = val[np.isfinite(val)]
-        name = METHOD_NAMES.get(self._applied.method, self._applied.method)
-        text = f"<b>{name}</b> · iteration <b>{self.iteration}</b> · train {loss:.3g}"
-        if len(seen):
-            text += f" · validation <b>{seen[-1]:.3g}</b>"
+        if len(h):
+            text += f" · train {h.column('meta_loss')[-1]:.3g}"
+            val = h.column("val_loss")
+            seen = val[np.isfinite(val)]
+            if len(seen):
+                text += f" · validation <b>{seen[-1]:.3g}</b>"
         self.readout.setText(text)
 
     def _show_running(self, running: bool) -> None:
@@ -430,38 +403,24 @@ class MainWindow(QMainWindow):
     def _error(self, message: str, level: str = "error") -> None:
         self.banner.show_message(level, message)
 
-    # -- first paint ------------------------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt API)
         super().showEvent(event)
         if not self._revealed:  # first show: plots appear one per event-loop turn (see redraw.py)
             self._revealed = True
             self._redraw.reveal([w for card in self.cards for w in card.plots])
 
-    # -- closing -----------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
-        """Stop the worker after its current iteration, join it (≤ 2 s), remember geometry and config."""
+        """Cancel the worker's current iteration, join it, remember geometry and config."""
         if not self._closing:
             self._closing = True
             self._redraw.stop()
             self._status_timer.stop()
-            if not self.session.shutdown():
-                # One meta-iteration can outlast the 2 s budget (huge settings); the engine cannot be
-                # interrupted mid-step, so wait for it rather than destroy a running thread.
-                self.session.thread.wait()
-            settings.save_session(self._config, self.saveGeometry(), self.saveState(), self.theme)
+            if not self.worker_thread.shutdown():
+                # The engine polls the cancel flag between inner steps and CG iterations; a single step of
+                # a huge setting can still outlast the join budget, so wait rather than destroy the thread.
+                self.worker_thread.thread.wait()
+            settings.save_session(self.state.config, self.saveGeometry(), self.saveState(), self.theme)
         event.accept()
-
-
-def _change_label(old: ExperimentConfig, new: ExperimentConfig, fields: list[str]) -> str:
-    parts = []
-    for name in fields[:3]:
-        a, b = getattr(old, name), getattr(new, name)
-        parts.append(f"{LABELS.get(name, name)} {_short(a)}→{_short(b)}")
-    return ", ".join(parts) + (" …" if len(fields) > 3 else "")
-
-
-def _short(value: object) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def _cuda_available() -> bool:

@@ -58,10 +58,20 @@ def build_menus(window: MainWindow) -> dict[str, QAction]:
     actions: dict[str, QAction] = {}
 
     file_menu = bar.addMenu("&File")
-    actions["import"] = _action(window, "&Import meta-parameters…", lambda: _import(window), "Ctrl+O",
-                                "Load θ from a checkpoint to continue training or to evaluate it")
-    actions["export"] = _action(window, "&Export meta-parameters…", lambda: _export(window), "Ctrl+E",
-                                "Save θ, its config and iteration as a safetensors checkpoint")
+    actions["import"] = _action(
+        window,
+        "&Import meta-parameters…",
+        lambda: _import(window),
+        "Ctrl+O",
+        "Load θ from a checkpoint to continue training or to evaluate it",
+    )
+    actions["export"] = _action(
+        window,
+        "&Export meta-parameters…",
+        lambda: _export(window),
+        "Ctrl+E",
+        "Save θ, its config and iteration as a safetensors checkpoint",
+    )
     file_menu.addActions([actions["import"], actions["export"]])
     file_menu.addSeparator()
     actions["export_csv"] = _action(window, "Export metrics &CSV…", lambda: _export_csv(window))

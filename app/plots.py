@@ -179,17 +179,27 @@ class MetaLossCard(Card):
         self.logy.setChecked(True)
         for tool in (self.smooth, self.smooth_window, self.logy):
             self.add_tool(tool)
-        self.set_legend([("train (adapted)", "train", "line"), ("before adaptation", "pre", "line"),
-                         ("validation", "val", "dot"), ("change", "marker", "dash")])
+        self.set_legend(
+            [
+                ("train (adapted)", "train", "line"),
+                ("before adaptation", "pre", "line"),
+                ("validation", "val", "dot"),
+                ("change", "marker", "dash"),
+            ]
+        )
         self.plot = make_plot("plot_meta_loss", "query MSE", "meta-iteration")
         item = self.plot.getPlotItem()
-        self.raw = self.plot.plot(name="train (raw)", pen=pg.mkPen(SERIES["train"] + "55", width=1),
-                                  connect="finite")
+        self.raw = self.plot.plot(name="train (raw)", pen=pg.mkPen(SERIES["train"] + "55", width=1), connect="finite")
         self.pre = self.plot.plot(name="before adaptation", pen=pen("pre", 1.5), connect="finite")
         self.train = self.plot.plot(name="train (after adaptation)", pen=pen("train", 2.0), connect="finite")
         self.val = self.plot.plot(
-            name="validation", pen=pen("val", 1.5), symbol="o", symbolSize=5,
-            symbolBrush=SERIES["val"], symbolPen=None, connect="finite",
+            name="validation",
+            pen=pen("val", 1.5),
+            symbol="o",
+            symbolSize=5,
+            symbolBrush=SERIES["val"],
+            symbolPen=None,
+            connect="finite",
         )
         item.setLogMode(y=True)
         thin_samples(self.raw, self.pre, self.train, self.val)
@@ -273,13 +283,17 @@ class CGCard(Card):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("CG diagnostics", parent)
-        self.set_legend([("CG residual", "residual", "line"), ("inner stationarity", "stationarity", "line"),
-                         ("CG iterations (right)", "cg_iterations", "line")])
+        self.set_legend(
+            [
+                ("CG residual", "residual", "line"),
+                ("inner stationarity", "stationarity", "line"),
+                ("CG iterations (right)", "cg_iterations", "line"),
+            ]
+        )
         self.plot = make_plot("plot_cg", "residual", "meta-iteration")
         item = self.plot.getPlotItem()
         self.residual = self.plot.plot(name="CG relative residual", pen=pen("residual", 1.5), connect="finite")
-        self.stationarity = self.plot.plot(name="inner stationarity", pen=pen("stationarity", 1.5),
-                                           connect="finite")
+        self.stationarity = self.plot.plot(name="inner stationarity", pen=pen("stationarity", 1.5), connect="finite")
         item.setLogMode(y=True)
         self.anchor = RangeAnchor(self.plot)
         # CG iterations live on their own linear right-hand axis (a second view box sharing x)
@@ -335,11 +349,20 @@ class MemoryCard(Card):
         self.add_tool(self.status)
         self.button = QPushButton("Profile methods")
         self.button.setObjectName("button_profile")
-        self.button.setToolTip("Measure memory per meta-iteration for every method at 1–16 inner steps "
-                               "(runs in the background; training waits)")
+        self.button.setToolTip(
+            "Measure memory per meta-iteration for every method at 1–16 inner steps "
+            "(runs in the background; training waits)"
+        )
         self.add_tool(self.button)
-        self.set_legend([("this run, per meta-iteration", "memory", "line"), ("iMAML", "imaml", "o"),
-                         ("MAML", "maml", "s"), ("FOMAML", "fomaml", "t"), ("Reptile", "reptile", "d")])
+        self.set_legend(
+            [
+                ("this run, per meta-iteration", "memory", "line"),
+                ("iMAML", "imaml", "o"),
+                ("MAML", "maml", "s"),
+                ("FOMAML", "fomaml", "t"),
+                ("Reptile", "reptile", "d"),
+            ]
+        )
         self.plot = make_plot("plot_memory", "memory", "meta-iteration", left_units="B")
         self.curve = self.plot.plot(name="memory per meta-iteration", pen=pen("memory"), connect="finite")
         thin_samples(self.curve)
@@ -348,8 +371,9 @@ class MemoryCard(Card):
         self.profile_plot = make_plot("plot_memory_profile", "memory / iteration", "inner steps", left_units="B")
         self.profile_plot.setToolTip("Press 'Profile methods' to measure every method at the current settings")
         self.profile_curves: dict[str, pg.PlotDataItem] = {}
-        self.placeholder = pg.TextItem("press “Profile methods”\nto compare all four methods", anchor=(0.5, 0.5),
-                                       color=SERIES["pre"])
+        self.placeholder = pg.TextItem(
+            "press “Profile methods”\nto compare all four methods", anchor=(0.5, 0.5), color=SERIES["pre"]
+        )
         self.placeholder.setPos(0.5, 0.5)
         self.profile_plot.addItem(self.placeholder, ignoreBounds=True)
         self.add_side_by_side(self.plot, self.profile_plot, (500, 500))
@@ -371,8 +395,12 @@ class MemoryCard(Card):
             if curve is None:
                 colour = SERIES.get(method, SERIES["pre"])
                 curve = self.profile_plot.plot(
-                    name=method, pen=pg.mkPen(colour, width=2), symbol=SYMBOLS.get(method, "o"), symbolSize=8,
-                    symbolBrush=colour, symbolPen=None,
+                    name=method,
+                    pen=pg.mkPen(colour, width=2),
+                    symbol=SYMBOLS.get(method, "o"),
+                    symbolSize=8,
+                    symbolBrush=colour,
+                    symbolPen=None,
                 )
                 self.profile_curves[method] = curve
             xs, ys = zip(*sorted(points), strict=True)

@@ -8,8 +8,9 @@ No single pass of the GUI event loop therefore grows long enough to stall the wi
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from PySide6.QtCore import QObject, QTimer
@@ -27,19 +28,28 @@ class RefreshableCard(Protocol):
 
 
 class RedrawScheduler(QObject):
-    """Redraws ``cards`` from ``history`` on a timer; ``invalidate()`` after the history is cleared."""
+    """Redraws ``cards`` from ``history`` on a timer; ``invalidate()`` after the history is cleared.
 
-    def __init__(self, cards: Sequence[RefreshableCard], history: History, parent: QObject | None = None) -> None:
+    ``clock`` (seconds, monotonic) paces the cards; tests pass a fake one and call ``tick()`` themselves."""
+
+    def __init__(
+        self,
+        cards: Sequence[RefreshableCard],
+        history: History,
+        parent: QObject | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(parent)
+        self._clock = clock
         self._cards = list(cards)
         self._history = history
         self._drawn = [-1] * len(self._cards)  # history version each card shows
-        self._drawn_at = [0.0] * len(self._cards)
+        self._drawn_at = [-math.inf] * len(self._cards)
         self._next = 0
         self._unrevealed: list[QWidget] = []
         self._timer = QTimer(self)
         self._timer.setInterval(REDRAW_MS)
-        self._timer.timeout.connect(self._tick)
+        self._timer.timeout.connect(self.tick)
         self._reveal = QTimer(self)
         self._reveal.setInterval(REVEAL_MS)
         self._reveal.timeout.connect(self._reveal_next)
@@ -72,8 +82,9 @@ class RedrawScheduler(QObject):
         else:
             self._reveal.stop()
 
-    def _tick(self) -> None:
-        version, now = self._history.version, time.monotonic()
+    def tick(self) -> None:
+        """Redraw the next out-of-date card whose last redraw is at least ``CARD_MIN_INTERVAL_S`` old."""
+        version, now = self._history.version, self._clock()
         n = len(self._cards)
         for offset in range(n):
             i = (self._next + offset) % n

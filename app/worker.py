@@ -12,7 +12,8 @@ import contextlib
 import os
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal, Slot
@@ -29,67 +30,24 @@ from imaml_core.preview import X_RANGE, adapt_preview, sample_preview_task, true
 from imaml_core.profiling import profile_rows
 from imaml_core.threads import use_threads_for
 
+from .messages import (
+    Failure,
+    Job,
+    PreviewResult,
+    PreviewTask,
+    ProfileProgress,
+    ProfileRequest,
+    TrainerChange,
+    TrainerInfo,
+)
+
 PREVIEW_GRID = 200  # x points on which the preview curves are drawn
 PREVIEW_MIN_INTERVAL_S = 0.4  # at most ~2 previews a second while training
 PREVIEW_MAX_SHARE = 0.2  # and never more than ~20% of the worker's time
 WORKER_NICENESS = 10  # the GUI thread wins the CPU when both want it
-# A new meta-iteration starts only once the window has taken in every earlier report (``report_seen``).
-# Without this the worker ran ahead while the window painted, and a slider moved after the window had taken
-# in iteration n took effect at n + 3 in CI, not by n + 2. The cost is a queued round trip per iteration.
-
-
-@dataclass(frozen=True)
-class PreviewTask:
-    """The preview sinusoid and the support points θ adapts to (the user may move or add points)."""
-
-    amplitude: float
-    phase: float
-    x_support: np.ndarray
-    y_support: np.ndarray
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class PreviewResult:
-    """What the adaptation plot shows: true curve, predictions before/after, MSE per adaptation step."""
-
-    task: PreviewTask
-    x_grid: np.ndarray
-    y_true: np.ndarray
-    before: np.ndarray
-    after: np.ndarray
-    mse_per_step: np.ndarray
-    steps: int
-    iteration: int
-
-
-@dataclass(frozen=True)
-class TrainerInfo:
-    """Sent when the worker builds a trainer (start-up, reset, import): the GUI re-syncs to it."""
-
-    config: ExperimentConfig
-    iteration: int
-    device: str
-    reason: str  # "init", "reset" or "import"
-
-
-@dataclass(frozen=True)
-class ProfileRequest:
-    """Memory-vs-inner-steps profile of ``methods`` at the settings of ``base``."""
-
-    base: ExperimentConfig
-    methods: tuple[str, ...]
-    inner_steps: tuple[int, ...]
-    iterations: int = 1
-
-
-@dataclass
-class ProfileProgress:
-    """Rows measured so far (``profile_rows`` dicts); ``done == total`` when finished."""
-
-    rows: list[dict[str, object]] = field(default_factory=list)
-    done: int = 0
-    total: int = 0
+# A new meta-iteration starts only once the window has taken in every earlier report (``report_seen``), so
+# the worker never runs ahead of what the window shows: a slider moved while the window shows iteration n
+# is used by n + 1 or n + 2. The cost is a queued round trip per iteration.
 
 
 class Worker(QObject):
@@ -102,10 +60,12 @@ class Worker(QObject):
     trainer_changed = Signal(object)  # TrainerInfo
     running_changed = Signal(bool)
     exported = Signal(str)  # path written
-    failed = Signal(str, str)  # (what: init|config|reset|import|export|step|preview|profile|eval, message)
+    failed = Signal(object)  # Failure
 
-    def __init__(self, config: ExperimentConfig) -> None:
+    def __init__(self, config: ExperimentConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        """``clock`` paces the previews (tests may pass a fake one)."""
         super().__init__()
+        self._clock = clock
         self._initial = config
         self._trainer: MetaTrainer | None = None
         self._running = False
@@ -130,9 +90,9 @@ class Worker(QObject):
             self._trainer = MetaTrainer(self._initial)
         except ImamlError as exc:
             fallback = self._initial.replace(device="cpu")
-            self.failed.emit("init", f"{exc}; using the CPU instead")
+            self.failed.emit(Failure(Job.INIT, f"{exc}; using the CPU instead"))
             self._trainer = MetaTrainer(fallback)
-        self._announce("init")
+        self._announce(TrainerChange.INIT)
         self._sample_preview(0)
 
     @Slot()
@@ -172,6 +132,11 @@ class Worker(QObject):
         if self._trainer is not None:
             self._step(force_preview=True)
 
+    @property
+    def loop_active(self) -> bool:
+        """Whether the loop will run another turn by itself (off while paused or waiting for the window)."""
+        return self._timer.isActive()
+
     @Slot()
     def report_seen(self) -> None:
         """The window has taken in one more report: if training waits for it, go on."""
@@ -180,14 +145,14 @@ class Worker(QObject):
             self._timer.start()
 
     @Slot(object)
-    def set_config(self, config: ExperimentConfig) -> None:
+    def apply_config(self, config: ExperimentConfig) -> None:
         """Live settings: applied to the trainer now, so the next meta-iteration uses them."""
         if self._trainer is None:
             return
         try:
-            self._trainer.set_config(config)
+            self._trainer.apply_config(config)
         except ImamlError as exc:
-            self.failed.emit("config", str(exc))
+            self.failed.emit(Failure(Job.CONFIG, str(exc)))
             return
         self._apply_thread_policy()
 
@@ -197,12 +162,12 @@ class Worker(QObject):
         try:
             trainer = MetaTrainer(config)
         except ImamlError as exc:
-            self.failed.emit("reset", str(exc))
+            self.failed.emit(Failure(Job.RESET, str(exc)))
             return
         if not keep_running:
             self.pause()
         self._trainer = trainer
-        self._announce("reset")
+        self._announce(TrainerChange.RESET)
         self._preview_now()
 
     # -- files -------------------------------------------------------------------------------------
@@ -211,12 +176,12 @@ class Worker(QObject):
         """Write θ, its config and iteration as a checkpoint (atomic; same format as the CLI)."""
         trainer = self._trainer
         if trainer is None:
-            self.failed.emit("export", "the trainer is not ready yet")
+            self.failed.emit(Failure(Job.EXPORT, "the trainer is not ready yet"))
             return
         try:
             save_checkpoint(path, trainer.params(), trainer.config, trainer.iteration)
         except (ImamlError, OSError) as exc:
-            self.failed.emit("export", f"could not write {path}: {_one_line(exc)}")
+            self.failed.emit(Failure(Job.EXPORT, f"could not write {path}: {_one_line(exc)}"))
             return
         self.exported.emit(path)
 
@@ -229,11 +194,11 @@ class Worker(QObject):
             config = ckpt.config.replace(device=device)  # where to run is this machine's choice
             trainer = MetaTrainer(config, theta=ckpt.params, iteration=ckpt.iteration)
         except (ImamlError, OSError) as exc:
-            self.failed.emit("import", _one_line(exc))
+            self.failed.emit(Failure(Job.IMPORT, _one_line(exc)))
             return
         self.pause()
         self._trainer = trainer
-        self._announce("import")
+        self._announce(TrainerChange.IMPORT)
         self._preview_now()
 
     # -- preview, profile, evaluation ----------------------------------------------------------------
@@ -261,7 +226,7 @@ class Worker(QObject):
         try:
             self.evaluated.emit(self._trainer.evaluate(tasks=tasks, steps=steps))
         except ImamlError as exc:
-            self.failed.emit("eval", str(exc))
+            self.failed.emit(Failure(Job.EVAL, str(exc)))
 
     # -- the loop ----------------------------------------------------------------------------------
     @Slot()
@@ -282,13 +247,13 @@ class Worker(QObject):
             return  # the window is closing; θ is untouched
         except Exception as exc:  # an engine bug must not kill the thread: pause and say so
             self.pause()
-            self.failed.emit("step", f"the meta-iteration failed: {_one_line(exc)}")
+            self.failed.emit(Failure(Job.STEP, f"the meta-iteration failed: {_one_line(exc)}"))
             return
         self._unseen += 1
         self.reported.emit(report)
         if report.diverged:
             self.pause()
-        if force_preview or time.monotonic() >= self._next_preview:
+        if force_preview or self._clock() >= self._next_preview:
             self._preview_now()
 
     def _profile_one(self) -> None:
@@ -296,15 +261,15 @@ class Worker(QObject):
         progress = self._profile
         assert progress is not None
         try:
-            rows = profile_rows(request.base, [method], [steps], iterations=request.iterations, compare_loop=False)
+            rows = profile_rows(request.base, [method], [steps], iterations=request.iterations)
         except Exception as exc:  # e.g. out of memory for a long unroll: report, continue with the rest
-            self.failed.emit("profile", f"{method} with {steps} inner steps: {_one_line(exc)}")
+            self.failed.emit(Failure(Job.PROFILE, f"{method} with {steps} inner steps: {_one_line(exc)}"))
             rows = []
-        progress = replace(progress, rows=[*progress.rows, *rows], done=progress.done + 1)
+        progress = replace(progress, rows=(*progress.rows, *rows), done=progress.done + 1)
         self._profile = progress
         self.profiled.emit(progress)
 
-    def _announce(self, reason: str) -> None:
+    def _announce(self, reason: TrainerChange) -> None:
         trainer = self._trainer
         assert trainer is not None
         self._apply_thread_policy()
@@ -328,17 +293,17 @@ class Worker(QObject):
         trainer, task = self._trainer, self._task
         if trainer is None or task is None or len(task.x_support) == 0:
             return
-        start = time.monotonic()
+        start = self._clock()
         x_grid = np.linspace(X_RANGE[0], X_RANGE[1], PREVIEW_GRID)
         y_true = true_curve(x_grid, task.amplitude, task.phase)
         steps = trainer.config.inner_steps
         try:
             pv = adapt_preview(trainer, task.x_support, task.y_support, x_grid, y_true, steps)
         except Exception as exc:
-            self.failed.emit("preview", f"the adaptation preview failed: {_one_line(exc)}")
+            self.failed.emit(Failure(Job.PREVIEW, f"the adaptation preview failed: {_one_line(exc)}"))
             return
-        took = time.monotonic() - start
-        self._next_preview = time.monotonic() + max(PREVIEW_MIN_INTERVAL_S, took / PREVIEW_MAX_SHARE)
+        took = self._clock() - start
+        self._next_preview = self._clock() + max(PREVIEW_MIN_INTERVAL_S, took / PREVIEW_MAX_SHARE)
         self.previewed.emit(
             PreviewResult(task, x_grid, y_true, pv.before, pv.after, pv.mse_per_step, steps, trainer.iteration)
         )

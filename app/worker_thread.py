@@ -1,8 +1,8 @@
-"""The GUI-thread side of the worker: owns the QThread, sends commands down, re-emits results up.
+"""The GUI thread's handle on the worker: owns the QThread, queues commands into it, joins it on close.
 
-Every command is a queued signal into the worker's thread, so no method here waits on the engine. The
-two file operations the menus need synchronously (export and import of θ) wait in a local event loop:
-the window keeps repainting and the worker finishes its current meta-iteration first.
+Results are not relayed: the window connects to ``worker``'s signals itself, and Qt queues each emission
+into the GUI thread. The two file operations the menus need synchronously (export and import of θ) wait in
+a local event loop, so the window keeps repainting while the worker finishes its current meta-iteration.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import sys
 import weakref
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch._dynamo  # noqa: F401  (see below)
@@ -17,7 +18,8 @@ from PySide6.QtCore import QEventLoop, QObject, QThread, QTimer, Signal, Slot
 
 from imaml_core import ExperimentConfig
 
-from .worker import PreviewTask, ProfileRequest, Worker
+from .messages import Failure, Job, PreviewTask, ProfileRequest, TrainerChange, TrainerInfo
+from .worker import Worker
 
 # ``torch._dynamo`` is imported lazily by the first ``torch.optim.Adam`` the trainer builds: seconds of
 # import work holding the GIL. Importing it with this module, before any window shows, keeps that stall
@@ -31,25 +33,15 @@ JOIN_TIMEOUT_MS = 2000
 FILE_TIMEOUT_MS = 120_000
 
 
-class Session(QObject):
-    """One background training session: start it, command it, shut it down (joins the thread)."""
+class WorkerThread(QObject):
+    """Runs the worker in its own thread (``launch``), sends it commands, and stops and joins it."""
 
-    # results, re-emitted in the GUI thread
-    reported = Signal(object)
-    previewed = Signal(object)
-    profiled = Signal(object)
-    evaluated = Signal(object)
-    trainer_changed = Signal(object)
-    running_changed = Signal(bool)
-    exported = Signal(str)
-    failed = Signal(str, str)
-
-    # commands, queued into the worker thread
+    # commands, queued into the worker thread (the worker's slots run there)
     _start = Signal()
     _pause = Signal()
     _step = Signal()
     _reset = Signal(object, bool)
-    _set_config = Signal(object)
+    _config = Signal(object)
     _export = Signal(str)
     _import = Signal(str)
     _resample = Signal(int)
@@ -59,30 +51,30 @@ class Session(QObject):
     _seen = Signal()
     _stop = Signal()
 
-    _all: ClassVar[weakref.WeakSet[Session]] = weakref.WeakSet()
+    _all: ClassVar[weakref.WeakSet[WorkerThread]] = weakref.WeakSet()
 
     def __init__(self, config: ExperimentConfig, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        Session._all.add(self)
+        WorkerThread._all.add(self)
         self._closed = False
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))
         # Python's full garbage collections walk every tracked object — with torch and Qt loaded, about a
         # million — and stop every thread for 100–250 ms. What exists now (modules, classes, registries)
-        # lives for the whole session, so it is moved out of the collector's sight; later full collections
+        # lives for the whole run, so it is moved out of the collector's sight; later full collections
         # then take a few milliseconds.
         gc.freeze()
-        self._waiting: dict[str, tuple[QEventLoop, list[str]]] = {}
+        self._waiting: dict[Job, tuple[QEventLoop, list[str]]] = {}
         self.thread = QThread()
         self.thread.setObjectName("imaml-worker")
         self.worker = Worker(config)
         self.worker.moveToThread(self.thread)
         w = self.worker
-        for cmd, slot in (
+        for command, slot in (
             (self._start, w.start),
             (self._pause, w.pause),
             (self._step, w.step_once),
             (self._reset, w.reset),
-            (self._set_config, w.set_config),
+            (self._config, w.apply_config),
             (self._export, w.export_params),
             (self._import, w.import_params),
             (self._resample, w.resample_preview),
@@ -92,21 +84,18 @@ class Session(QObject):
             (self._seen, w.report_seen),
             (self._stop, w.stop),
         ):
-            cmd.connect(slot)
-        w.reported.connect(self._on_reported)
-        for result in (
-            "previewed",
-            "profiled",
-            "evaluated",
-            "trainer_changed",
-            "running_changed",
-            "exported",
-        ):
-            getattr(w, result).connect(getattr(self, result))
+            command.connect(slot)
+        self.thread.started.connect(w.initialise)
+
+    def launch(self) -> None:
+        """Start the thread. Connect to ``worker``'s signals first: nothing it emits earlier is seen."""
+        w = self.worker
+        # Completions of the calls that wait, connected last so that they run after every other handler of
+        # the same result (a waiting import returns once the window has taken in the new trainer). Bound
+        # slots of this GUI-thread object, so Qt queues them here; a lambda would run in the worker's thread.
         w.failed.connect(self._on_failed)
         w.exported.connect(self._on_exported)
         w.trainer_changed.connect(self._on_trainer_changed)
-        self.thread.started.connect(w.initialise)
         self.thread.start()
 
     # -- commands ----------------------------------------------------------------------------------
@@ -122,8 +111,9 @@ class Session(QObject):
     def reset(self, config: ExperimentConfig, keep_running: bool = False) -> None:
         self._send(self._reset, config, keep_running)
 
-    def set_config(self, config: ExperimentConfig) -> None:
-        self._send(self._set_config, config)
+    def send_config(self, config: ExperimentConfig) -> None:
+        """Live settings for the worker to apply before its next meta-iteration."""
+        self._send(self._config, config)
 
     def resample_preview(self, seed: int) -> None:
         self._send(self._resample, seed)
@@ -137,25 +127,31 @@ class Session(QObject):
     def evaluate(self, tasks: int, steps: int) -> None:
         self._send(self._evaluate, tasks, steps)
 
+    def acknowledge_report(self) -> None:
+        """The window has taken in one report; the worker starts its next iteration only after this, so a
+        setting changed while the window shows iteration n is used by n + 1 or n + 2."""
+        self._send(self._seen)
+
     def export_params(self, path: str) -> str:
         """Write θ to ``path``; returns "" on success or the one-line error (the GUI keeps painting)."""
-        return self._wait("export", lambda: self._send(self._export, path))
+        return self._wait(Job.EXPORT, lambda: self._send(self._export, path))
 
     def import_params(self, path: str) -> str:
         """Replace θ by a checkpoint's; returns "" on success or the one-line error (θ then untouched)."""
-        return self._wait("import", lambda: self._send(self._import, path))
+        return self._wait(Job.IMPORT, lambda: self._send(self._import, path))
 
+    # -- lifetime ----------------------------------------------------------------------------------
     @classmethod
     def running_threads(cls) -> int:
-        """How many sessions' worker threads are still running (tests assert none outlives a window)."""
-        return sum(1 for s in list(cls._all) if s.thread.isRunning())
+        """How many worker threads are still running (tests assert none outlives a window)."""
+        return sum(1 for t in list(cls._all) if t.thread.isRunning())
 
     @property
     def closed(self) -> bool:
         return self._closed
 
     def shutdown(self, timeout_ms: int = JOIN_TIMEOUT_MS) -> bool:
-        """Stop the worker after its current iteration and join the thread; True when it has ended."""
+        """Cancel the current iteration, stop the worker and join the thread; True when it has ended."""
         if self._closed:
             return not self.thread.isRunning()
         self._closed = True
@@ -172,51 +168,38 @@ class Session(QObject):
         if not self._closed:
             signal.emit(*args)
 
-    def _wait(self, what: str, send: object) -> str:
+    def _wait(self, job: Job, send: Callable[[], None]) -> str:
         if self._closed:
-            return "the session is closed"
+            return "the window is closing"
         loop = QEventLoop()
         result: list[str] = []
-        self._waiting[what] = (loop, result)
+        self._waiting[job] = (loop, result)
         timer = QTimer(singleShot=True)
-        timer.timeout.connect(lambda: (result.append(f"{what} timed out"), loop.quit()))
+        timer.timeout.connect(lambda: (result.append(f"{job.value} timed out"), loop.quit()))
         timer.start(FILE_TIMEOUT_MS)
-        send()  # type: ignore[operator]
+        send()
         if not result:
             loop.exec()
         timer.stop()
-        self._waiting.pop(what, None)
-        return result[0] if result else f"{what} did not finish"
+        self._waiting.pop(job, None)
+        return result[0] if result else f"{job.value} did not finish"
 
-    def _finish(self, what: str, message: str) -> bool:
-        waiting = self._waiting.get(what)
-        if waiting is None:
-            return False
-        loop, result = waiting
-        result.append(message)
-        loop.quit()
-        return True
+    def _finish(self, job: Job, message: str) -> None:
+        waiting = self._waiting.get(job)
+        if waiting is not None:
+            loop, result = waiting
+            result.append(message)
+            loop.quit()
 
     @Slot(object)
-    def _on_reported(self, report: object) -> None:
-        """Re-emit, then acknowledge: the worker starts its next iteration only after every handler here
-        has run, so a setting changed after the window has taken in iteration n is used by n + 1 or n + 2.
-        Acknowledged even if a handler raised: a failing plot must not stop training."""
-        try:
-            self.reported.emit(report)
-        finally:
-            self._send(self._seen)
-
-    @Slot(str, str)
-    def _on_failed(self, what: str, message: str) -> None:
-        self._finish(what, message)
-        self.failed.emit(what, message)
+    def _on_failed(self, failure: Failure) -> None:
+        self._finish(failure.job, failure.message)
 
     @Slot(str)
     def _on_exported(self, _path: str) -> None:
-        self._finish("export", "")
+        self._finish(Job.EXPORT, "")
 
     @Slot(object)
-    def _on_trainer_changed(self, info: object) -> None:
-        if getattr(info, "reason", "") == "import":
-            self._finish("import", "")
+    def _on_trainer_changed(self, info: TrainerInfo) -> None:
+        if info.reason is TrainerChange.IMPORT:
+            self._finish(Job.IMPORT, "")

@@ -35,14 +35,14 @@ def make_window(qtbot, settings_dir):
     """Build MainWindows (small config by default) whose trainer and first preview are ready; afterwards
     close them and check that no worker thread outlived its window."""
     from app.main_window import MainWindow
-    from app.session import Session
+    from app.worker_thread import WorkerThread
 
     from .app_helpers import small_config
 
     windows = []
 
     def make(config=None, restore: bool = False) -> MainWindow:
-        """``restore=True`` without a config: the window starts from the last session's settings."""
+        """``restore=True`` without a config: the window starts from the last launch's settings."""
         window = MainWindow(config or (None if restore else small_config()), restore=restore)
         window.confirm_restarts = False
         qtbot.addWidget(window)
@@ -55,4 +55,4 @@ def make_window(qtbot, settings_dir):
     yield make
     for window in windows:
         window.close()
-    assert Session.running_threads() == 0, "a worker thread outlived its window"
+    assert WorkerThread.running_threads() == 0, "a worker thread outlived its window"

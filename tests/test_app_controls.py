@@ -9,7 +9,8 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QComboBox, QWidget
 
-from app.controls import relevant
+from app.fields import relevant
+from app.messages import TrainerChange
 from app.sliders import LabeledLogSlider
 from imaml_core import ExperimentConfig
 
@@ -84,7 +85,7 @@ def test_a_restart_setting_asks_before_resetting_theta(qtbot, make_window, monke
     if accept:
         with qtbot.waitSignal(window.trainer_ready, timeout=TIMEOUT_MS) as blocker:
             combo.setCurrentIndex(combo.findData("maml"))
-        assert blocker.args[0].reason == "reset" and blocker.args[0].config.method == "maml"
+        assert blocker.args[0].reason is TrainerChange.RESET and blocker.args[0].config.method == "maml"
         assert window.iteration == 0 and len(window.history) == 0
         assert window.applied_config().method == "maml"
     else:
@@ -118,8 +119,9 @@ def test_clicking_the_adaptation_plot_adds_a_support_point_and_theta_adapts_to_i
     (x0, x1), (y0, y1) = card.view.viewRange()
     x, y = x0 + 0.1 * (x1 - x0), y1 - 0.1 * (y1 - y0)  # top-left corner: no point of the task sits there
     widget_point = plot.mapFromScene(card.view.mapViewToScene(QPointF(x, y)))
-    with qtbot.waitSignal(window.preview_shown, timeout=TIMEOUT_MS,
-                          check_params_cb=lambda r: len(r.task.x_support) == before + 1) as blocker:
+    with qtbot.waitSignal(
+        window.preview_shown, timeout=TIMEOUT_MS, check_params_cb=lambda r: len(r.task.x_support) == before + 1
+    ) as blocker:
         qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=widget_point)
     added = blocker.args[0].task
     tolerance = 0.02 * (x1 - x0), 0.02 * (y1 - y0)  # a pixel or two of rounding in the click position

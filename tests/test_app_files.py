@@ -23,7 +23,7 @@ def train(qtbot, window, iterations: int) -> None:
     target = window.iteration + iterations
     window.start()
     qtbot.waitUntil(lambda: window.iteration >= target, timeout=TIMEOUT_MS)
-    with qtbot.waitSignal(window.session.running_changed, timeout=TIMEOUT_MS):
+    with qtbot.waitSignal(window.worker_thread.worker.running_changed, timeout=TIMEOUT_MS):
         window.pause()
 
 
@@ -31,8 +31,7 @@ def same_theta(a, b) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_export_then_import_restores_identical_theta_and_eval_accepts_the_file(qtbot, make_window, tmp_path,
-                                                                               capsys):
+def test_export_then_import_restores_identical_theta_and_eval_accepts_the_file(qtbot, make_window, tmp_path, capsys):
     window = make_window()
     train(qtbot, window, 3)
     first = tmp_path / "first.safetensors"
@@ -124,7 +123,7 @@ def test_preset_round_trip_and_a_bad_preset_is_an_error(qtbot, make_window, tmp_
     assert window.save_preset(path)
     assert ExperimentConfig.load(path) == window.config()
     bad = tmp_path / "bad.toml"
-    bad.write_text('lam = -1\nnot_a_key = 3\n')
+    bad.write_text("lam = -1\nnot_a_key = 3\n")
     assert not window.load_preset(bad)
     assert "preset" in window.banner.message() and window.config().lam == 7.5
 

@@ -1,17 +1,22 @@
 """The window drives training from its worker thread: reports arrive, plots fill, live changes apply at
-the next iteration, pause/step are exact, closing joins the thread, and the GUI thread stays responsive."""
+the next iteration, pause/step are exact, and closing cancels the current iteration and joins the thread.
+(How long the GUI thread may stall while training is a measurement: ``python -m bench.gui_stalls`` and
+``make soak``.)"""
 
 from __future__ import annotations
 
-import time
+import threading
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QCoreApplication, QTimer
 from PySide6.QtWidgets import QWidget
+
+from app.worker_thread import WorkerThread
 
 from .app_helpers import plot_points, small_config
 
 REQUIRED_PLOTS = ("plot_meta_loss", "plot_adaptation", "plot_memory", "plot_cg")
-TIMEOUT_MS = 30_000
+TIMEOUT_MS = 60_000
+EVENT_LOOP_TURNS = 200  # far more than the one turn a running worker needs per iteration
 
 
 def start_and_wait(qtbot, window, iterations: int) -> None:
@@ -32,8 +37,10 @@ def test_start_delivers_reports_and_every_plot_gets_data(qtbot, make_window):
 
 
 def test_the_worker_starts_an_iteration_only_after_the_window_took_in_the_last_report(qtbot, monkeypatch):
-    """The worker alone, in this thread: one report, then nothing until ``report_seen``; Step still steps
-    while a report is outstanding; acknowledgements never restart a paused run."""
+    """The worker alone, in this thread: after one report its loop timer stops until ``report_seen``; Step
+    still steps while a report is outstanding; acknowledgements never restart a paused run. Event-loop turns,
+    not wall-clock time, are what would let a wrongly running worker go on, so the test spins a fixed number
+    of them."""
     from app.worker import Worker
 
     monkeypatch.setattr("app.worker._yield_cpu_to_gui", lambda: None)  # don't lower this test thread's priority
@@ -41,27 +48,33 @@ def test_the_worker_starts_an_iteration_only_after_the_window_took_in_the_last_r
     reports: list[int] = []
     worker.reported.connect(lambda r: reports.append(r.iteration))
     worker.initialise()
+
+    def spin() -> None:
+        for _ in range(EVENT_LOOP_TURNS):
+            QCoreApplication.processEvents()
+
     try:
         worker.start()
         qtbot.waitUntil(lambda: len(reports) == 1, timeout=TIMEOUT_MS)
-        qtbot.wait(300)  # dozens of iterations' time
-        assert reports == [1]
+        spin()
+        assert reports == [1] and not worker.loop_active
         worker.report_seen()
+        assert worker.loop_active
         qtbot.waitUntil(lambda: len(reports) == 2, timeout=TIMEOUT_MS)
-        qtbot.wait(100)
+        spin()
         assert reports == [1, 2]
         worker.step_once()  # pauses, then one iteration although report 2 is outstanding
         assert reports == [1, 2, 3]
         worker.report_seen()
         worker.report_seen()
-        qtbot.wait(100)
-        assert reports == [1, 2, 3]  # paused
+        spin()
+        assert reports == [1, 2, 3] and not worker.loop_active  # paused
         worker.start()
         qtbot.waitUntil(lambda: len(reports) == 4, timeout=TIMEOUT_MS)
         worker.pause()
         worker.report_seen()
-        qtbot.wait(100)
-        assert reports == [1, 2, 3, 4]
+        spin()
+        assert reports == [1, 2, 3, 4] and not worker.loop_active
     finally:
         worker.pause()
 
@@ -129,7 +142,7 @@ def test_live_slider_changes_reach_the_trainer_by_the_next_iteration_and_draw_a_
 def test_pause_stops_the_run_and_step_runs_exactly_one_iteration(qtbot, make_window):
     window = make_window()
     start_and_wait(qtbot, window, 3)
-    with qtbot.waitSignal(window.session.running_changed, check_params_cb=lambda running: not running):
+    with qtbot.waitSignal(window.worker_thread.worker.running_changed, check_params_cb=lambda running: not running):
         window.findChild(QWidget, "button_start").click()  # toggles to pause
     assert window.button_start.text() == "Start" and not window.running
     n = window.iteration  # every report sent before the pause has been received by now
@@ -140,40 +153,14 @@ def test_pause_stops_the_run_and_step_runs_exactly_one_iteration(qtbot, make_win
     assert not window.running
 
 
-def test_closing_during_training_joins_the_worker_within_two_seconds(qtbot, make_window, qtlog):
+def test_closing_during_training_joins_the_worker_without_thread_warnings(qtbot, make_window, qtlog):
     window = make_window()
     start_and_wait(qtbot, window, 2)
-    assert window.session.thread.isRunning()
-    began = time.perf_counter()
+    assert window.worker_thread.thread.isRunning()
     window.close()
-    assert time.perf_counter() - began < 2.0
-    assert not window.session.thread.isRunning()
+    assert not window.worker_thread.thread.isRunning()
     noisy = [r.message for r in qtlog.records if "thread" in r.message.lower() or "QObject" in r.message]
     assert noisy == []
-
-
-def test_gui_thread_never_stalls_over_100ms_while_training(qtbot, make_window):
-    window = make_window()
-    gaps: list[float] = []
-    last = [time.perf_counter()]
-
-    def tick() -> None:
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(tick)
-    start_and_wait(qtbot, window, 1)
-    qtbot.waitUntil(lambda: not window._redraw.revealing)  # the window's first paint is not "training"
-    last[0] = time.perf_counter()
-    timer.start()
-    target = window.iteration + 40
-    qtbot.waitUntil(lambda: window.iteration >= target, timeout=TIMEOUT_MS)
-    timer.stop()
-    assert len(gaps) > 20
-    assert max(gaps) < 0.100, f"longest GUI-thread gap {max(gaps) * 1000:.0f} ms"
 
 
 def test_changes_in_quick_succession_share_one_marker_from_first_old_to_last_new_value(qtbot, make_window):
@@ -189,18 +176,30 @@ def test_changes_in_quick_succession_share_one_marker_from_first_old_to_last_new
     assert window.meta_card.markers[0][0] == 1  # where the first of them applied
 
 
-def test_closing_abandons_a_huge_meta_iteration_quickly(qtbot, make_window):
-    """200 inner steps on 256 tasks take seconds per meta-iteration; closing must not wait for one."""
-    import time
+def test_closing_abandons_a_meta_iteration_in_progress(qtbot, make_window, monkeypatch):
+    """A meta-iteration of 10,000 inner steps on 256 tasks runs for minutes; closing the window cancels it
+    (the engine polls the cancel flag between inner steps) instead of waiting for it to finish."""
+    from imaml_core import MetaTrainer, StepCancelled
 
-    from app.session import Session
+    entered = threading.Event()
+    outcomes: list[str] = []
+    step = MetaTrainer.step
 
-    from .app_helpers import small_config
+    def observed_step(self, should_stop=None):
+        entered.set()
+        try:
+            report = step(self, should_stop)
+        except StepCancelled:
+            outcomes.append("cancelled")
+            raise
+        outcomes.append("finished")
+        return report
 
-    window = make_window(small_config(meta_batch=256, inner_steps=200, cg_steps=50))
+    monkeypatch.setattr(MetaTrainer, "step", observed_step)
+    window = make_window(small_config(meta_batch=256, inner_steps=10_000, cg_steps=50))
     window.start()
-    qtbot.wait(300)  # inside the first (long) meta-iteration
-    start = time.perf_counter()
+    qtbot.waitUntil(entered.is_set, timeout=TIMEOUT_MS)
     window.close()
-    assert time.perf_counter() - start < 2.0
-    assert Session.running_threads() == 0
+    assert outcomes == ["cancelled"]
+    assert window.iteration == 0
+    assert WorkerThread.running_threads() == 0

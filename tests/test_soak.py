@@ -103,7 +103,7 @@ def _soak(
     sliders = {name: window.findChild(QWidget, name) for name in SLIDERS}
     assert all(sliders.values()), [n for n, s in sliders.items() if s is None]
     failures: list[str] = []
-    window.session.failed.connect(lambda what, msg: failures.append(f"{what}: {msg}"))
+    window.worker_thread.worker.failed.connect(lambda f: failures.append(f"{f.job.value}: {f.message}"))
     state = {"reports": 0, "diverged": 0, "last": time.perf_counter(), "worst_gap": 0.0}
     stalls: list[dict] = []  # every stall: its length, the iteration, and the steal time during it
     steal, faults = [_steal_ticks()], [_major_faults()]
