@@ -74,7 +74,7 @@ def flat_lam(lam: Lam, layout: ParamLayout, dtype: torch.dtype, device: torch.de
         return float(lam)
     pieces = []
     for name, shape in zip(layout.names, layout.shapes, strict=True):
-        t = torch.as_tensor(lam[name])
+        t = torch.as_tensor(lam[name]).detach()  # the engine differentiates lambda by hand, never by autograd
         t = t.reshape(_aligned(tuple(t.shape), shape)).to(dtype=dtype, device=device)
         pieces.append(t.expand(shape).reshape(-1))
     return torch.cat(pieces) if pieces else torch.zeros(0, dtype=dtype, device=device)
