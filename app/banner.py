@@ -5,7 +5,25 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QStyle, QToolButton, QWidget
 
+from .messages import Failure, Job
+
 LEVELS = ("error", "warning", "info")
+FAILURE_TEXT = {
+    Job.IMPORT: "Import failed: {}. θ and the history are unchanged.",
+    Job.EXPORT: "Export failed: {}. Choose another folder or file name.",
+    Job.RESET: "Could not start a run with these settings: {}. θ was not reset.",
+    Job.STEP: "{}. The run is paused; θ and the history are intact.",
+    Job.CONFIG: "Invalid setting: {}.",
+    Job.INIT: "Start-up: {}.",
+}
+
+
+def failure_text(failure: Failure) -> tuple[str, str]:
+    """(level, message) for a worker failure: what went wrong, and what is (still) true afterwards."""
+    text = FAILURE_TEXT.get(failure.job)
+    if text is None:
+        return "warning", f"{failure.job.value.capitalize()} failed: {failure.message}"
+    return "error", text.format(failure.message)
 
 
 class Banner(QFrame):

@@ -25,7 +25,8 @@ from PySide6.QtWidgets import (
 from superqt import QCollapsible, QLabeledSlider
 from superqt.utils import QSignalThrottler
 
-from imaml_core import ExperimentConfig
+from imaml_core import ExperimentConfig, ImamlError
+from imaml_core.trainer import resolve_device
 
 from .fields import ADVANCED, GROUPS, OBJECT_PREFIX, Spec, relevant
 from .sliders import LabeledLogSlider
@@ -38,7 +39,8 @@ class ControlPanel(QScrollArea):
 
     edited = Signal(str, object)
 
-    def __init__(self, cuda_available: bool = False, parent: QWidget | None = None) -> None:
+    def __init__(self, cuda_available: bool | None = None, parent: QWidget | None = None) -> None:
+        """``cuda_available`` defaults to what this machine's torch reports."""
         super().__init__(parent)
         self.setObjectName("control_panel")
         self.setWidgetResizable(True)
@@ -59,7 +61,7 @@ class ControlPanel(QScrollArea):
         column.addWidget(advanced)
         column.addStretch(1)
         self.setWidget(body)
-        if not cuda_available:
+        if not (cuda_available if cuda_available is not None else _cuda_available()):
             combo = self._widgets["device"]
             assert isinstance(combo, QComboBox)
             item = combo.model().item(1)  # type: ignore[attr-defined]
@@ -183,3 +185,10 @@ class ControlPanel(QScrollArea):
 
     def _emit(self, name: str) -> None:
         self.edited.emit(name, self.value(name))
+
+
+def _cuda_available() -> bool:
+    try:
+        return resolve_device("auto").type == "cuda"
+    except ImamlError:  # pragma: no cover
+        return False

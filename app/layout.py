@@ -52,6 +52,16 @@ def run_toolbar(style: QStyle, slots: dict[str, Callable[[], None]]) -> tuple[QT
     return bar, buttons, readout
 
 
+def show_running(button: QPushButton, running: bool) -> None:
+    """Start/Pause's text, icon and QSS ``running`` property follow the run."""
+    icon = QStyle.StandardPixmap.SP_MediaPause if running else QStyle.StandardPixmap.SP_MediaPlay
+    button.setText("Pause" if running else "Start")
+    button.setIcon(button.style().standardIcon(icon))
+    button.setProperty("running", running)
+    button.style().unpolish(button)
+    button.style().polish(button)
+
+
 def plot_grid(top_left: QWidget, top_right: QWidget, bottom_left: QWidget, bottom_right: QWidget) -> QSplitter:
     """Four cards in resizable rows; widths start where each card's content reads best at 1280×800."""
     top, bottom = QSplitter(Qt.Orientation.Horizontal), QSplitter(Qt.Orientation.Horizontal)

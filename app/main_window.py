@@ -9,61 +9,38 @@ redraws the plots from the history. Nothing here computes on tensors.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QGuiApplication, QShowEvent
-from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QStyle
+from PySide6.QtGui import QCloseEvent, QShowEvent
+from PySide6.QtWidgets import QApplication, QMainWindow
 
 from imaml_core import EvalResult, ExperimentConfig, ImamlError, StepReport
 from imaml_core.config import METHODS
 from imaml_core.heap import release_free_memory
-from imaml_core.trainer import resolve_device
 
 from . import settings
 from .adaptation import AdaptationCard
-from .banner import Banner
+from .banner import Banner, failure_text
 from .controls import ControlPanel
+from .dialogs import confirm_reset, interactive
 from .exports import export_plots, write_metrics_csv
-from .fields import LABELS, METHOD_NAMES
 from .history import History
-from .layout import body, plot_grid, run_toolbar
+from .layout import body, plot_grid, run_toolbar, show_running
 from .menus import build_menus
 from .messages import Failure, Job, PreviewResult, ProfileProgress, ProfileRequest, TrainerChange, TrainerInfo
 from .plots import CGCard, MemoryCard, MetaLossCard
 from .redraw import RedrawScheduler
 from .run_state import RunState
-from .status import StatusBar
+from .status import StatusBar, readout_text
 from .theme import apply_theme
 from .throttle import Throttle
 from .worker_thread import WorkerThread
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 STATUS_MS = 500
 # Freed heap goes back to the OS after heavy iterations, at most ~4 times a second: hundreds of tiny
 # iterations a second must not each pay for a trim, and a slow, heavy iteration still gets one after it.
 TRIM_INTERVAL_S = 0.25
-FAILURE_TEXT = {
-    Job.IMPORT: "Import failed: {}. θ and the history are unchanged.",
-    Job.EXPORT: "Export failed: {}. Choose another folder or file name.",
-    Job.RESET: "Could not start a run with these settings: {}. θ was not reset.",
-    Job.STEP: "{}. The run is paused; θ and the history are intact.",
-    Job.CONFIG: "Invalid setting: {}.",
-    Job.INIT: "Start-up: {}.",
-}
-
-
-def interactive() -> bool:
-    """False when nobody can answer a dialog (offscreen, or IMAML_STUDIO_ASSUME_YES set)."""
-    if os.environ.get("IMAML_STUDIO_ASSUME_YES"):
-        return False
-    return QGuiApplication.platformName() not in ("offscreen", "minimal")
 
 
 class MainWindow(QMainWindow):
@@ -124,17 +101,13 @@ class MainWindow(QMainWindow):
         self._status_timer.start()
 
     def _build(self) -> None:
-        self.controls = ControlPanel(cuda_available=_cuda_available())
+        self.controls = ControlPanel()
         self.controls.setMinimumWidth(330)
         self.controls.edited.connect(self._on_edited)
         bar, buttons, self.readout = run_toolbar(
             self.style(), {"button_start": self.toggle_run, "button_step": self.step, "button_reset": self.reset}
         )
         self.button_start, self.button_step, self.button_reset = buttons.values()
-        self._icons = (
-            self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPlay),
-            self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPause),
-        )
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
 
         self.meta_card = MetaLossCard()
@@ -217,9 +190,7 @@ class MainWindow(QMainWindow):
         request = ProfileRequest(
             self.state.config, tuple(self.profile_methods), tuple(self.profile_steps), self.profile_iterations
         )
-        self.memory_card.show_profile([], 0, len(request.methods) * len(request.inner_steps))
-        for curve in self.memory_card.profile_curves.values():
-            curve.setData([], [])
+        self.memory_card.start_profile(len(request.methods) * len(request.inner_steps))
         self.worker_thread.profile(request)
 
     def evaluate(self, tasks: int = 200) -> None:
@@ -261,13 +232,10 @@ class MainWindow(QMainWindow):
     def load_preset(self, path: str | os.PathLike[str]) -> bool:
         """Apply a TOML preset (missing keys take the defaults; the device stays unless it names one)."""
         try:
-            config = ExperimentConfig.load(path)
-            named = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except (ImamlError, OSError, tomllib.TOMLDecodeError) as exc:
+            config = self.state.preset(path)
+        except ImamlError as exc:
             self._error(f"Could not load the preset: {exc}")
             return False
-        if "device" not in named:
-            config = config.replace(device=self.state.config.device)
         applied = self.adopt_config(config)
         if applied:
             self.status.showMessage(f"loaded preset {Path(path).name}", 5000)
@@ -304,14 +272,7 @@ class MainWindow(QMainWindow):
         self.adopt_config(proposal.config)
 
     def _ask_reset(self, fields: list[str]) -> bool:
-        names = ", ".join(LABELS.get(f, f) for f in fields)
-        answer = QMessageBox.question(
-            self,
-            "Reset θ?",
-            f"Changing {names} needs a new θ. The current θ (iteration {self.iteration}) and its plots "
-            "will be discarded — export θ first (Ctrl+E) to keep it.\n\nReset θ now?",
-        )
-        return answer == QMessageBox.StandardButton.Yes
+        return confirm_reset(self, fields, self.iteration)
 
     def _on_report(self, report: StepReport) -> None:
         """Record the report, then acknowledge it — even if a handler raises: a failing plot must not stop
@@ -367,11 +328,7 @@ class MainWindow(QMainWindow):
         self._redraw.invalidate()
 
     def _on_failed(self, failure: Failure) -> None:
-        text = FAILURE_TEXT.get(failure.job)
-        message = (
-            text.format(failure.message) if text else f"{failure.job.value.capitalize()} failed: {failure.message}"
-        )
-        self._error(message, "error" if text else "warning")
+        self._error(*reversed(failure_text(failure)))
         if failure.job is Job.RESET:
             self.state.keep_applied_restart_fields()
         if failure.job is Job.STEP:
@@ -380,24 +337,11 @@ class MainWindow(QMainWindow):
     # -- drawing -----------------------------------------------------------------------------------
     def _refresh_status(self) -> None:
         self.status.refresh(self.iteration)
-        name = METHOD_NAMES.get(self.state.applied.method, self.state.applied.method)
-        text = f"<b>{name}</b> · iteration <b>{self.iteration}</b>"
-        h = self.history
-        if len(h):
-            text += f" · train {h.column('meta_loss')[-1]:.3g}"
-            val = h.column("val_loss")
-            seen = val[np.isfinite(val)]
-            if len(seen):
-                text += f" · validation <b>{seen[-1]:.3g}</b>"
-        self.readout.setText(text)
+        self.readout.setText(readout_text(self.state.applied.method, self.iteration, self.history))
 
     def _show_running(self, running: bool) -> None:
         self.running = running
-        self.button_start.setText("Pause" if running else "Start")
-        self.button_start.setIcon(self._icons[1] if running else self._icons[0])
-        self.button_start.setProperty("running", running)
-        self.button_start.style().unpolish(self.button_start)
-        self.button_start.style().polish(self.button_start)
+        show_running(self.button_start, running)
         self.status.set_state("running" if running else "paused")
 
     def _error(self, message: str, level: str = "error") -> None:
@@ -421,10 +365,3 @@ class MainWindow(QMainWindow):
                 self.worker_thread.thread.wait()
             settings.save_session(self.state.config, self.saveGeometry(), self.saveState(), self.theme)
         event.accept()
-
-
-def _cuda_available() -> bool:
-    try:
-        return resolve_device("auto").type == "cuda"
-    except ImamlError:  # pragma: no cover
-        return False

@@ -383,6 +383,12 @@ class MemoryCard(Card):
         self.curve.setData(it, memory)
         self.anchor.fit(it, [memory])
 
+    def start_profile(self, total: int) -> None:
+        """Empty the profile plot before ``total`` new measurements arrive."""
+        self.show_profile([], 0, total)
+        for curve in self.profile_curves.values():
+            curve.setData([], [])
+
     def show_profile(self, rows: list[dict[str, object]], done: int, total: int) -> None:
         self.placeholder.setVisible(not rows and not total)
         by_method: dict[str, list[tuple[float, float]]] = {}

@@ -7,16 +7,24 @@ dragged, what a new trainer resets — is tested without a window.
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from psygnal import Signal
 
-from imaml_core import ExperimentConfig, StepReport
+from imaml_core import ConfigError, ExperimentConfig, StepReport
 
 from .fields import LABELS
 from .history import History
 from .messages import TrainerChange, TrainerInfo
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 MARKER_MERGE_ITERATIONS = 10  # live changes this close together (a slider being dragged) share one marker
 
@@ -64,6 +72,16 @@ class RunState:
     def reshow(self) -> None:
         """Show the desired config again (after an edit was refused, the control must snap back)."""
         self.config_changed.emit(self.config)
+
+    def preset(self, path: str | os.PathLike[str]) -> ExperimentConfig:
+        """A preset file as a config for this run: keys it leaves out take the defaults, and the device stays
+        this run's unless the preset names one. Raises ``ImamlError`` naming the problem."""
+        config = ExperimentConfig.load(path)
+        try:
+            named = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:  # ``load`` read it a moment ago
+            raise ConfigError(f"cannot read preset {path}: {exc}") from None
+        return config if "device" in named else config.replace(device=self.config.device)
 
     def keep_applied_restart_fields(self) -> None:
         """A reset failed: the desired config takes the running trainer's restart fields back."""

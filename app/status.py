@@ -9,12 +9,28 @@ from __future__ import annotations
 import time
 from collections import deque
 
+import numpy as np
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
 from imaml_core import StepReport
 from imaml_core.heap import process_rss
 
+from .fields import METHOD_NAMES
+from .history import History
+
 RATE_WINDOW_S = 3.0
+
+
+def readout_text(method: str, iteration: int, history: History) -> str:
+    """The toolbar's one-line summary: method, iteration, the latest train and validation loss."""
+    text = f"<b>{METHOD_NAMES.get(method, method)}</b> · iteration <b>{iteration}</b>"
+    if len(history):
+        text += f" · train {history.column('meta_loss')[-1]:.3g}"
+        val = history.column("val_loss")
+        seen = val[np.isfinite(val)]
+        if len(seen):
+            text += f" · validation <b>{seen[-1]:.3g}</b>"
+    return text
 
 
 def human_bytes(n: float) -> str:
