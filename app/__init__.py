@@ -1,9 +1,12 @@
 """iMAML Studio's Qt application: a live laboratory around ``imaml_core``'s ``MetaTrainer``.
 
-Modules: ``main_window`` (the window), ``worker`` / ``session`` (the training thread and its GUI side),
-``controls`` / ``sliders`` (hyperparameter panel), ``plots`` / ``adaptation`` (the four plot cards),
-``history`` (what the plots draw from), ``menus``, ``exports``, ``settings``, ``theme``, ``status``, ``banner``.
-Nothing here does numerics; the engine never imports this package.
+Qt-free models: ``run_state`` (desired and applied configs, markers, history), ``history`` (what the plots
+draw from), ``fields`` (which control edits which config field), ``messages`` (what crosses threads),
+``throttle``. Qt views and plumbing: ``main_window`` (the window), ``worker`` / ``worker_thread`` (the
+training thread and the GUI thread's handle on it), ``controls`` / ``sliders`` (hyperparameter panel),
+``plots`` / ``adaptation`` (the four plot cards), ``redraw``, ``menus``, ``dialogs``, ``exports``,
+``settings``, ``theme``, ``status``, ``banner``, ``layout``. Nothing here does numerics; the engine never
+imports this package.
 """
 
 import os

@@ -27,7 +27,7 @@ from .ranges import RangeAnchor, nice_ceil
 from .theme import SERIES, Palette
 
 SYMBOLS = {"imaml": "o", "maml": "s", "fomaml": "t", "reptile": "d"}  # distinct shapes: equal curves overlap
-MAX_MARKERS = 40  # older change markers are dropped so a long session stays legible
+MAX_MARKERS = 40  # older change markers are dropped so a long run stays legible
 LABELLED_MARKERS = 8  # only the newest markers keep their text: each label costs paint time on every frame
 MAX_VALIDATION_SYMBOLS = 150  # beyond this the validation curve is drawn as a line only (symbols cost paint time)
 SAMPLES_PER_PIXEL = 1.5  # peak downsampling keeps each pixel column's min and max, so this loses nothing

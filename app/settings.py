@@ -18,7 +18,7 @@ def store() -> QSettings:
 
 
 def last_config() -> ExperimentConfig | None:
-    """The config of the previous session, or None when absent or no longer valid."""
+    """The config of the previous launch, or None when absent or no longer valid."""
     text = store().value("config/toml", "")
     if not isinstance(text, str) or not text:
         return None

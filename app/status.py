@@ -56,7 +56,7 @@ class StatusBar(QStatusBar):
         self.cuda.hide()
         self._arrivals: deque[float] = deque()
         self._last: StepReport | None = None
-        self.refresh(0)  # also loads psutil now rather than on the first tick of a running session
+        self.refresh(0)  # also loads psutil now rather than on the first tick of a running window
 
     def _field(self, name: str, text: str) -> QLabel:
         label = QLabel(text)

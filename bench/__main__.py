@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .common import RESULTS, environment, parse_args
 
-SCRIPTS = ("gradient_accuracy", "compute_memory", "batching", "plain_loop", "threads", "learning_per_second")
+SCRIPTS = ("gradient_accuracy", "compute_memory", "batching", "loops", "threads", "learning_per_second")
 FIGURES = {
     "gradient_accuracy": "gradient_accuracy.png",
     "compute_memory": "compute_memory.png",

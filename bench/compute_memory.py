@@ -44,7 +44,7 @@ def measure(steps: Sequence[int], meta_batch: int, shots: int, iterations: int, 
             base = ExperimentConfig(
                 method=method, inner_solver=solver, meta_batch=meta_batch, shots=shots, val_every=0, device=device
             )
-            for row in profile_rows(base, [method], [n], iterations=iterations, compare_loop=False, auto_threads=False):
+            for row in profile_rows(base, [method], [n], iterations=iterations, auto_threads=False):
                 rows.append({"method": label, **{k: v for k, v in row.items() if k != "method"}})
     return sorted(rows, key=lambda r: (list(METHODS).index(r["method"]), r["inner_steps"]))
 

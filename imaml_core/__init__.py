@@ -2,19 +2,34 @@
 
 Public functional API (dicts of tensors in, dicts of tensors out):
 ``conjugate_gradient``, ``solve_inner``, ``implicit_meta_gradient``.
-Stateful API: ``ExperimentConfig``, ``MetaTrainer``, checkpoints (``save_checkpoint``, ``load_checkpoint``,
-``load_model``).
+Stateful API: ``ExperimentConfig``, ``MetaTrainer`` (``step``, or ``sample_batch`` + ``meta_gradient`` +
+``apply_meta_gradient`` for a loop of one's own), checkpoints (``save_checkpoint``, ``load_checkpoint``,
+``load_model``), and ``resolve_device`` / ``METHODS`` for choosing them.
+
+Everything else a front end needs lives in one submodule per concern, each imported by name:
+
+- ``imaml_core.preview``: the adaptation preview of one task (``sample_preview_task``, ``adapt_preview``,
+  ``true_curve``, ``X_RANGE``);
+- ``imaml_core.profiling``: seconds and memory per meta-iteration by method and inner steps;
+- ``imaml_core.threads``: the CPU thread policy (``use_threads_for``);
+- ``imaml_core.heap``: process memory upkeep (``process_rss``, ``keep_freed_memory``, ``release_free_memory``);
+- ``imaml_core.report``: the report types and the columns of the metrics CSV;
+- ``imaml_core.files``: atomic writes.
+
+The other modules are the engine's own rooms (solvers, derivatives, methods) and may change shape.
 """
 
 from .cg import CGInfo, conjugate_gradient
 from .checkpoint import Checkpoint, load_checkpoint, load_model, save_checkpoint
-from .config import ExperimentConfig
+from .config import METHODS, ExperimentConfig
 from .errors import CheckpointError, ConfigError, ImamlError, StepCancelled
 from .implicit import implicit_hypergradients, implicit_meta_gradient
 from .inner import InnerInfo, solve_inner
+from .methods import MetaGradient
 from .model import MLP, ModuleModel
 from .report import EvalResult, StepReport
-from .trainer import MetaTrainer
+from .sinusoid import TaskBatch
+from .trainer import MetaTrainer, resolve_device
 
 __version__ = "0.1.0"
 
@@ -27,17 +42,21 @@ __all__ = [
     "ExperimentConfig",
     "ImamlError",
     "InnerInfo",
+    "METHODS",
     "MLP",
+    "MetaGradient",
     "MetaTrainer",
     "ModuleModel",
     "StepCancelled",
     "StepReport",
+    "TaskBatch",
     "__version__",
     "conjugate_gradient",
     "implicit_hypergradients",
     "implicit_meta_gradient",
     "load_checkpoint",
     "load_model",
+    "resolve_device",
     "save_checkpoint",
     "solve_inner",
 ]

@@ -110,7 +110,6 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--cg-steps", type=int)
     prof.add_argument("--shots", type=int)
     prof.add_argument("--device", choices=DEVICES)
-    prof.add_argument("--no-loop", action="store_true", help="skip timing the per-task loop baseline")
     prof.add_argument("--json", action="store_true")
     prof.add_argument("--threads", type=int, help="CPU threads for every row (default: by problem size)")
     return parser
@@ -258,8 +257,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
     else:
-        print(f"{cfg.method}: query MSE after {args.steps} steps on {args.tasks} tasks: "
-              f"{result.mse:.4f} ± {result.ci95:.4f} (95%)")
+        print(
+            f"{cfg.method}: query MSE after {args.steps} steps on {args.tasks} tasks: "
+            f"{result.mse:.4f} ± {result.ci95:.4f} (95%)"
+        )
         print("per step: " + " ".join(f"{v:.3f}" for v in result.mse_per_step))
     return 0
 
@@ -276,20 +277,15 @@ def cmd_profile(args: argparse.Namespace) -> int:
     names = ("inner_solver", "cg_steps", "shots", "device")
     fixed = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     base = ExperimentConfig().replace(meta_batch=args.meta_batch, **fixed)
-    rows = profile_rows(
-        base, args.method, args.inner_steps, args.iterations, compare_loop=not args.no_loop,
-        auto_threads=args.threads is None,
-    )
+    rows = profile_rows(base, args.method, args.inner_steps, args.iterations, auto_threads=args.threads is None)
     if args.json:
         print(json.dumps({"rows": rows, "device": base.device}))
         return 0
-    print(f"{'method':8} {'solver':6} {'steps':>5} {'s/iter':>10} {'memory':>12} {'loop s/iter':>12} {'speed-up':>9}")
+    print(f"{'method':8} {'solver':6} {'steps':>5} {'s/iter':>10} {'memory':>12}")
     for r in rows:
-        loop = r.get("loop_seconds_per_iteration")
-        extra = f"{loop:12.4f} {r['speedup_vs_loop']:8.1f}x" if loop is not None else ""
         print(
             f"{r['method']:8} {r['inner_solver']:6} {r['inner_steps']:5d} {r['seconds_per_iteration']:10.4f} "
-            f"{r['memory_bytes']:12d} {extra}"
+            f"{r['memory_bytes']:12d}"
         )
     return 0
 

@@ -29,7 +29,9 @@ METHODS = ("imaml", "maml", "fomaml", "reptile")
 INNER_SOLVERS = ("gd", "hf")
 DEVICES = ("cpu", "cuda", "auto")
 DTYPES = ("float32", "float64")
-TASK_FAMILIES = ("sinusoid",)
+# Keys that configs no longer have, with the one value they could hold: files that carry them (checkpoints,
+# presets and saved window settings written while the key existed) still load, and the key is dropped.
+RETIRED_KEYS = {"task_family": "sinusoid"}
 
 
 def _f(default: Any, live: bool, doc: str, **bounds: Any) -> Any:
@@ -59,7 +61,6 @@ class ExperimentConfig:
     shots: int = _f(10, False, "support points per task (K)", ge=1, le=10000)
     query: int = _f(10, False, "query points per task during training", ge=1, le=10000)
     hidden: list[int] = _f([40, 40], False, "hidden layer widths of the MLP")
-    task_family: str = _f("sinusoid", False, "task distribution", choices=TASK_FAMILIES)
     seed: int = _f(0, False, "seed of theta's initialisation and the task stream", ge=0, le=2**63 - 1)
     device: str = _f("cpu", False, "cpu, cuda or auto", choices=DEVICES)
     dtype: str = _f("float32", False, "float32 or float64", choices=DTYPES)
@@ -113,6 +114,7 @@ class ExperimentConfig:
         if not isinstance(data, Mapping):
             raise ConfigError("config must be a table of key = value pairs")
         names = {f.name: f for f in dataclasses.fields(cls)}
+        data = {k: v for k, v in data.items() if not (k in RETIRED_KEYS and v == RETIRED_KEYS[k])}
         unknown = sorted(set(data) - set(names))
         if unknown:
             raise ConfigError(f"unknown config key '{unknown[0]}' (known keys: {', '.join(names)})")

@@ -70,17 +70,16 @@ class MetaTrainer:
         self.optimizer = _adam(self.theta, cfg.meta_lr)
         self._tasks = generator(self.device, cfg.seed, TRAINING_TASKS)
         val_gen = generator(self.device, cfg.seed, VALIDATION_TASKS)
-        self.val_set = self._sample(cfg.val_tasks, cfg.shots, EVAL_QUERY, val_gen)
+        self.val_set = self._draw(cfg.val_tasks, cfg.shots, EVAL_QUERY, val_gen)
         self.iteration = iteration
-        self.last_val_loss = float("nan")
 
     # -- configuration ----------------------------------------------------------------------------
     @property
     def config(self) -> ExperimentConfig:
         return self._config
 
-    def set_config(self, config: ExperimentConfig) -> None:
-        """Apply new *live* settings from the next meta-iteration on; restart fields must not change."""
+    def apply_config(self, config: ExperimentConfig) -> None:
+        """Use new *live* settings from the next meta-iteration on; restart fields must not change."""
         config.validate()
         restart = [k for k in config.changed(self._config) if not ExperimentConfig.is_live(k)]
         if restart:
@@ -90,7 +89,21 @@ class MetaTrainer:
         self._config = config
 
     # -- tasks and losses -------------------------------------------------------------------------
-    def _sample(self, n: int, shots: int, query: int, gen: torch.Generator) -> TaskBatch:
+    def sample_batch(self, n: int | None = None, shots: int | None = None, query: int | None = None) -> TaskBatch:
+        """The next ``n`` tasks of the training stream (default: the config's meta-batch, shots and query).
+
+        ``step()`` draws its tasks here too, so a caller that samples moves the stream exactly as a
+        meta-iteration would: a loop that calls ``sample_batch`` then ``meta_gradient`` then
+        ``apply_meta_gradient`` sees the tasks ``step()`` would have seen."""
+        cfg = self._config
+        return self._draw(
+            cfg.meta_batch if n is None else n,
+            cfg.shots if shots is None else shots,
+            cfg.query if query is None else query,
+            self._tasks,
+        )
+
+    def _draw(self, n: int, shots: int, query: int, gen: torch.Generator) -> TaskBatch:
         return sample_tasks(n, shots, query, gen, dtype=self.dtype, device=self.device)
 
     def losses(self, x: Tensor, y: Tensor) -> TaskLoss:
@@ -104,6 +117,17 @@ class MetaTrainer:
             n_layers = len(self.model.widths) - 1
             exact = MLPMSEDerivatives(self.layout, n_layers, x, y, compiled=self._config.compile)
         return TaskLoss(per_task, exact)
+
+    def task_losses(self, tasks: TaskBatch) -> tuple[TaskLoss, TaskLoss]:
+        """The support (inner) and query (outer) losses of ``tasks``, as the meta-gradient methods take them."""
+        return self.losses(tasks.x_support, tasks.y_support), self.losses(tasks.x_query, tasks.y_query)
+
+    def meta_gradient(self, tasks: TaskBatch, should_stop: Callable[[], bool] | None = None) -> MetaGradient:
+        """Per-task meta-gradients of ``tasks`` at the current theta with the current config (theta unchanged).
+
+        ``step()`` averages these over the batch and hands the mean to ``apply_meta_gradient``."""
+        train, test = self.task_losses(tasks)
+        return meta_gradient(self._config, train, test, self.theta, len(tasks), should_stop)
 
     def params(self) -> Params:
         """A copy of theta as a parameter dict (contiguous tensors, ready to save)."""
@@ -119,9 +143,8 @@ class MetaTrainer:
         """
         cfg = self._config
         start = time.perf_counter()
-        tasks = self._sample(cfg.meta_batch, cfg.shots, cfg.query, self._tasks)
-        train = self.losses(tasks.x_support, tasks.y_support)
-        test = self.losses(tasks.x_query, tasks.y_query)
+        tasks = self.sample_batch()
+        train, test = self.task_losses(tasks)
         pre = test.value(self.theta.expand(cfg.meta_batch, -1))
         message = ""
         try:
@@ -138,7 +161,7 @@ class MetaTrainer:
             message = diagnose(cfg, mg, grad)
         diverged = bool(message)
         if not diverged:
-            message = self._apply(grad)
+            message = self.apply_meta_gradient(grad)
             diverged = bool(message)
         val = float("nan")
         if not diverged and cfg.val_every and self.iteration % cfg.val_every == 0:
@@ -147,8 +170,11 @@ class MetaTrainer:
             torch.cuda.synchronize(self.device)
         return self._report(cfg, mg, grad, pre, val, mem["bytes"] if mg else 0, start, message)
 
-    def _apply(self, grad: Tensor) -> str:
-        """Adam step on theta; undone (theta and Adam state restored) if it would leave theta non-finite."""
+    def apply_meta_gradient(self, grad: Tensor) -> str:
+        """One Adam step on theta along ``grad`` (flat, (P,)), counted as a finished meta-iteration.
+
+        Returns "" on success. A step that would leave theta non-finite is undone (theta and Adam state
+        restored, the iteration not counted) and the returned message says why."""
         theta = self.theta.clone()
         state = {k: v.clone() if isinstance(v, Tensor) else v for k, v in self.optimizer.state[self.theta].items()}
         self.theta.grad = grad
@@ -216,8 +242,7 @@ class MetaTrainer:
     def validation_loss(self) -> float:
         """Post-adaptation query MSE on the fixed validation set, with the training inner steps."""
         cfg = self._config
-        self.last_val_loss = float(self._adapt_losses(self.val_set, cfg.inner_steps, cfg)[-1].mean())
-        return self.last_val_loss
+        return float(self._adapt_losses(self.val_set, cfg.inner_steps, cfg)[-1].mean())
 
     def evaluate(self, tasks: int = 600, shots: int | None = None, steps: int = 10, seed: int = 1) -> EvalResult:
         """Mean query MSE (on ``EVAL_QUERY`` points) of ``tasks`` fresh tasks after 0..steps adaptation steps.
@@ -228,7 +253,7 @@ class MetaTrainer:
             raise ConfigError("evaluate needs tasks >= 1, shots >= 1 and steps >= 0")
         cfg = self._config
         shots = cfg.shots if shots is None else shots
-        batch = self._sample(tasks, shots, EVAL_QUERY, generator(self.device, seed, EVALUATION_TASKS))
+        batch = self._draw(tasks, shots, EVAL_QUERY, generator(self.device, seed, EVALUATION_TASKS))
         per_step: list[list[Tensor]] = []
         for lo in range(0, tasks, _EVAL_CHUNK):
             per_step.append(self._adapt_losses(batch.slice(lo, lo + _EVAL_CHUNK), steps, cfg))
@@ -240,8 +265,8 @@ class MetaTrainer:
 def _adam(theta: Tensor, lr: float) -> torch.optim.Adam:
     """Adam on theta, fused into one kernel where this torch and device support it (CPU since torch 2.4).
 
-    On CPU the default is a per-tensor Python loop: ~170 us a step against ~120 us fused on this 2-core VM
-    (bench/RESULTS.md), in a ~10 ms meta-iteration."""
+    On CPU the default is a per-tensor Python loop, which costs more than the fused kernel on a meta-iteration
+    of a few milliseconds."""
     return torch.optim.Adam([theta], lr=lr, fused=_fused_adam_works(theta.device, theta.dtype))
 
 

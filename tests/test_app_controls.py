@@ -35,7 +35,7 @@ def test_log_slider_keeps_the_exact_value_and_rounds_drags_to_three_figures(qtbo
     assert integer.value() == 7 and isinstance(integer.value(), int)
 
 
-def test_every_hook_named_in_the_issue_exists_with_the_right_kind(make_window):
+def test_every_automation_hook_exists_with_the_right_kind(make_window):
     window = make_window()
     for name in ("slider_lam", "slider_cg_steps", "slider_inner_steps", "slider_inner_lr", "slider_meta_lr"):
         slider = window.findChild(QWidget, name)

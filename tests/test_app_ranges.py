@@ -1,5 +1,5 @@
 """Live plots keep their axis ranges on a coarse grid (app/ranges.py): re-laying out an axis is most of a
-plot's paint cost, and doing it for every new meta-iteration stalled the GUI thread (issue 3)."""
+plot's paint cost, and doing it for every new meta-iteration would stall the GUI thread."""
 
 from __future__ import annotations
 

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from bench.reference_loop import LOOPS, public_api_meta_gradient
 from imaml_core import ExperimentConfig, MetaTrainer
 from imaml_core.methods import meta_gradient
-from imaml_core.reference_loop import per_task_meta_gradient
 
 from .helpers import rel_err
 
@@ -16,25 +16,16 @@ def _trainer(**kw) -> MetaTrainer:
 
 def _batch_and_engine_gradient(trainer: MetaTrainer):
     """One sampled meta-batch and the batched engine's mean meta-gradient on it."""
-    cfg = trainer.config
-    tasks = trainer._sample(cfg.meta_batch, cfg.shots, cfg.query, trainer._tasks)
-    batched = meta_gradient(
-        cfg,
-        trainer.losses(tasks.x_support, tasks.y_support),
-        trainer.losses(tasks.x_query, tasks.y_query),
-        trainer.theta,
-        cfg.meta_batch,
-    ).grad.mean(0)
-    return tasks, batched
+    tasks = trainer.sample_batch()
+    return tasks, trainer.meta_gradient(tasks).grad.mean(0)
 
 
 @pytest.mark.parametrize("solver", ["gd", "hf"])
 @pytest.mark.parametrize("analytic", [True, False])
 def test_batched_imaml_equals_per_task_loop(solver, analytic):
     trainer = _trainer(inner_solver=solver, inner_steps=4, analytic_grads=analytic, lam=5.0)
-    cfg = trainer.config
     tasks, batched = _batch_and_engine_gradient(trainer)
-    looped = per_task_meta_gradient(trainer, tasks, cfg)
+    looped = public_api_meta_gradient(trainer, tasks)
     # Identical algorithms; only summation order differs (CG and line-search decisions are per task).
     assert rel_err(batched, looped) < 1e-9
 
@@ -43,32 +34,40 @@ def test_batched_imaml_equals_per_task_loop(solver, analytic):
 def test_batched_baselines_equal_one_task_at_a_time(method):
     trainer = _trainer(method=method, inner_steps=3)
     cfg = trainer.config
-    tasks = trainer._sample(cfg.meta_batch, cfg.shots, cfg.query, trainer._tasks)
+    tasks = trainer.sample_batch()
 
     def grads(tb):
-        return meta_gradient(
-            cfg, trainer.losses(tb.x_support, tb.y_support), trainer.losses(tb.x_query, tb.y_query),
-            trainer.theta, len(tb),
-        ).grad
+        train, test = trainer.task_losses(tb)
+        return meta_gradient(cfg, train, test, trainer.theta, len(tb)).grad
 
     together = grads(tasks)
     alone = torch.cat([grads(tasks.slice(i, i + 1)) for i in range(len(tasks))])
     assert rel_err(together, alone) < 1e-12
 
 
+@pytest.mark.parametrize("loop", sorted(LOOPS))
 @pytest.mark.parametrize("safeguard", [True, False])
-def test_plain_autograd_loop_of_the_speed_benchmark_computes_the_engines_meta_gradient(safeguard):
-    """bench/plain_loop.py is the second baseline of the speed claim, so it must be the same algorithm.
+def test_every_per_task_loop_of_the_speed_benchmark_computes_the_engines_meta_gradient(loop, safeguard):
+    """The speed-up is quoted against these loops, so each must run the engine's algorithm exactly.
 
-    inner_lr 0.05 makes the safeguard reject steps in some tasks while others accept: this caught the
-    engine growing accepted steps by float32's 1.2 (1.2000000477) in float64 runs whenever another task of
-    the batch rejected (relative error 8.5e-8). Float64, same arithmetic in another order: 1e-14 with the
-    safeguard; without it, steps of 0.05 on curvature up to ~100 amplify rounding ~4x per step (2e-12)."""
-    from bench.plain_loop import plain_meta_gradient
-
+    inner_lr 0.05 makes the safeguard reject steps in some tasks while others accept, so a step size grown
+    in the wrong precision (float32's 1.2 is 1.2000000477) would show as a relative error near 1e-7.
+    Float64, same arithmetic in another order: 1e-12 with the safeguard; without it, steps of 0.05 on
+    curvature up to ~100 amplify rounding ~4x per step (2e-12 seen), hence 1e-10."""
     trainer = _trainer(inner_steps=6, lam=5.0, inner_safeguard=safeguard, inner_lr=0.05, cg_steps=8)
-    cfg = trainer.config
     tasks, batched = _batch_and_engine_gradient(trainer)
     tol = 1e-12 if safeguard else 1e-10
-    assert rel_err(plain_meta_gradient(trainer, tasks), batched) < tol
-    assert rel_err(per_task_meta_gradient(trainer, tasks, cfg), batched) < tol
+    assert rel_err(LOOPS[loop](trainer, tasks), batched) < tol
+
+
+def test_a_per_task_loop_step_moves_theta_as_the_engine_step_does():
+    """``per_task_step`` draws the tasks ``step()`` would draw and takes the same Adam step."""
+    from bench.reference_loop import per_task_step
+
+    engine, loop = _trainer(val_every=0), _trainer(val_every=0)
+    for _ in range(3):
+        assert not engine.step().diverged
+        per_task_step(loop)
+    assert loop.iteration == engine.iteration == 3
+    # Adam divides by sqrt(v): meta-gradients equal to ~1e-12 give thetas equal to ~1e-10 relative.
+    assert rel_err(loop.theta, engine.theta) < 1e-9

@@ -58,5 +58,13 @@ def test_invalid_toml_is_a_config_error(tmp_path):
 def test_live_and_restart_fields_follow_the_design():
     for name in ("lam", "cg_steps", "cg_tol", "inner_steps", "inner_lr", "meta_lr", "meta_batch"):
         assert ExperimentConfig.is_live(name)
-    for name in ("method", "shots", "seed", "device", "hidden", "task_family"):
+    for name in ("method", "shots", "seed", "device", "hidden"):
         assert not ExperimentConfig.is_live(name)
+
+
+def test_a_file_that_still_names_the_retired_task_family_loads_and_drops_it():
+    """Checkpoints and presets written while the config had ``task_family`` carry it; they must still load."""
+    text = ExperimentConfig().to_toml() + 'task_family = "sinusoid"\n'
+    assert ExperimentConfig.from_toml(text) == ExperimentConfig()
+    with pytest.raises(ConfigError, match="task_family"):
+        ExperimentConfig.from_toml(ExperimentConfig().to_toml() + 'task_family = "omniglot"\n')

@@ -21,7 +21,7 @@ def test_divergence_skips_the_update_and_keeps_theta_and_adam(settings):
     assert not trainer.step().diverged  # a healthy step first, so Adam has state to protect
     theta = trainer.theta.clone()
     adam = copy.deepcopy(trainer.optimizer.state_dict())
-    trainer.set_config(trainer.config.replace(inner_lr=settings["inner_lr"]))
+    trainer.apply_config(trainer.config.replace(inner_lr=settings["inner_lr"]))
     report = trainer.step()
     assert report.diverged and report.iteration == 1
     assert "inner step size" in report.message and "theta unchanged" in report.message
@@ -30,7 +30,7 @@ def test_divergence_skips_the_update_and_keeps_theta_and_adam(settings):
     assert after["state"][0]["step"] == adam["state"][0]["step"]
     assert torch.equal(after["state"][0]["exp_avg"], adam["state"][0]["exp_avg"])
     # Fixing the setting lets the run continue from the same theta.
-    trainer.set_config(trainer.config.replace(inner_lr=0.001))
+    trainer.apply_config(trainer.config.replace(inner_lr=0.001))
     assert not trainer.step().diverged and trainer.iteration == 2
     assert torch.isfinite(trainer.theta).all()
 

@@ -40,7 +40,7 @@ def test_out_of_memory_is_reported_and_the_run_goes_on(monkeypatch):
     assert report.diverged and "out of memory" in report.message and "lower" in report.message
     assert torch.equal(trainer.theta, theta)
     monkeypatch.setattr("imaml_core.trainer.meta_gradient", real)
-    trainer.set_config(trainer.config.replace(meta_batch=2))
+    trainer.apply_config(trainer.config.replace(meta_batch=2))
     assert not trainer.step().diverged and trainer.iteration == 2
 
 

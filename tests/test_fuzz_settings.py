@@ -33,7 +33,7 @@ def test_random_extreme_live_settings_never_break_theta():
     for it in range(90):
         if it % 3 == 0:
             changes = {k: rng.choice(v) for k, v in EXTREMES.items() if rng.random() < 0.5}
-            trainer.set_config(trainer.config.replace(**changes))
+            trainer.apply_config(trainer.config.replace(**changes))
         before = trainer.theta.clone()
         report = trainer.step()
         assert torch.isfinite(trainer.theta).all()

@@ -31,9 +31,9 @@ def test_live_change_keeps_theta_and_restart_change_is_refused():
     trainer = MetaTrainer(ExperimentConfig(meta_batch=5, val_every=0))
     trainer.step()
     theta = trainer.theta.clone()
-    trainer.set_config(trainer.config.replace(lam=3.0, inner_steps=2, meta_lr=1e-2))
+    trainer.apply_config(trainer.config.replace(lam=3.0, inner_steps=2, meta_lr=1e-2))
     assert trainer.theta.equal(theta) and trainer.optimizer.param_groups[0]["lr"] == 1e-2
     report = trainer.step()
     assert report.config.lam == 3.0 and report.config.inner_steps == 2
     with pytest.raises(Exception, match="restart"):
-        trainer.set_config(trainer.config.replace(shots=3))
+        trainer.apply_config(trainer.config.replace(shots=3))

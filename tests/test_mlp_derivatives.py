@@ -12,7 +12,7 @@ from .helpers import F64, rel_err
 @pytest.mark.parametrize("hidden", [[40, 40], [7], [5, 6, 4]])
 def test_analytic_gradient_and_hvp_match_autograd_float64(hidden):
     trainer = MetaTrainer(ExperimentConfig(dtype="float64", hidden=hidden, meta_batch=4, val_tasks=2))
-    tasks = trainer._sample(4, 10, 10, trainer._tasks)
+    tasks = trainer.sample_batch(4, 10, 10)
     fast = trainer.losses(tasks.x_support, tasks.y_support)
     assert fast.derivatives is not None
     slow = TaskLoss(fast.fn)
@@ -40,7 +40,7 @@ def test_analytic_gradient_follows_the_layout_order_of_theta():
     params = trainer.params()
     shuffled = {k: params[k] for k in sorted(params)}
     layout = ParamLayout.of(shuffled)
-    tasks = trainer._sample(3, 10, 10, trainer._tasks)
+    tasks = trainer.sample_batch(3, 10, 10)
     phi = layout.flatten({k: v[None].expand(3, *v.shape) for k, v in shuffled.items()}, batch=3)
     exact = MLPMSEDerivatives(layout, 3, tasks.x_support, tasks.y_support)
 
@@ -89,7 +89,7 @@ def test_compiled_derivatives_match_eager_and_fall_back_when_compiling_fails(mon
 
     cfg = ExperimentConfig(meta_batch=3, val_every=0, val_tasks=2, hidden=[8], dtype="float64")
     eager, compiled = MetaTrainer(cfg), MetaTrainer(cfg.replace(compile=True))
-    tasks = eager._sample(3, 10, 10, eager._tasks)
+    tasks = eager.sample_batch(3, 10, 10)
     phi = eager.theta.expand(3, -1).clone()
     v = torch.randn(phi.shape, dtype=F64, generator=torch.Generator().manual_seed(1))
     fast = compiled.losses(tasks.x_support, tasks.y_support)

@@ -3,7 +3,6 @@
 import torch
 
 from imaml_core import ExperimentConfig, MetaTrainer, ModuleModel
-from imaml_core.methods import meta_gradient
 
 from .helpers import rel_err
 
@@ -14,12 +13,10 @@ def test_module_model_matches_builtin_mlp_float64():
     module = builtin.model.module().double()
     module.load_state_dict(builtin.params())
     generic = MetaTrainer(cfg, theta=builtin.params(), model=ModuleModel(module))
-    tasks = builtin._sample(4, cfg.shots, cfg.query, builtin._tasks)
+    tasks = builtin.sample_batch()
 
     def grad(trainer):
-        train = trainer.losses(tasks.x_support, tasks.y_support)
-        test = trainer.losses(tasks.x_query, tasks.y_query)
-        return meta_gradient(cfg, train, test, trainer.theta, 4).grad
+        return trainer.meta_gradient(tasks).grad
 
     assert generic.losses(tasks.x_support, tasks.y_support).derivatives is None  # autograd path
     assert rel_err(grad(generic), grad(builtin)) < 1e-10
