@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,26 +12,16 @@ from PySide6.QtCore import QRect, QSize
 from PySide6.QtGui import QPainter
 from PySide6.QtSvg import QSvgGenerator
 
-from imaml_core.files import atomic_write_text
-from imaml_core.report import CSV_FIELDS
+from imaml_core import report
 
 from .history import History
 
 PLOT_FORMATS = ("png", "svg")
 
 
-def metrics_csv(history: History) -> str:
-    """The run's rows in the same columns as ``imaml train``'s metrics.csv."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(CSV_FIELDS), lineterminator="\n")
-    writer.writeheader()
-    for report in history.reports():
-        writer.writerow(report.row())
-    return out.getvalue()
-
-
 def write_metrics_csv(path: str | Path, history: History) -> None:
-    atomic_write_text(path, metrics_csv(history))
+    """The window's run as a metrics CSV, written by the engine's writer (the columns of ``imaml train``)."""
+    report.write_metrics_csv(path, history.reports())
 
 
 def export_plots(plots: list[pg.PlotWidget], folder: str | Path, fmt: str) -> list[Path]:

@@ -13,7 +13,7 @@ Everything else a front end needs lives in one submodule per concern, each impor
 - ``imaml_core.profiling``: seconds and memory per meta-iteration by method and inner steps;
 - ``imaml_core.threads``: the CPU thread policy (``use_threads_for``);
 - ``imaml_core.heap``: process memory upkeep (``process_rss``, ``keep_freed_memory``, ``release_free_memory``);
-- ``imaml_core.report``: the report types and the columns of the metrics CSV;
+- ``imaml_core.report``: the report types and the metrics CSV (``metrics_csv``, ``write_metrics_csv``);
 - ``imaml_core.files``: atomic writes.
 
 The other modules are the engine's own rooms (solvers, derivatives, methods) and may change shape.

@@ -7,8 +7,6 @@ Every failure a user can cause (bad numbers, bad files, unwritable folders) ends
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import math
 import signal
@@ -21,9 +19,8 @@ from typing import Any, NoReturn
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DEVICES, INNER_SOLVERS, METHODS, ExperimentConfig
 from .errors import ImamlError
-from .files import atomic_write_text
 from .heap import keep_freed_memory
-from .report import CSV_FIELDS, StepReport
+from .report import StepReport, write_metrics_csv
 from .threads import use_threads_for
 
 EXIT_USAGE = 2
@@ -151,17 +148,9 @@ def _prepare_out(out: Path) -> None:
         raise UsageError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
 
 
-def _metrics_csv(reports: list[dict[str, object]]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(reports)
-    return buf.getvalue()
-
-
-def _save(out: Path, trainer: Any, rows: list[dict[str, object]]) -> None:
+def _save(out: Path, trainer: Any, reports: list[StepReport]) -> None:
     save_checkpoint(out / "meta_params.safetensors", trainer.params(), trainer.config, trainer.iteration)
-    atomic_write_text(out / "metrics.csv", _metrics_csv(rows))
+    write_metrics_csv(out / "metrics.csv", reports)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -178,7 +167,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg.save(args.out / "config.toml")
     stop = _StopFlag()
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    rows: list[dict[str, object]] = []
+    reports: list[StepReport] = []
     bar = _progress(args)
     start = time.perf_counter()
     diverged_run = 0
@@ -187,7 +176,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         while trainer.iteration < args.iterations and stop.signal is None:
             last = trainer.step()
-            rows.append(last.row())
+            reports.append(last)
             if last.diverged:
                 diverged_run += 1
                 if diverged_run >= MAX_CONSECUTIVE_DIVERGED:
@@ -199,11 +188,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                 bar.update(1)
                 bar.set_postfix(loss=f"{last.meta_loss:.3f}", refresh=False)
             if args.save_every and trainer.iteration % args.save_every == 0:
-                _save(args.out, trainer, rows)
+                _save(args.out, trainer, reports)
     finally:
         if bar is not None:
             bar.close()
-        _save(args.out, trainer, rows)
+        _save(args.out, trainer, reports)
         for s, handler in previous.items():
             signal.signal(s, handler)
     seconds = time.perf_counter() - start

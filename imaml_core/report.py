@@ -6,13 +6,20 @@ written to CSV/JSON without touching a tensor.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .config import ExperimentConfig
+from .files import atomic_write_text
 
+# Columns of the metrics CSV, in order: a report's own numbers, then the settings it ran with (from
+# ``StepReport.config``), so a row says what changed when a curve bends.
 CSV_FIELDS = (
     "iteration",
     "method",
@@ -56,11 +63,27 @@ class StepReport:
     task_post_loss: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def row(self) -> dict[str, object]:
-        """The CSV row (see ``CSV_FIELDS``)."""
+        """This report as a row of the metrics CSV (the columns of ``CSV_FIELDS``)."""
         cfg = self.config
         values = {**self.__dict__, **{k: getattr(cfg, k) for k in CSV_FIELDS if hasattr(cfg, k)}}
         values["diverged"] = int(self.diverged)
         return {k: values[k] for k in CSV_FIELDS}
+
+
+def metrics_csv(reports: Iterable[StepReport]) -> str:
+    """The metrics CSV of a run: a header of ``CSV_FIELDS``, then one row per report, in order.
+
+    ``imaml train``'s metrics.csv and the window's export both come from here, so their columns agree."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(CSV_FIELDS), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(report.row() for report in reports)
+    return out.getvalue()
+
+
+def write_metrics_csv(path: str | os.PathLike[str], reports: Iterable[StepReport]) -> None:
+    """Write ``metrics_csv(reports)`` to ``path`` atomically."""
+    atomic_write_text(path, metrics_csv(reports))
 
 
 @dataclass
