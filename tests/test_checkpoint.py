@@ -124,3 +124,22 @@ def test_failed_save_leaves_previous_file_intact(saved, monkeypatch):
         save_checkpoint(path, trainer.params(), trainer.config, 99)
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_checkpoint_records_the_package_version_which_pyproject_reads_from_the_package(saved):
+    """The version is written once, as ``imaml_core.__version__``; pyproject.toml takes it from there."""
+    import sys
+    from pathlib import Path
+
+    import imaml_core
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    _, path = saved
+    assert load_checkpoint(path).metadata["imaml_studio_version"] == imaml_core.__version__
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "imaml_core.__version__"}
