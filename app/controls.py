@@ -25,8 +25,7 @@ from PySide6.QtWidgets import (
 from superqt import QCollapsible, QLabeledSlider
 from superqt.utils import QSignalThrottler
 
-from imaml_core import ExperimentConfig, ImamlError
-from imaml_core.trainer import resolve_device
+from imaml_core import ExperimentConfig, ImamlError, resolve_device
 
 from .fields import ADVANCED, GROUPS, OBJECT_PREFIX, Spec, relevant
 from .sliders import LabeledLogSlider

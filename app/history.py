@@ -39,6 +39,7 @@ class History:
         self._data = {name: np.full(_INITIAL_CAPACITY, np.nan) for name in COLUMNS}
         self._config_index = np.zeros(_INITIAL_CAPACITY, dtype=np.int32)
         self._configs: list[ExperimentConfig] = []
+        self._lam: dict[str, np.ndarray] = {}  # λ per layer (parameter tensor), as the engine reports it
         self.version = 0  # bumped on every change, so the plot timer redraws only when needed
 
     def __len__(self) -> int:
@@ -53,6 +54,10 @@ class History:
         if not self._configs or self._configs[-1] is not report.config:
             self._configs.append(report.config)
         self._config_index[i] = len(self._configs) - 1
+        for name, value in getattr(report, "lam_by_layer", {}).items():
+            if name not in self._lam:
+                self._lam[name] = np.full(len(self._config_index), np.nan)
+            self._lam[name][i] = value
         self._n += 1
         self.version += 1
 
@@ -61,6 +66,14 @@ class History:
         view = self._data[name][: self._n]
         view.flags.writeable = False
         return view
+
+    def lam_columns(self) -> dict[str, np.ndarray]:
+        """λ per layer over the rows (read-only views; NaN where a row did not report a layer)."""
+        views = {}
+        for name, column in self._lam.items():
+            views[name] = column[: self._n]
+            views[name].flags.writeable = False
+        return views
 
     def reports(self) -> list[StepReport]:
         """The rows rebuilt as ``StepReport`` objects (for ``StepReport.row()`` and the CSV export)."""
@@ -81,6 +94,10 @@ class History:
             new = np.full(size, np.nan)
             new[: self._n] = old[: self._n]
             self._data[name] = new
+        for name, old in self._lam.items():
+            new = np.full(size, np.nan)
+            new[: self._n] = old[: self._n]
+            self._lam[name] = new
         index = np.zeros(size, dtype=np.int32)
         index[: self._n] = self._config_index[: self._n]
         self._config_index = index

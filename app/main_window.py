@@ -15,8 +15,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import QApplication, QMainWindow
 
-from imaml_core import EvalResult, ExperimentConfig, ImamlError, StepReport
-from imaml_core.config import METHODS
+from imaml_core import METHODS, EvalResult, ExperimentConfig, ImamlError, StepReport
 from imaml_core.heap import release_free_memory
 
 from . import settings

@@ -26,6 +26,8 @@ from .history import History
 from .ranges import RangeAnchor, nice_ceil
 from .theme import SERIES, Palette
 
+# λ lines, one per layer: distinct hues that read on both themes
+LAYER_COLOURS = ("#4c9be8", "#f0883e", "#3fb950", "#bc8cff", "#f85149", "#d29922", "#39c5cf", "#e06c9f")
 SYMBOLS = {"imaml": "o", "maml": "s", "fomaml": "t", "reptile": "d"}  # distinct shapes: equal curves overlap
 MAX_MARKERS = 40  # older change markers are dropped so a long run stays legible
 LABELLED_MARKERS = 8  # only the newest markers keep their text: each label costs paint time on every frame
@@ -279,15 +281,17 @@ class MetaLossCard(Card):
 
 
 class CGCard(Card):
-    """CG relative residual and inner stationarity (log, left axis) and CG iterations (right axis)."""
+    """The implicit gradient's diagnostics: CG relative residual and inner stationarity (log, left axis) with
+    CG iterations (right axis), and beside them λ per layer (log axis: learned λ moves by factors)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__("CG diagnostics", parent)
+        super().__init__("CG and λ", parent)
         self.set_legend(
             [
                 ("CG residual", "residual", "line"),
                 ("inner stationarity", "stationarity", "line"),
                 ("CG iterations (right)", "cg_iterations", "line"),
+                ("λ per layer (right plot)", "lam", "line"),
             ]
         )
         self.plot = make_plot("plot_cg", "residual", "meta-iteration")
@@ -313,8 +317,12 @@ class CGCard(Card):
         thin_samples(self.residual, self.stationarity, self.iterations)
         self.iter_view.addItem(self.iterations)
         item.vb.sigResized.connect(self._sync_views)
-        self.plots = [self.plot]
-        self.body.addWidget(self.plot)
+        self.lam_plot = make_plot("plot_lambda", "λ", "meta-iteration")
+        self.lam_plot.getPlotItem().setLogMode(y=True)
+        self.lam_plot.setToolTip("λ of each layer (parameter tensor); one line when λ is a scalar")
+        self.lam_anchor = RangeAnchor(self.lam_plot)
+        self.lam_curves: dict[str, pg.PlotDataItem] = {}
+        self.add_side_by_side(self.plot, self.lam_plot, (620, 380))
 
     def _sync_views(self) -> None:
         item = self.plot.getPlotItem()
@@ -332,11 +340,26 @@ class CGCard(Card):
         top = float(np.nanmax(iterations)) if len(iterations) and np.isfinite(iterations).any() else 1.0
         # counts read against zero; the headroom keeps the (often flat) line off the stationarity band
         self.iter_view.setYRange(0, nice_ceil(max(top, 1.0) * 1.6), padding=0)
+        columns = history.lam_columns()
+        for name, values in columns.items():
+            curve = self.lam_curves.get(name)
+            if curve is None:
+                colour = LAYER_COLOURS[len(self.lam_curves) % len(LAYER_COLOURS)]
+                curve = self.lam_plot.plot(name=name, pen=pg.mkPen(colour, width=1.5), connect="finite")
+                thin_samples(curve)
+                self.lam_curves[name] = curve
+            curve.setData(it, positive(values))
+        if columns:
+            self.lam_anchor.fit(it, list(columns.values()))
 
     def clear(self) -> None:
         for curve in (self.residual, self.stationarity, self.iterations):
             curve.setData([], [])
+        for curve in self.lam_curves.values():
+            self.lam_plot.removeItem(curve)
+        self.lam_curves.clear()
         self.anchor.clear()
+        self.lam_anchor.clear()
 
 
 class MemoryCard(Card):

@@ -27,6 +27,7 @@ SERIES = {
     "stationarity": "#bc8cff",
     "cg_iterations": "#f0883e",
     "memory": "#3fb950",
+    "lam": "#39c5cf",
     "marker": "#d29922",
     "imaml": "#4c9be8",
     "maml": "#f85149",
