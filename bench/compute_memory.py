@@ -32,7 +32,7 @@ from .common import (
     write_markdown,
 )  # noqa: E402
 
-FLAT_LIMIT = 1.1  # the bar for iMAML memory from the fewest to the most inner steps
+FLAT_LIMIT = 1.1  # iMAML's memory may grow at most this much from the fewest to the most inner steps
 
 
 def measure(steps: Sequence[int], meta_batch: int, shots: int, iterations: int, device: str = "cpu") -> list[dict]:

@@ -1,7 +1,7 @@
-"""The CUDA runs of the issue: compute/memory vs inner steps and batching up to meta-batch 1,000, one script.
+"""The CUDA benchmarks in one script: compute/memory vs inner steps and batching up to meta-batch 1,000.
 
-For a session that is lent a GPU: ``PYTHONPATH=. .venv/bin/python -m bench.gpu`` (about 5 minutes on an
-H100; ``--quick`` for a smoke test). Results go to ``bench/results/gpu/`` with the card's name in every
+On a machine with a CUDA device: ``PYTHONPATH=. .venv/bin/python -m bench.gpu`` (a few minutes;
+``--quick`` for a smoke test). Results go to ``bench/results/gpu/`` with the card's name in every
 table; CUDA memory is the peak allocated during a meta-iteration above what was allocated before it.
 """
 

@@ -1,4 +1,4 @@
-"""Worst GUI-thread gap while the window trains, per block of meta-iterations (issue 3's 100 ms check).
+"""Worst GUI-thread gap while the window trains, per block of meta-iterations (the window's 100 ms bound).
 
     QT_QPA_PLATFORM=offscreen PYTHONPATH=. .venv/bin/python -m bench.gui_stalls [ITERATIONS] [--gc-log]
 

@@ -38,8 +38,10 @@ def main() -> int:
     window.confirm_restarts = False
     window.profile_steps = (1, 2, 4, 8, 16)
     window.resize(1280, 800)
+    ready: list[object] = []
+    window.trainer_ready.connect(ready.append)
     window.show()
-    wait_until(lambda: window.session.worker._trainer is not None, 60)
+    wait_until(lambda: bool(ready), 60)
     window.start()
     wait_until(lambda: window.iteration >= ITERATIONS // 3, 600)
     window.controls.widget("lam").setValue(5.0)

@@ -2,21 +2,17 @@
 
 A sinusoid meta-iteration is thousands of small operations: spread over several threads, a small one costs
 more in synchronisation than it saves, a large one (a big batched matmul, a (B, P) update) runs nearly
-twice as fast on two cores. Where the crossover lies depends on how OpenMP's idle threads wait:
+twice as fast on two cores. Where the crossover lies depends on how OpenMP's idle threads wait
+(``python -m bench.threads`` measures both; bench/RESULTS.md holds the table):
 
-- Spinning (OpenMP's default, a headless run): measured on this project's 2-core VM with
-  ``python -m bench.threads`` (the same trainer alternating 1 thread and both cores, each timed step after
-  an untimed one with the same count; bench/RESULTS.md), six runs: meta-batch 25 of the default net
-  0.91-1.09x as fast with 2 threads (a tie), 50 0.97-1.13x (a tie), 100 (176k elements in a (B, P)
-  tensor) 1.13-1.47x, 400 1.39-1.71x. So both cores from 150k elements on (meta-batch 86 of the default
-  net), a bar placed inside the unmeasured gap between 88k (50 tasks, a tie) and 176k (100 tasks, a win);
-  one thread below, where the gain is within noise and a core stays free for other work.
-- Sleeping (``OMP_WAIT_POLICY=PASSIVE``, which the window sets so that the GUI thread wins the CPU):
-  every parallel region first wakes its threads. Same runs: 2 threads 0.27-0.35x as fast at meta-batch
-  25 and 0.54-0.95x at 400 (704k elements); at 4.08M (100 tasks of a 200-200 net) 1.19-1.35x in the
-  first four runs, 0.990x and 0.995x (ties) in the latest two. So there one thread up to 4M elements
-  (with the default net: every meta-batch the window's slider offers, up to 256), and both cores above,
-  where they win or tie.
+- Spinning (OpenMP's default, a headless run): two threads tie with one up to meta-batch 50 of the default
+  net (88k elements in a (B, P) tensor) and win from 100 (176k). So both cores from ``PARALLEL_WORK``
+  elements, a bar inside that gap; one thread below, where the gain is within noise and a core stays free
+  for other work.
+- Sleeping (``OMP_WAIT_POLICY=PASSIVE``, which the window sets so that the GUI thread wins the CPU): every
+  parallel region first wakes its threads, so two threads lose clearly at small sizes and win or tie only
+  from about 4M elements. So one thread up to ``PARALLEL_WORK_PASSIVE`` (with the default net: every meta-batch
+  the window's slider offers), and both cores above.
 
 The CLI and the window call ``use_threads_for`` before training (``--threads`` overrides it); library users
 keep full control of torch's setting.
