@@ -100,9 +100,9 @@ def meta_gradient(
 def _without_autograd(*losses: LossFn) -> contextlib.AbstractContextManager[object]:
     """``torch.inference_mode`` when every loss brings exact derivatives (iMAML then never records a graph).
 
-    Each of the ~1,400 small operations of a meta-iteration otherwise passes autograd's dispatch layer
-    and bumps version counters: skipping that measured ~14% off an iMAML step at meta-batch 25 on CPU.
-    Losses differentiated by autograd need grad mode, so they run as before."""
+    Each of the ~1,200 small operations of a meta-iteration otherwise passes autograd's dispatch layer
+    and bumps version counters, a sizeable share of a small meta-batch's time on CPU. Losses
+    differentiated by autograd need grad mode, so they get it."""
     exact = all(as_task_loss(f).derivatives is not None for f in losses)
     return torch.inference_mode() if exact else contextlib.nullcontext()
 

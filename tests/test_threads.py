@@ -27,7 +27,7 @@ def test_threads_follow_the_size_of_a_batched_tensor(meta_batch, passive, expect
     assert recommended_threads(meta_batch, P, passive=passive) == expected
 
 
-def test_the_thresholds_sit_where_they_were_measured():
+def test_the_thresholds_sit_between_the_sizes_where_two_threads_tie_and_where_they_win():
     # spinning: 2 threads tie up to 88k elements (meta-batch 50) and win from 176k (100); sleeping: they
     # lose at 704k (meta-batch 400) and win or tie at 4.08M (100 tasks of a 200-200 net, 40,801 parameters each)
     assert 50 * P < PARALLEL_WORK <= 100 * P
