@@ -5,6 +5,11 @@ Metadata keys: ``format`` ("imaml-studio"), ``format_version``, ``config`` (the 
 ``torch_version``. Loading never unpickles anything; it checks the header size before parsing, the
 format and version, the config, every tensor's name, shape, dtype and finiteness, and the checksum.
 Writes are atomic.
+
+lambda is stored next to theta whenever the config makes it more than the base value ``lam`` (a learned
+lambda, or one per layer or per coordinate): as the tensor ``lam`` (scalar, 0-d), or one tensor
+``lam.<parameter name>`` per parameter tensor (0-d per layer, the parameter's shape per coordinate).
+These must be positive as well as finite.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,22 +29,46 @@ from torch import Tensor, nn
 from .config import ExperimentConfig
 from .errors import CheckpointError, ConfigError
 from .files import atomic_path
+from .lam import Lam
 from .model import MLP
 from .params import Params
 
 FORMAT = "imaml-studio"
 FORMAT_VERSION = 1
 MAX_HEADER_BYTES = 1 << 20  # a theta header is a few hundred bytes; refuse to parse megabytes of JSON
+LAM_KEY = "lam"  # lambda's tensors are "lam" (a scalar) or "lam.<parameter name>"
 
 
 @dataclass
 class Checkpoint:
-    """What a checkpoint holds: theta, the config that trained it, and how far it got."""
+    """What a checkpoint holds: theta, the config that trained it, how far it got, and its lambda."""
 
     params: Params
     config: ExperimentConfig
     iteration: int
     metadata: dict[str, str]
+    lam: float | dict[str, Tensor]  # in config.lam_shape's structure (see MetaTrainer.lam); a fixed scalar: config.lam
+
+
+def lam_tensor_names(config: ExperimentConfig) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the lambda tensors a checkpoint of ``config`` holds (none for a fixed scalar)."""
+    if config.lam_shape == "scalar":
+        return {LAM_KEY: ()} if config.learn_lam else {}
+    shapes = MLP(config.hidden).shapes()
+    return {f"{LAM_KEY}.{n}": (() if config.lam_shape == "layer" else s) for n, s in shapes.items()}
+
+
+def _lam_tensors(lam: Lam | None, config: ExperimentConfig) -> dict[str, Tensor]:
+    """lambda as the tensors ``lam_tensor_names`` lists (``None``: the base value everywhere)."""
+    names = lam_tensor_names(config)
+    dtype = getattr(torch, config.dtype)
+    value = config.lam if lam is None else lam
+    out = {}
+    for key, shape in names.items():
+        entry = value[key.removeprefix(f"{LAM_KEY}.")] if isinstance(value, Mapping) else value
+        t = torch.as_tensor(entry, dtype=dtype).detach().cpu()
+        out[key] = (t.reshape(()) if not shape else t.expand(shape)).contiguous().clone()
+    return out
 
 
 def _digest(params: Params) -> str:
@@ -47,17 +77,21 @@ def _digest(params: Params) -> str:
         t = params[name].detach().contiguous().cpu()
         h.update(name.encode())
         h.update(str(tuple(t.shape)).encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")  # 0-d too
     return h.hexdigest()
 
 
 def save_checkpoint(
-    path: str | os.PathLike[str], params: Params, config: ExperimentConfig, iteration: int
+    path: str | os.PathLike[str], params: Params, config: ExperimentConfig, iteration: int, lam: Lam | None = None
 ) -> None:
-    """Write theta and its metadata to ``path`` atomically (the previous file survives any failure)."""
+    """Write theta, lambda and their metadata to ``path`` atomically (the previous file survives any failure).
+
+    ``lam`` is the trainer's lambda (``MetaTrainer.lam()``); without it a lambda the config stores is
+    written as the base value ``config.lam`` everywhere."""
     from . import __version__
 
     tensors = {k: v.detach().contiguous().cpu() for k, v in params.items()}
+    tensors.update(_lam_tensors(lam, config))
     metadata = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
@@ -122,14 +156,28 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     if metadata.get("sha256") != _digest(tensors):
         raise CheckpointError(f"{path}: tensor data does not match its checksum (the file is damaged)")
     iteration = metadata.get("iteration", "0")
-    return Checkpoint(tensors, config, int(iteration) if iteration.isdigit() else 0, metadata)
+    lam_names = lam_tensor_names(config)
+    params = {k: v for k, v in tensors.items() if k not in lam_names}
+    lam: float | dict[str, Tensor] = config.lam
+    if LAM_KEY in lam_names:
+        lam = float(tensors[LAM_KEY])
+    elif lam_names:
+        lam = {k.removeprefix(f"{LAM_KEY}."): tensors[k] for k in lam_names}
+    return Checkpoint(params, config, int(iteration) if iteration.isdigit() else 0, metadata, lam)
 
 
 def _check_tensors(path: Path, tensors: dict[str, Tensor], config: ExperimentConfig) -> None:
-    expected = MLP(config.hidden).shapes()
+    lam_names = lam_tensor_names(config)
+    expected = MLP(config.hidden).shapes() | lam_names
     dtype = getattr(torch, config.dtype)
     missing = [k for k in expected if k not in tensors]
     extra = [k for k in tensors if k not in expected]
+    for names, word in ((missing, "missing"), (extra, "unexpected")):
+        if names and (names[0] in lam_names or names[0].startswith(LAM_KEY)):
+            raise CheckpointError(
+                f"{path}: {word} tensor '{names[0]}' for lam_shape {config.lam_shape} "
+                f"with learn_lam {str(config.learn_lam).lower()}"
+            )
     if missing:
         raise CheckpointError(f"{path}: missing tensor '{missing[0]}' for hidden layers {config.hidden}")
     if extra:
@@ -142,6 +190,8 @@ def _check_tensors(path: Path, tensors: dict[str, Tensor], config: ExperimentCon
             raise CheckpointError(f"{path}: tensor '{name}' is {t.dtype}, expected {dtype} (config dtype)")
         if not bool(torch.isfinite(t).all()):
             raise CheckpointError(f"{path}: tensor '{name}' holds NaN or infinite values")
+        if name in lam_names and not bool((t > 0).all()):
+            raise CheckpointError(f"{path}: tensor '{name}' holds values <= 0 (lambda must be positive)")
 
 
 def load_model(path: str | os.PathLike[str]) -> nn.Module:

@@ -1,4 +1,4 @@
-"""The ``imaml`` command line: train, eval, profile.
+"""The ``imaml`` command line: train, eval, profile, runs.
 
 Every failure a user can cause (bad numbers, bad files, unwritable folders) ends as one line
 ``error: ...`` on stderr and exit status 2, with nothing already written damaged.
@@ -16,11 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint
+from .cli_runs import add_runs_parser, cmd_runs
 from .config import DEVICES, INNER_SOLVERS, METHODS, ExperimentConfig
 from .errors import ImamlError
 from .heap import keep_freed_memory
-from .report import StepReport, write_metrics_csv
+from .lam import LAM_SHAPES
+from .report import StepReport
 from .threads import use_threads_for
 
 EXIT_USAGE = 2
@@ -56,6 +58,9 @@ _OVERRIDES = {
     "method": str,
     "inner_solver": str,
     "lam": float,
+    "lam_shape": str,
+    "learn_lam": bool,
+    "lam_lr": float,
     "cg_steps": int,
     "cg_tol": float,
     "inner_steps": int,
@@ -72,18 +77,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="imaml", description="iMAML Studio engine: meta-train, evaluate and profile.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    train = sub.add_parser("train", help="meta-train and write meta_params.safetensors, config.toml, metrics.csv")
+    train = sub.add_parser("train", help="meta-train into a run folder (config, metrics, theta, resume state)")
     train.add_argument("--config", type=Path, help="TOML config (flags below override it)")
     train.add_argument("--method", choices=METHODS)
     train.add_argument("--inner-solver", choices=INNER_SOLVERS)
-    for flag in ("lam", "cg_tol", "inner_lr", "meta_lr"):
+    for flag in ("lam", "lam_lr", "cg_tol", "inner_lr", "meta_lr"):
         train.add_argument(f"--{flag.replace('_', '-')}", type=float, help=ExperimentConfig.doc(flag))
+    train.add_argument("--lam-shape", choices=LAM_SHAPES, help=ExperimentConfig.doc("lam_shape"))
+    train.add_argument("--learn-lam", action=argparse.BooleanOptionalAction, help=ExperimentConfig.doc("learn_lam"))
     for flag in ("cg_steps", "inner_steps", "meta_batch", "shots", "seed"):
         train.add_argument(f"--{flag.replace('_', '-')}", type=int, help=ExperimentConfig.doc(flag))
     train.add_argument("--device", choices=DEVICES)
     train.add_argument("--iterations", type=int, default=2000, help="meta-iterations (default 2000)")
     train.add_argument("--save-every", type=int, default=500, help="checkpoint every N iterations (0: end only)")
-    train.add_argument("--out", type=Path, required=True, help="output folder")
+    train.add_argument("--out", type=Path, help="folder of a new run (a run already there is replaced)")
+    train.add_argument("--resume", type=Path, help="run folder to continue exactly, to --iterations in total")
+    train.add_argument("--name", help="the run's name (default: the folder's name)")
+    train.add_argument("--notes", help="free text kept in run.json")
+    train.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard scalars even if installed")
     train.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     train.add_argument("--threads", type=int, help="CPU threads (default: 1 for small meta-batches, else all)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -109,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--device", choices=DEVICES)
     prof.add_argument("--json", action="store_true")
     prof.add_argument("--threads", type=int, help="CPU threads for every row (default: by problem size)")
+    add_runs_parser(sub)
     return parser
 
 
@@ -148,35 +160,64 @@ def _prepare_out(out: Path) -> None:
         raise UsageError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
 
 
-def _save(out: Path, trainer: Any, reports: list[StepReport]) -> None:
-    save_checkpoint(out / "meta_params.safetensors", trainer.params(), trainer.config, trainer.iteration)
-    write_metrics_csv(out / "metrics.csv", reports)
+def _record(run: Any, trainer: Any, pending: list[StepReport]) -> None:
+    """Append the finished iterations' rows, then save theta and the resume state (see runs/_run.py)."""
+    run.append_metrics(pending)
+    pending.clear()
+    run.save_checkpoint(trainer)
+
+
+def _open_run(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The run to train and its trainer: a new run in --out, or the run in --resume restored exactly."""
+    from .runs import Run
+    from .trainer import MetaTrainer
+
+    tensorboard = False if args.no_tensorboard else None
+    if (args.out is None) == (args.resume is None):
+        raise UsageError("train needs either --out DIR (a new run) or --resume DIR (continue a run)")
+    if args.resume is None:
+        base = ExperimentConfig.load(args.config) if args.config else ExperimentConfig()
+        cfg = _config_from_args(args, base)
+        trainer = MetaTrainer(cfg)
+        _prepare_out(args.out)
+        return Run.create(args.out, cfg, args.name or "", args.notes or "", tensorboard=tensorboard), trainer
+    given = [k for k in (*_OVERRIDES, "config") if getattr(args, k, None) is not None]
+    if given:
+        flag = given[0].replace("_", "-")
+        raise UsageError(f"--resume continues with the run's own config.toml; --{flag} does not apply")
+    run = Run.open(args.resume, tensorboard)
+    trainer = run.trainer()
+    if args.iterations <= trainer.iteration:
+        raise UsageError(
+            f"--iterations counts the total: {args.iterations} is not more than the {trainer.iteration} "
+            f"meta-iterations {args.resume} has done"
+        )
+    run.continue_from_checkpoint(trainer.iteration)
+    if args.name is not None or args.notes is not None:
+        run.rename(args.name if args.name is not None else run.info.name, args.notes)
+    return run, trainer
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .trainer import MetaTrainer
-
     _non_negative("iterations", args.iterations)
     _non_negative("save-every", args.save_every)
-    base = ExperimentConfig.load(args.config) if args.config else ExperimentConfig()
-    cfg = _config_from_args(args, base)
-    _prepare_out(args.out)
-    trainer = MetaTrainer(cfg)
+    run, trainer = _open_run(args)
+    cfg = trainer.config
     if args.threads is None:
         use_threads_for(cfg.meta_batch, trainer.theta.numel(), trainer.device)
-    cfg.save(args.out / "config.toml")
     stop = _StopFlag()
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    reports: list[StepReport] = []
-    bar = _progress(args)
+    pending: list[StepReport] = []
+    bar = _progress(args, trainer.iteration)
     start = time.perf_counter()
     diverged_run = 0
     last: StepReport | None = None
     error = ""
+    status = "failed"  # unless the loop ends normally
     try:
         while trainer.iteration < args.iterations and stop.signal is None:
             last = trainer.step()
-            reports.append(last)
+            pending.append(last)
             if last.diverged:
                 diverged_run += 1
                 if diverged_run >= MAX_CONSECUTIVE_DIVERGED:
@@ -188,16 +229,24 @@ def cmd_train(args: argparse.Namespace) -> int:
                 bar.update(1)
                 bar.set_postfix(loss=f"{last.meta_loss:.3f}", refresh=False)
             if args.save_every and trainer.iteration % args.save_every == 0:
-                _save(args.out, trainer, reports)
+                _record(run, trainer, pending)
+        if not error:
+            status = "finished" if trainer.iteration >= args.iterations else "paused"
     finally:
         if bar is not None:
             bar.close()
-        _save(args.out, trainer, reports)
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        try:
+            _record(run, trainer, pending)
+            run.set_status(status)
+        finally:
+            run.close()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
     seconds = time.perf_counter() - start
     summary = {
-        "out": str(args.out),
+        "out": str(run.path),
+        "id": run.id,
+        "status": status,
         "iterations": trainer.iteration,
         "interrupted": stop.signal is not None,
         "meta_loss": last.meta_loss if last is not None else math.nan,
@@ -210,7 +259,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif not args.quiet:
         note = " (interrupted)" if stop.signal is not None else ""
         print(
-            f"saved {args.out / 'meta_params.safetensors'} after {trainer.iteration} meta-iterations{note}; "
+            f"saved run {run.id} in {run.path} after {trainer.iteration} meta-iterations{note}; "
             f"validation MSE {summary['val_loss']:.4f}",
             file=sys.stderr,
         )
@@ -219,12 +268,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress(args: argparse.Namespace) -> Any:
+def _progress(args: argparse.Namespace, done: int) -> Any:
     if args.quiet or args.json or not sys.stderr.isatty():
         return None
     from tqdm import tqdm
 
-    return tqdm(total=args.iterations, unit="it", dynamic_ncols=True)
+    return tqdm(total=args.iterations, initial=done, unit="it", dynamic_ncols=True)
 
 
 # -- eval -----------------------------------------------------------------------------------------------
@@ -237,7 +286,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         _positive("shots", args.shots)
     ckpt = load_checkpoint(args.params)
     cfg = ckpt.config.replace(device=args.device)
-    trainer = MetaTrainer(cfg, theta=ckpt.params, iteration=ckpt.iteration)
+    trainer = MetaTrainer(cfg, theta=ckpt.params, iteration=ckpt.iteration, lam=ckpt.lam)
     if args.threads is None:
         use_threads_for(args.tasks, trainer.theta.numel(), trainer.device)
     result = trainer.evaluate(tasks=args.tasks, shots=args.shots, steps=args.steps, seed=args.seed)
@@ -293,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         _apply_threads(args)
         keep_freed_memory()  # a training process reuses its (B, P) temporaries (see heap.py)
-        handler = {"train": cmd_train, "eval": cmd_eval, "profile": cmd_profile}[args.command]
+        handler = {"train": cmd_train, "eval": cmd_eval, "profile": cmd_profile, "runs": cmd_runs}[args.command]
         return handler(args)
     except ImamlError as exc:
         print(f"error: {exc}", file=sys.stderr)

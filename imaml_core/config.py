@@ -19,6 +19,7 @@ import tomli_w
 
 from .errors import ConfigError
 from .files import atomic_write_text
+from .lam import LAM_SHAPES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -47,7 +48,15 @@ class ExperimentConfig:
 
     method: str = _f("imaml", False, "meta-gradient: imaml, maml, fomaml or reptile", choices=METHODS)
     inner_solver: str = _f("gd", True, "iMAML inner solver: gd or hf (Newton-CG)", choices=INNER_SOLVERS)
-    lam: float = _f(20.0, True, "proximal regularisation strength lambda", gt=0.0, le=1e6)
+    lam: float = _f(20.0, True, "proximal regularisation strength lambda (the base value)", gt=0.0, le=1e6)
+    lam_shape: str = _f(
+        "scalar",
+        False,
+        "iMAML lambda: one (scalar), one per parameter tensor (layer) or per coordinate (parameter)",
+        choices=LAM_SHAPES,
+    )
+    learn_lam: bool = _f(False, False, "iMAML: meta-learn lambda in log space with its own Adam")
+    lam_lr: float = _f(1e-2, True, "Adam step size on log lambda (when learned)", gt=0.0, le=10.0)
     cg_steps: int = _f(5, True, "CG iterations for the implicit gradient (0 = first-order)", ge=0, le=1000)
     cg_tol: float = _f(1e-5, True, "relative residual at which CG stops", ge=0.0, lt=1.0)
     inner_steps: int = _f(10, True, "inner solver steps (GD steps or Newton steps)", ge=1, le=10000)

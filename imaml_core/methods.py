@@ -23,6 +23,7 @@ from .config import ExperimentConfig
 from .errors import StepCancelled
 from .implicit import implicit_batched
 from .inner import LossFn, StepCallback, gd_batched, solve_batched
+from .lam import FlatLam
 from .objective import as_task_loss
 from .params import batch_norm
 
@@ -36,6 +37,7 @@ class MetaGradient:
     phi: Tensor  # (B, P) adapted parameters
     stationarity: Tensor  # (B,) iMAML: ||grad L(phi) + lam (phi - theta)||; else ||grad L(phi)|| or NaN
     cg: CGInfo | None  # iMAML only
+    lam_grad: Tensor | None = None  # (B, P) iMAML: d L_test / d lam_j per coordinate (see implicit.py)
 
 
 def adapt(
@@ -44,13 +46,17 @@ def adapt(
     theta: Tensor,
     steps: int,
     on_step: StepCallback | None = None,
+    lam: FlatLam | None = None,
 ) -> Tensor:
-    """Adapt every task of the batch from theta ((B, P)) the way ``cfg.method`` does at meta-train time."""
+    """Adapt every task of the batch from theta ((B, P)) the way ``cfg.method`` does at meta-train time.
+
+    iMAML uses ``lam`` (a float or a (P,) tensor, as the trainer holds it; default: the base value
+    ``cfg.lam``); the other methods adapt by plain GD and use no lambda."""
     if cfg.method == "imaml":
         phi, _ = solve_batched(
             train_losses,
             theta,
-            lam=cfg.lam,
+            lam=cfg.lam if lam is None else lam,
             steps=steps,
             lr=cfg.inner_lr,
             solver=cfg.inner_solver,
@@ -70,8 +76,12 @@ def meta_gradient(
     theta: Tensor,
     batch: int,
     should_stop: Callable[[], bool] | None = None,
+    lam: FlatLam | None = None,
 ) -> MetaGradient:
     """Per-task meta-gradients at theta ((P,)) for a batch of ``batch`` tasks under ``cfg.method``.
+
+    iMAML solves with ``lam`` (default ``cfg.lam``) and also returns the per-coordinate gradient of the
+    query loss with respect to lambda, ``lam_grad``, from the same CG solve.
 
     ``should_stop`` is polled after every inner step and CG iteration; when it returns True the
     computation is abandoned with :class:`StepCancelled` (a huge setting never holds a caller hostage).
@@ -79,12 +89,13 @@ def meta_gradient(
     check = _checker(should_stop)
     theta_b = theta.detach().expand(batch, -1)
     if cfg.method == "imaml":
+        lam = cfg.lam if lam is None else lam
         with _without_autograd(train_losses, test_losses):
-            phi = adapt(cfg, train_losses, theta_b, cfg.inner_steps, on_step=check)
+            phi = adapt(cfg, train_losses, theta_b, cfg.inner_steps, on_step=check, lam=lam)
             res = implicit_batched(
-                train_losses, test_losses, phi, cfg.lam, cfg.cg_steps, cfg.cg_tol, theta_b, on_iteration=check
+                train_losses, test_losses, phi, lam, cfg.cg_steps, cfg.cg_tol, theta_b, on_iteration=check
             )
-        return MetaGradient(res.grad, res.test_loss, phi, res.stationarity, res.cg)
+        return MetaGradient(res.grad, res.test_loss, phi, res.stationarity, res.cg, res.lam_grad)
     if cfg.method == "maml":
         return _maml(cfg, train_losses, test_losses, theta_b, check)
     phi = adapt(cfg, train_losses, theta_b, cfg.inner_steps, on_step=check)

@@ -59,8 +59,8 @@ def adapt_preview(
     y_grid: np.ndarray,
     steps: int,
 ) -> Preview:
-    """Adapt the trainer's θ to the given support points the way its method does, and predict on ``x_grid``
-    after 0..steps steps (θ itself is not changed)."""
+    """Adapt the trainer's θ to the given support points the way its method does (iMAML with the trainer's
+    current, possibly learned, λ), and predict on ``x_grid`` after 0..steps steps (θ itself is not changed)."""
     like = {"dtype": trainer.dtype, "device": trainer.device}
     xs = torch.as_tensor(x_support, **like).reshape(1, -1, 1)
     ys = torch.as_tensor(y_support, **like).reshape(1, -1, 1)
@@ -72,6 +72,6 @@ def adapt_preview(
         with torch.no_grad():
             preds.append(trainer.model.forward(trainer.layout.unflatten(phi), xg).reshape(-1))
 
-    adapt(trainer.config, trainer.losses(xs, ys), trainer.theta.detach()[None], steps, on_step=record)
+    adapt(trainer.config, trainer.losses(xs, ys), trainer.theta.detach()[None], steps, record, trainer.engine_lam())
     mse = [float(((p - yg.reshape(-1)) ** 2).mean()) for p in preds]
     return Preview(preds[0].cpu().double().numpy(), preds[-1].cpu().double().numpy(), np.asarray(mse, dtype=float))

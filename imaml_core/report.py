@@ -61,6 +61,10 @@ class StepReport:
     diverged: bool = False
     message: str = ""
     task_post_loss: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # iMAML's lambda after this iteration: parameter-tensor name -> that tensor's lambda (the geometric
+    # mean of a per-coordinate lambda), or the one key "λ" for a scalar; empty for the other methods.
+    lam_by_layer: dict[str, float] = field(default_factory=dict)
+    lam_clipped: int = 0  # entries of a learned lambda clipped to its bounds in this iteration
 
     def row(self) -> dict[str, object]:
         """This report as a row of the metrics CSV (the columns of ``CSV_FIELDS``)."""

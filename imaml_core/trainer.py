@@ -4,6 +4,10 @@ the GUI worker all drive with ``step()``.
 A meta-iteration samples B tasks on the device, computes all B meta-gradients together (methods.py),
 averages them and takes an Adam step. A non-finite loss, phi or gradient in any task aborts the
 iteration before theta or the optimiser are touched; the report says what diverged and why.
+
+iMAML's lambda lives here too (lam_state.py): fixed, or meta-learned in log space by its own Adam from
+the same meta-batch, in the same step as theta, and left untouched whenever theta is. The other methods
+adapt by plain GD and ignore lambda, ``lam_shape`` and ``learn_lam``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from torch import Tensor
 from .config import ExperimentConfig
 from .divergence import diagnose
 from .errors import ConfigError
+from .lam import FlatLam, Lam
+from .lam_state import LamState
 from .memory import measure_step
 from .methods import MetaGradient, adapt, meta_gradient
 from .mlp_derivatives import MLPMSEDerivatives
@@ -51,7 +57,11 @@ class MetaTrainer:
         theta: Params | None = None,
         model: FunctionalModel | None = None,
         iteration: int = 0,
+        lam: Lam | None = None,
     ) -> None:
+        """``theta`` and ``iteration`` continue a run (e.g. from a checkpoint), and so does ``lam``, a
+        learned lambda in ``config.lam_shape``'s structure (a number fills every entry); a fixed lambda is
+        the config's base value ``lam`` and ignores it."""
         cfg = (config or ExperimentConfig()).validate()
         self._config = cfg
         self.device = resolve_device(cfg.device)
@@ -68,6 +78,10 @@ class MetaTrainer:
         self.theta = self.layout.flatten({k: v.detach() for k, v in init.items()}).to(self.device, self.dtype)
         self.theta = self.theta.clone()
         self.optimizer = _adam(self.theta, cfg.meta_lr)
+        learned = cfg.learn_lam and cfg.method == "imaml"
+        self._lam = LamState(
+            self.layout, cfg.lam_shape, learned, cfg.lam, cfg.lam_lr, self.dtype, self.device, lam if learned else None
+        )
         self._tasks = generator(self.device, cfg.seed, TRAINING_TASKS)
         val_gen = generator(self.device, cfg.seed, VALIDATION_TASKS)
         self.val_set = self._draw(cfg.val_tasks, cfg.shots, EVAL_QUERY, val_gen)
@@ -86,6 +100,8 @@ class MetaTrainer:
             raise ConfigError(f"changing {', '.join(restart)} needs a restart (a new theta)")
         for group in self.optimizer.param_groups:
             group["lr"] = config.meta_lr
+        self._lam.set_lr(config.lam_lr)
+        self._lam.rebase(config.lam)
         self._config = config
 
     # -- tasks and losses -------------------------------------------------------------------------
@@ -127,11 +143,33 @@ class MetaTrainer:
 
         ``step()`` averages these over the batch and hands the mean to ``apply_meta_gradient``."""
         train, test = self.task_losses(tasks)
-        return meta_gradient(self._config, train, test, self.theta, len(tasks), should_stop)
+        return meta_gradient(self._config, train, test, self.theta, len(tasks), should_stop, self._lam.engine())
 
     def params(self) -> Params:
         """A copy of theta as a parameter dict (contiguous tensors, ready to save)."""
         return {k: v.detach().clone().contiguous() for k, v in self.layout.unflatten(self.theta).items()}
+
+    # -- lambda -----------------------------------------------------------------------------------
+    @property
+    def lam_learned(self) -> bool:
+        """Whether this run meta-learns lambda (``learn_lam`` with iMAML)."""
+        return self._lam.learned
+
+    def lam(self) -> float | dict[str, Tensor]:
+        """The current lambda (a copy) in ``lam_shape``'s structure: a float, a 0-d tensor per parameter
+        tensor, or a tensor of each parameter's shape, keyed by parameter name."""
+        return self._lam.value()
+
+    def engine_lam(self) -> FlatLam:
+        """The current lambda as the batched engine takes it: a float, or a flat (P,) tensor (read only)."""
+        return self._lam.engine()
+
+    def log_lam_gradient(self, mg: MetaGradient) -> float | dict[str, Tensor]:
+        """d meta-loss / d log lambda from the tasks of ``mg`` (an iMAML ``meta_gradient``), averaged over
+        them, in ``lam()``'s structure: what a learned lambda's Adam steps along."""
+        if mg.lam_grad is None:
+            raise ConfigError("the gradient of lambda needs an iMAML meta-gradient")
+        return self._lam.structured(self._lam.log_gradient(mg.lam_grad))
 
     # -- one meta-iteration -----------------------------------------------------------------------
     def step(self, should_stop: Callable[[], bool] | None = None) -> StepReport:
@@ -149,7 +187,7 @@ class MetaTrainer:
         message = ""
         try:
             with measure_step(self.device) as mem:
-                mg = meta_gradient(cfg, train, test, self.theta, cfg.meta_batch, should_stop)
+                mg = meta_gradient(cfg, train, test, self.theta, cfg.meta_batch, should_stop, self._lam.engine())
         except torch.OutOfMemoryError:
             mg = None
             message = (
@@ -159,19 +197,31 @@ class MetaTrainer:
         grad = mg.grad.mean(dim=0) if mg is not None else None
         if mg is not None:
             message = diagnose(cfg, mg, grad)
+        log_lam_grad = None
+        if not message and self._lam.learned and mg is not None and mg.lam_grad is not None:
+            log_lam_grad = self._lam.log_gradient(mg.lam_grad)
+            if not bool(torch.isfinite(log_lam_grad).all()):
+                message = "meta-iteration skipped, theta and lambda unchanged: the gradient of lambda is not finite"
         diverged = bool(message)
+        clipped = 0
         if not diverged:
             message = self.apply_meta_gradient(grad)
             diverged = bool(message)
+            if not diverged and log_lam_grad is not None:
+                clipped = self._lam.step(log_lam_grad)
         val = float("nan")
         if not diverged and cfg.val_every and self.iteration % cfg.val_every == 0:
             val = self.validation_loss()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        return self._report(cfg, mg, grad, pre, val, mem["bytes"] if mg else 0, start, message)
+        report = self._report(cfg, mg, grad, pre, val, mem["bytes"] if mg else 0, start, message)
+        report.lam_clipped = clipped
+        return report
 
     def apply_meta_gradient(self, grad: Tensor) -> str:
         """One Adam step on theta along ``grad`` (flat, (P,)), counted as a finished meta-iteration.
+
+        Only theta moves here; ``step()`` also steps a learned lambda after a successful theta step.
 
         Returns "" on success. A step that would leave theta non-finite is undone (theta and Adam state
         restored, the iteration not counted) and the returned message says why."""
@@ -224,6 +274,7 @@ class MetaTrainer:
             diverged=bool(message),
             message=message,
             task_post_loss=mg.post_loss.detach().cpu().numpy().copy() if mg is not None else np.zeros(0),
+            lam_by_layer=self._lam.by_layer() if cfg.method == "imaml" else {},
         )
 
     # -- evaluation -------------------------------------------------------------------------------
@@ -236,7 +287,7 @@ class MetaTrainer:
         def record(_: int, phi: Tensor) -> None:
             out.append(test.value(phi))
 
-        adapt(cfg, train, self.theta.detach().expand(len(tasks), -1), steps, on_step=record)
+        adapt(cfg, train, self.theta.detach().expand(len(tasks), -1), steps, on_step=record, lam=self._lam.engine())
         return out
 
     def validation_loss(self) -> float:
@@ -247,7 +298,8 @@ class MetaTrainer:
     def evaluate(self, tasks: int = 600, shots: int | None = None, steps: int = 10, seed: int = 1) -> EvalResult:
         """Mean query MSE (on ``EVAL_QUERY`` points) of ``tasks`` fresh tasks after 0..steps adaptation steps.
 
-        Adaptation is the method's own (iMAML: its inner solver on the proximal problem; others: GD).
+        Adaptation is the method's own (iMAML: its inner solver on the proximal problem with the current,
+        possibly learned, lambda; others: GD).
         """
         if tasks < 1 or steps < 0 or (shots is not None and shots < 1):
             raise ConfigError("evaluate needs tasks >= 1, shots >= 1 and steps >= 0")
