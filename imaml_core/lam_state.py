@@ -23,8 +23,9 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from .errors import ConfigError
+from .errors import CheckpointError, ConfigError
 from .lam import LAM_SHAPES, FlatLam, Lam, check_lam, flat_lam, reduce_to_lam
+from .optim_state import check_optimizer_tensors, load_optimizer_tensors, optimizer_tensors
 from .params import ParamLayout
 
 LAM_BOUNDS = (1e-3, 1e4)  # a learned lambda stays within these
@@ -177,4 +178,43 @@ class LamState:
             with torch.no_grad():
                 self.log.add_(math.log(base / self.base)).clamp_(*self._log_bounds)
         self.base = float(base)
+        self._engine = None
+
+    # -- exact continuation ------------------------------------------------------------------------------
+    def resume_state(self) -> dict[str, Tensor]:
+        """A learned lambda's log (``lam.log``) and its Adam (``adam.lam.*``); nothing for a fixed one,
+        which the config alone restores."""
+        if self.optimizer is None:
+            return {}
+        return {"lam.log": self.log.detach().clone(), **optimizer_tensors(self.optimizer, "adam.lam")}
+
+    def check_resume_state(self, state: Mapping[str, Tensor]) -> set[str]:
+        """The keys of ``state`` that are lambda's, after checking that they fit this lambda (a
+        :class:`CheckpointError` otherwise)."""
+        keys = {k for k in state if k == "lam.log" or k.startswith("adam.lam.")}
+        if self.optimizer is None:
+            if keys:
+                raise CheckpointError("the resume state holds a learned lambda, but this config's lambda is fixed")
+            return keys
+        log = state.get("lam.log")
+        if log is None:
+            raise CheckpointError("the resume state lacks 'lam.log', which a learned lambda needs")
+        if tuple(log.shape) != tuple(self.log.shape) or log.dtype != self.log.dtype:
+            raise CheckpointError(
+                f"resume tensor 'lam.log' is {log.dtype} {tuple(log.shape)}, expected "
+                f"{self.log.dtype} {tuple(self.log.shape)} (lam_shape {self.shape})"
+            )
+        lo, hi = self._log_bounds
+        if not bool(torch.isfinite(log).all()) or bool(((log < lo - 1e-6) | (log > hi + 1e-6)).any()):
+            raise CheckpointError(f"resume tensor 'lam.log' leaves lambda's bounds {LAM_BOUNDS}")
+        check_optimizer_tensors(self.optimizer, "adam.lam", dict(state))
+        return keys
+
+    def load_resume_state(self, state: Mapping[str, Tensor]) -> None:
+        """Continue from ``state`` (checked by ``check_resume_state`` first)."""
+        if self.optimizer is None:
+            return
+        with torch.no_grad():
+            self.log.copy_(state["lam.log"])
+        load_optimizer_tensors(self.optimizer, "adam.lam", dict(state))
         self._engine = None

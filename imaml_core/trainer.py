@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from torch import Tensor
 
 from .config import ExperimentConfig
 from .divergence import diagnose
-from .errors import ConfigError
+from .errors import CheckpointError, ConfigError
 from .lam import FlatLam, Lam
 from .lam_state import LamState
 from .memory import measure_step
@@ -30,6 +30,7 @@ from .methods import MetaGradient, adapt, meta_gradient
 from .mlp_derivatives import MLPMSEDerivatives
 from .model import MLP, FunctionalModel, mse_per_task
 from .objective import TaskLoss
+from .optim_state import check_optimizer_tensors, load_optimizer_tensors, optimizer_tensors
 from .params import ParamLayout, Params
 from .report import EvalResult, StepReport, mean_ci95
 from .sinusoid import TaskBatch, sample_tasks
@@ -312,6 +313,55 @@ class MetaTrainer:
         curves = [torch.cat([chunk[k] for chunk in per_step]).cpu().double().numpy() for k in range(steps + 1)]
         mse, ci = mean_ci95(curves[-1])
         return EvalResult(mse, ci, [float(c.mean()) for c in curves], tasks, shots, steps)
+
+    # -- exact continuation -----------------------------------------------------------------------
+    def resume_state(self) -> dict[str, Tensor]:
+        """Everything training changes, as CPU copies: theta (``params.<name>``), the ``iteration``, the
+        training task stream's generator state (``tasks.rng``, uint8), theta's Adam (``adam.theta.*``)
+        and, when lambda is learned, log lambda (``lam.log``) and its Adam (``adam.lam.*``).
+
+        A trainer of the same config and device that loads it (``load_resume_state``) continues exactly
+        as this one would: the same tasks, the same Adam steps, the same validation iterations."""
+        state = {f"params.{k}": v for k, v in self.params().items()}
+        state["iteration"] = torch.tensor(self.iteration, dtype=torch.int64)
+        state["tasks.rng"] = self._tasks.get_state()
+        state.update(optimizer_tensors(self.optimizer, "adam.theta"))
+        state.update(self._lam.resume_state())
+        return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}
+
+    def load_resume_state(self, state: Mapping[str, Tensor]) -> None:
+        """Continue from a ``resume_state()``. Everything is checked before anything changes: a state that
+        does not fit this trainer (names, shapes, dtype, device type, lambda's structure) is a
+        :class:`CheckpointError` and leaves the trainer as it was."""
+        names = {f"params.{k}": s for k, s in zip(self.layout.names, self.layout.shapes, strict=True)}
+        lam_keys = self._lam.check_resume_state(state)
+        known = ("iteration", "tasks.rng", "adam.theta.")
+        extra = [k for k in state if k not in names and k not in lam_keys and not k.startswith(known)]
+        missing = [k for k in (*names, "iteration", "tasks.rng") if k not in state]
+        if missing or extra:
+            which = f"lacks '{missing[0]}'" if missing else f"has an unexpected '{extra[0]}'"
+            raise CheckpointError(f"the resume state {which} for this config (hidden {self._config.hidden})")
+        for key, shape in names.items():
+            t = state[key]
+            if tuple(t.shape) != shape or t.dtype != self.dtype or not bool(torch.isfinite(t).all()):
+                raise CheckpointError(
+                    f"resume tensor '{key}' is {t.dtype} {tuple(t.shape)}, expected finite {self.dtype} {shape}"
+                )
+        iteration = state["iteration"]
+        if iteration.numel() != 1 or iteration.is_floating_point() or int(iteration) < 0:
+            raise CheckpointError("the resume state's iteration must be one non-negative integer")
+        try:
+            torch.Generator(device=self.device).set_state(state["tasks.rng"])
+        except (RuntimeError, TypeError):
+            device = self.device.type
+            raise CheckpointError(f"the resume state's task generator does not fit a {device} generator") from None
+        check_optimizer_tensors(self.optimizer, "adam.theta", dict(state))
+        with torch.no_grad():
+            self.theta.copy_(self.layout.flatten({k: state[f"params.{k}"] for k in self.layout.names}))
+        self.iteration = int(iteration)
+        self._tasks.set_state(state["tasks.rng"])
+        load_optimizer_tensors(self.optimizer, "adam.theta", dict(state))
+        self._lam.load_resume_state(state)
 
 
 def _adam(theta: Tensor, lr: float) -> torch.optim.Adam:

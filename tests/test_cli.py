@@ -102,12 +102,12 @@ def _bad_cases(tmp: Path, trained: Path) -> dict[str, list[str]]:
 
 
 def test_every_bad_input_exits_2_with_one_error_line(trained, tmp_path, capsys):
-    before = {p.name: p.read_bytes() for p in trained.iterdir()}
+    before = {p.name: p.read_bytes() for p in trained.rglob("*") if p.is_file()}
     for case, argv in _bad_cases(tmp_path, trained).items():
         assert main(argv) == 2, case
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, (case, err)
-    assert {p.name: p.read_bytes() for p in trained.iterdir()} == before
+    assert {p.name: p.read_bytes() for p in trained.rglob("*") if p.is_file()} == before
 
 
 def test_bad_input_in_a_subprocess_has_no_traceback(trained):

@@ -1,0 +1,192 @@
+"""A run's metrics.csv: appended by its one writer, read in full only when a curve is wanted.
+
+The writer appends whole lines in one write and syncs them, so the file is a valid CSV at every moment
+except, after a crash, for a last line without its newline; every reader here ignores such a line, and a
+writer that continues the run cuts it off (``trim_metrics``). Listings read only the header and the
+file's tail (``tail_summary``), so hundreds of runs with long histories list quickly.
+
+The header is the file's own: a writer appends rows in the columns the file already has, so a run written
+by an engine with other columns stays one consistent table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from ..files import atomic_write_text
+from ..report import CSV_FIELDS, StepReport
+from ._info import RunError
+
+METRICS_FILE = "metrics.csv"
+_MAX_HEADER_BYTES = 64 * 1024
+_TAIL_START = 16 * 1024  # bytes read from the end first; doubled while no validated row is found
+_TAIL_LIMIT = 1 << 20  # the last validation MSE is looked for in the file's last MiB only
+
+Metrics = dict[str, np.ndarray]  # column name -> values, one per row (float64; text columns as str)
+
+
+def start_metrics(path: Path) -> None:
+    """A new metrics.csv holding only the header (written atomically)."""
+    atomic_write_text(path, ",".join(CSV_FIELDS) + "\n")
+
+
+def read_header(path: Path) -> list[str]:
+    """The column names of ``path``; a missing or headless file is a :class:`RunError`."""
+    try:
+        with open(path, "rb") as fh:
+            line = fh.readline(_MAX_HEADER_BYTES)
+    except FileNotFoundError:
+        raise RunError(f"{path.parent}: no {METRICS_FILE}") from None
+    except OSError as exc:
+        raise RunError(f"{path.parent}: cannot read {METRICS_FILE} ({exc.strerror or exc})") from None
+    return _parse_header(path, line)
+
+
+def _parse_header(path: Path, line: bytes) -> list[str]:
+    try:
+        names = line.decode("utf-8").rstrip("\r\n").split(",")
+    except UnicodeDecodeError:
+        names = []
+    if not line.endswith(b"\n") or "iteration" not in names or "val_loss" not in names:
+        raise RunError(f"{path.parent}: {METRICS_FILE} has no valid header (iteration, val_loss, ...)")
+    return names
+
+
+def append_metrics(path: Path, reports: Iterable[StepReport]) -> int:
+    """Append one row per report in the file's own columns, in one write, synced; returns the rows written."""
+    columns = read_header(path)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", restval="", lineterminator="\n")
+    rows = 0
+    for report in reports:
+        writer.writerow(report.row())
+        rows += 1
+    if rows:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, out.getvalue().encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return rows
+
+
+def trim_metrics(path: Path, iteration: int) -> bool:
+    """Drop an unfinished last line and every row past ``iteration`` (rows a crash left beyond the last
+    checkpoint), so a continued run does not repeat iterations. Returns whether the file changed."""
+    data = path.read_bytes()
+    header_end = data.find(b"\n") + 1
+    columns = _parse_header(path, data[:header_end])
+    body = data[header_end:]
+    complete = body[: body.rfind(b"\n") + 1]
+    at = columns.index("iteration")
+    kept = [line for line in complete.splitlines(keepends=True) if _iteration(line, at) <= iteration]
+    new = data[:header_end] + b"".join(kept)
+    if new == data:
+        return False
+    atomic_write_text(path, new.decode("utf-8"))
+    return True
+
+
+def _iteration(line: bytes, at: int) -> float:
+    fields = line.decode("utf-8", "replace").rstrip("\r\n").split(",")
+    try:
+        return float(fields[at])
+    except (IndexError, ValueError):
+        return math.inf  # an unreadable row is dropped with the rows past the checkpoint
+
+
+def tail_summary(path: Path) -> tuple[int, float]:
+    """(iterations, last validation MSE) from the header and the tail of ``path``: the last complete row's
+    ``iteration`` (0 without rows) and the last finite ``val_loss`` within the last MiB (NaN if none)."""
+    try:
+        with open(path, "rb") as fh:
+            columns = _parse_header(path, fh.readline(_MAX_HEADER_BYTES))
+            body_start = fh.tell()
+            size = fh.seek(0, os.SEEK_END)
+            it_at, val_at = columns.index("iteration"), columns.index("val_loss")
+            span = _TAIL_START
+            iterations: int | None = None
+            while True:
+                start = max(body_start, size - span)
+                fh.seek(start)
+                chunk = fh.read(size - start)
+                lines = chunk.split(b"\n")[:-1]  # the last piece is "" or an unfinished line
+                if start > body_start:
+                    lines = lines[1:]  # the first piece may be the end of a longer line
+                rows = [line.decode("utf-8", "replace").split(",") for line in lines if line]
+                rows = [r for r in rows if len(r) == len(columns)]
+                if iterations is None and rows:
+                    iterations = int(float(rows[-1][it_at]))
+                for row in reversed(rows):
+                    val = _float(row[val_at])
+                    if math.isfinite(val):
+                        return iterations or 0, val
+                if start == body_start or span >= _TAIL_LIMIT:
+                    return iterations or 0, math.nan
+                span *= 2
+    except FileNotFoundError:
+        raise RunError(f"{path.parent}: no {METRICS_FILE}") from None
+    except OSError as exc:
+        raise RunError(f"{path.parent}: cannot read {METRICS_FILE} ({exc.strerror or exc})") from None
+    except ValueError:
+        raise RunError(f"{path.parent}: {METRICS_FILE} has a row whose iteration is not a number") from None
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def read_metrics(path: Path, max_points: int | None = None) -> Metrics:
+    """Every complete row of ``path`` as columns; with ``max_points``, at most that many points, each the
+    mean of a run of consecutive rows (NaN entries ignored, so sparse validation rows survive)."""
+    columns = read_header(path)
+    with open(path, encoding="utf-8", newline="") as fh:
+        text = fh.read()
+    text = text[: text.rfind("\n") + 1]  # an unfinished last line is not a row yet
+    reader = csv.reader(io.StringIO(text))
+    next(reader, None)
+    rows = [r for r in reader if len(r) == len(columns)]
+    data: Metrics = {}
+    for i, name in enumerate(columns):
+        values = [r[i] for r in rows]
+        try:
+            data[name] = np.array([float(v) if v else math.nan for v in values], dtype=np.float64)
+        except ValueError:
+            data[name] = np.array(values, dtype=str)
+    if max_points is not None and len(rows) > max_points:
+        data = downsample(data, max_points)
+    return data
+
+
+def downsample(data: Metrics, points: int) -> Metrics:
+    """``points`` consecutive bins of nearly equal size: numeric columns averaged over their finite
+    entries (NaN where a bin has none), text columns take the bin's last entry."""
+    if points < 1:
+        raise ValueError("points must be >= 1")
+    n = len(next(iter(data.values()), ()))
+    if n <= points:
+        return data
+    starts = np.linspace(0, n, points + 1).astype(np.int64)[:-1]
+    ends = np.append(starts[1:], n) - 1
+    out: Metrics = {}
+    for name, values in data.items():
+        if values.dtype.kind != "f":
+            out[name] = values[ends]
+            continue
+        finite = np.isfinite(values)
+        sums = np.add.reduceat(np.where(finite, values, 0.0), starts)
+        counts = np.add.reduceat(finite.astype(np.int64), starts)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[name] = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return out

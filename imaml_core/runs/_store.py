@@ -1,0 +1,240 @@
+"""A runs folder: a folder of run folders, listed quickly, opened by id, created, forked and trashed.
+
+Listing reads each run's run.json and config.toml, the tail of its metrics.csv and the headers of its
+safetensors files, never whole files, so hundreds of runs with long histories list in well under a
+second (``bench/runs_store.py`` measures it). A subfolder that is not a readable run is listed with status
+``unreadable`` and the reason, and never stops the others from listing; nothing is written while listing.
+Folders whose names start with a dot (``.trash``) are not listed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from safetensors import safe_open
+
+from ..checkpoint import FORMAT as PARAMS_FORMAT
+from ..checkpoint import _check_header
+from ..config import ExperimentConfig
+from ..errors import ImamlError
+from ._info import INFO_FILE, UNREADABLE, RunError, new_run_id, read_info
+from ._lock import RunLockedError, lock_holder
+from ._metrics import METRICS_FILE, tail_summary
+from ._resume import RESUME_FILE, RESUME_FORMAT
+from ._run import PARAMS_FILE, Run, read_config
+
+TRASH_FOLDER = ".trash"
+# The keys of one row of a listing (``imaml runs list --json``), in order.
+SUMMARY_KEYS = (
+    "id",
+    "name",
+    "method",
+    "lam",
+    "cg_steps",
+    "inner_steps",
+    "iterations",
+    "val_mse",
+    "status",
+    "parent",
+    "fork_iteration",
+    "path",
+)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One row of a listing. For an unreadable folder: id and name are the folder's name, status is
+    ``unreadable``, ``reason`` says why, and the settings are None."""
+
+    id: str
+    name: str
+    method: str | None
+    lam: float | None
+    cg_steps: int | None
+    inner_steps: int | None
+    iterations: int | None
+    val_mse: float | None  # the last validation MSE; None when the run has not validated yet
+    status: str
+    parent: str | None
+    fork_iteration: int | None
+    path: str
+    created: str = ""
+    reason: str = ""  # why the folder is unreadable; "" for a readable run
+
+    @property
+    def readable(self) -> bool:
+        return self.status != UNREADABLE
+
+    def row(self) -> dict[str, Any]:
+        """The listing's keys (``SUMMARY_KEYS``) with JSON-ready values."""
+        return {k: getattr(self, k) for k in SUMMARY_KEYS}
+
+
+def summarize(folder: Path) -> RunSummary:
+    """The listing row of ``folder``; any problem gives an ``unreadable`` row with the reason."""
+    try:
+        return _summarize(folder)
+    except ImamlError as exc:
+        return _unreadable(folder, str(exc))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return _unreadable(folder, f"{folder}: {exc}")
+
+
+def _summarize(folder: Path) -> RunSummary:
+    info = read_info(folder)
+    config = read_config(folder)
+    iterations, val = tail_summary(folder / METRICS_FILE)
+    for name, fmt in ((PARAMS_FILE, PARAMS_FORMAT), (RESUME_FILE, RESUME_FORMAT)):
+        _check_safetensors_header(folder / name, fmt)
+    status = info.status
+    if status == "running" and lock_holder(folder) is None:
+        status = "paused"  # its writer is gone: the run continues from its last checkpoint
+    return RunSummary(
+        id=info.id,
+        name=info.name,
+        method=config.method,
+        lam=config.lam,
+        cg_steps=config.cg_steps,
+        inner_steps=config.inner_steps,
+        iterations=iterations,
+        val_mse=val if math.isfinite(val) else None,
+        status=status,
+        parent=info.parent,
+        fork_iteration=info.fork_iteration,
+        path=os.path.abspath(folder),
+        created=info.created,
+    )
+
+
+def _check_safetensors_header(path: Path, fmt: str) -> None:
+    """A present file must be safetensors with our format tag (header only: tensors are read on open)."""
+    if not path.exists():
+        return
+    try:
+        _check_header(path)
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            ours = (fh.metadata() or {}).get("format") == fmt
+    except ImamlError as exc:
+        raise RunError(str(exc)) from None
+    except Exception as exc:  # safetensors raises its own error types for a corrupt header
+        raise RunError(f"{path} is corrupt ({(str(exc).splitlines() or [type(exc).__name__])[0]})") from None
+    if not ours:
+        raise RunError(f"{path} is not an iMAML Studio file (no '{fmt}' format metadata)")
+
+
+def _unreadable(folder: Path, reason: str) -> RunSummary:
+    return RunSummary(
+        id=folder.name,
+        name=folder.name,
+        method=None,
+        lam=None,
+        cg_steps=None,
+        inner_steps=None,
+        iterations=None,
+        val_mse=None,
+        status=UNREADABLE,
+        parent=None,
+        fork_iteration=None,
+        path=os.path.abspath(folder),
+        reason=reason,
+    )
+
+
+class RunStore:
+    """The runs folder ``root``. Runs it creates live in ``root/<id>``; any subfolder is listed."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def folders(self) -> list[Path]:
+        """The subfolders that listing looks at, by name; the root itself when it is one run's folder."""
+        if not self.root.is_dir():
+            raise RunError(f"{self.root}: no such runs folder")
+        if (self.root / INFO_FILE).exists():
+            return [self.root]
+        return sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def list(self) -> list[RunSummary]:
+        """Every run, oldest first (by creation time, then id); unreadable folders after the runs."""
+        rows = [summarize(folder) for folder in self.folders()]
+        return sorted(rows, key=lambda r: (not r.readable, r.created, r.id))
+
+    def find(self, ref: str | Path) -> Path:
+        """The folder of run ``ref``: a path to a run folder, a folder name in the root, or a run id."""
+        path = Path(ref)
+        if path.is_dir() and ((path / INFO_FILE).exists() or len(path.parts) > 1):
+            return path
+        if (self.root / path).is_dir():
+            return self.root / path
+        if self.root.is_dir():
+            for folder in self.folders():
+                try:
+                    if read_info(folder).id == str(ref):
+                        return folder
+                except RunError:
+                    continue
+        raise RunError(f"no run {str(ref)!r} in {self.root}")
+
+    def open(self, ref: str | Path, tensorboard: bool | None = None) -> Run:
+        """The run ``ref`` (see :meth:`find`), for reading; its writing methods take its lock."""
+        return Run.open(self.find(ref), tensorboard)
+
+    def create(
+        self,
+        config: ExperimentConfig,
+        name: str = "",
+        notes: str = "",
+        parent: str | None = None,
+        fork_iteration: int | None = None,
+        tensorboard: bool | None = None,
+    ) -> Run:
+        """A new run in ``root/<new id>``, holding its lock. The name defaults to the method and lambda."""
+        run_id = new_run_id()
+        name = name or f"{config.method} λ={config.lam:g}"
+        return Run.create(self.root / run_id, config, name, notes, parent, fork_iteration, tensorboard, run_id)
+
+    def fork(
+        self,
+        parent: str | Path | Run,
+        changes: dict[str, Any] | None = None,
+        name: str = "",
+        tensorboard: bool | None = None,
+    ) -> Run:
+        """A new run that starts from ``parent``'s last saved state with live settings ``changes``.
+
+        The fork's run.json names the parent and the fork iteration; its metrics start after that
+        iteration, so parent and fork share one x-axis. The parent is only read."""
+        source = parent if isinstance(parent, Run) else self.open(parent)
+        config = source.config.replace(**(changes or {}))
+        restart = [k for k in config.changed(source.config) if not ExperimentConfig.is_live(k)]
+        if restart:
+            raise RunError(f"a fork keeps its parent's theta, so {', '.join(restart)} cannot change")
+        trainer = source.trainer(config)
+        run = self.create(config, name, "", source.id, trainer.iteration, tensorboard)
+        try:
+            run.save_checkpoint(trainer)
+            run.set_status("paused")
+        except BaseException:
+            run.close()
+            raise
+        return run
+
+    def trash(self, ref: str | Path) -> Path:
+        """Move run ``ref`` into ``root/.trash`` (a run a live process is writing is refused); returns
+        its new folder."""
+        folder = self.find(ref)
+        holder = lock_holder(folder)
+        if holder is not None:
+            raise RunLockedError(f"{folder}: the run is being written by process {holder.get('pid')}; not trashed")
+        trash = self.root / TRASH_FOLDER
+        trash.mkdir(exist_ok=True)
+        target, n = trash / folder.name, 1
+        while target.exists():
+            target, n = trash / f"{folder.name}-{n}", n + 1
+        shutil.move(str(folder), str(target))
+        return target
