@@ -23,13 +23,22 @@ from pathlib import Path
 
 from .common import RESULTS, environment, parse_args
 
-SCRIPTS = ("gradient_accuracy", "compute_memory", "batching", "loops", "threads", "learning_per_second")
+SCRIPTS = (
+    "gradient_accuracy",
+    "compute_memory",
+    "batching",
+    "loops",
+    "threads",
+    "learning_per_second",
+    "learned_lambda",
+)
 FIGURES = {
     "gradient_accuracy": "gradient_accuracy.png",
     "compute_memory": "compute_memory.png",
     "batching": "batching.png",
     "threads": "threads.png",
     "learning_per_second": "learning_per_second.png",
+    "learned_lambda": "learned_lambda.png",
 }
 
 INTRO = """# Benchmark results
