@@ -21,7 +21,7 @@ from imaml_core import ExperimentConfig, MetaTrainer, __version__, load_checkpoi
 from imaml_core.cli import main
 from imaml_core.errors import CheckpointError
 from imaml_core.runs import SUMMARY_KEYS, TRASH_FOLDER, Run, RunError, RunLockedError, RunStore, downsample
-from imaml_core.runs._metrics import read_metrics, tail_summary, trim_metrics
+from imaml_core.runs._metrics import _parse_fast, _parse_slow, read_metrics, tail_summary, trim_metrics
 
 TINY = {"meta_batch": 5, "inner_steps": 3, "val_tasks": 20, "hidden": [8, 8], "val_every": 7}
 ROOT = Path(__file__).resolve().parents[1]
@@ -225,6 +225,21 @@ def test_metrics_tail_ignores_an_unfinished_line_and_trim_drops_rows_past_the_ch
     assert trim_metrics(path, 6)
     assert read_metrics(path)["iteration"].tolist() == [1, 2, 3, 4, 5, 6]
     assert not trim_metrics(path, 6)  # nothing more to trim: the file is left alone
+
+
+def test_metrics_columns_read_by_numpy_equal_the_csv_modules(tmp_path):
+    with Run.create(tmp_path / "r", tiny(), tensorboard=False) as run:
+        assert run.metrics()["iteration"].tolist() == []  # a new run: the header only
+        run.append_metrics(train(MetaTrainer(tiny()), 9))
+    path = tmp_path / "r" / "metrics.csv"
+    body = path.read_text().split("\n", 1)[1]
+    names = path.read_text().split("\n", 1)[0].split(",")
+    fast, slow = _parse_fast(body, names, names), _parse_slow(body, names, names)
+    assert fast.keys() == slow.keys() and fast["method"].tolist() == ["imaml"] * 9
+    for name in names:
+        np.testing.assert_array_equal(fast[name], slow[name])  # both parse the same decimal text exactly
+    picked = read_metrics(path, columns=["iteration", "val_loss", "no_such_column"])
+    assert list(picked) == ["iteration", "val_loss"] and picked["iteration"].tolist() == list(range(1, 10))
 
 
 def test_downsampling_averages_bins_and_keeps_sparse_validation():
@@ -451,3 +466,16 @@ def test_tensorboard_scalars_are_written_when_installed(tmp_path, small_toml):
     assert [e.step for e in events.Scalars("loss/validation")] == [7, 14]
     rows = metric_rows(out)
     assert events.Scalars("loss/meta_train")[-1].value == pytest.approx(float(rows[-1]["meta_loss"]), rel=1e-6)
+
+
+def test_a_failing_tensorboard_writer_warns_once_and_training_records_go_on(tmp_path, monkeypatch):
+    def broken(_self):
+        raise ImportError("protobuf is too old")
+
+    monkeypatch.setattr("imaml_core.runs._tensorboard.ScalarWriter._open", broken)
+    with Run.create(tmp_path / "r", tiny(), tensorboard=True) as run:
+        trainer = MetaTrainer(tiny())
+        with pytest.warns(RuntimeWarning, match="protobuf is too old"):
+            run.append_metrics(train(trainer, 2))
+        run.append_metrics(train(trainer, 2))  # no second warning, rows still written
+    assert len(metric_rows(tmp_path / "r")) == 4

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -44,20 +45,30 @@ class ScalarWriter:
         self.folder = folder / TB_FOLDER
         self.first_step = first_step
         self._writer: Any = None
+        self._failed = False
 
     def write(self, reports: Iterable[StepReport]) -> None:
-        for report in reports:
-            if report.diverged:
-                continue
-            writer = self._open()
-            for name, tag in SCALARS.items():
-                value = float(getattr(report, name))
-                if math.isfinite(value):
-                    writer.add_scalar(tag, value, report.iteration)
-            for layer, lam in report.lam_by_layer.items():
-                writer.add_scalar(f"lambda/{layer}", lam, report.iteration)
-        if self._writer is not None:
-            self._writer.flush()
+        """Add the reports' scalars. A failure (a broken install, a full disk) turns this writer off with
+        one warning: the events are a view, and training and metrics.csv go on without them."""
+        if self._failed:
+            return
+        try:
+            for report in reports:
+                if report.diverged:
+                    continue
+                writer = self._open()
+                for name, tag in SCALARS.items():
+                    value = float(getattr(report, name))
+                    if math.isfinite(value):
+                        writer.add_scalar(tag, value, report.iteration)
+                for layer, lam in report.lam_by_layer.items():
+                    writer.add_scalar(f"lambda/{layer}", lam, report.iteration)
+            if self._writer is not None:
+                self._writer.flush()
+        except Exception as exc:  # any failure of the optional package stays out of training
+            self._failed = True
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            warnings.warn(f"TensorBoard scalars for {self.folder} stopped: {first}", RuntimeWarning, stacklevel=2)
 
     def _open(self) -> Any:
         if self._writer is None:
