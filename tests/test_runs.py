@@ -479,3 +479,36 @@ def test_a_failing_tensorboard_writer_warns_once_and_training_records_go_on(tmp_
             run.append_metrics(train(trainer, 2))
         run.append_metrics(train(trainer, 2))  # no second warning, rows still written
     assert len(metric_rows(tmp_path / "r")) == 4
+
+
+def test_cli_resume_of_a_learned_lambda_equals_straight_training(tmp_path, small_toml):
+    flags = ["--config", str(small_toml), "--learn-lam", "--lam-shape", "layer", "--lam-lr", "0.05"]
+    cli_train(*flags, "--iterations", "30", "--out", str(tmp_path / "straight"))
+    cli_train(*flags, "--iterations", "12", "--out", str(tmp_path / "cut"))
+    cli_train("--resume", str(tmp_path / "cut"), "--iterations", "30")
+    a = load_checkpoint(tmp_path / "cut" / "meta_params.safetensors")
+    b = load_checkpoint(tmp_path / "straight" / "meta_params.safetensors")
+    assert all(torch.equal(a.params[k], b.params[k]) for k in b.params)
+    assert all(torch.equal(a.lam[k], b.lam[k]) for k in b.lam)
+
+
+def test_a_run_whose_writer_is_gone_lists_as_paused(tmp_path):
+    store = RunStore(tmp_path)
+    run = store.create(tiny(), tensorboard=False)
+    assert [r.status for r in store.list()] == ["running"]
+    run.close()  # as if its process had died: run.json still says running, but no live lock holds it
+    assert [r.status for r in store.list()] == ["paused"]
+    assert Run.open(run.path).info.status == "running"  # listing reads; it never rewrites run.json
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_resume_state_continues_bitwise_on_cuda():
+    cfg = tiny(device="cuda")
+    straight = MetaTrainer(cfg)
+    train(straight, 40)
+    first = MetaTrainer(cfg)
+    train(first, 15)
+    second = MetaTrainer(cfg)
+    second.load_resume_state(first.resume_state())  # the CUDA generator's state (seed and offset) too
+    train(second, 25)
+    assert torch.equal(second.theta, straight.theta)
