@@ -180,7 +180,9 @@ def _open_run(args: argparse.Namespace) -> tuple[Any, Any]:
         cfg = _config_from_args(args, base)
         trainer = MetaTrainer(cfg)
         _prepare_out(args.out)
-        return Run.create(args.out, cfg, args.name or "", args.notes or "", tensorboard=tensorboard), trainer
+        run = Run.create(args.out, cfg, args.name or "", args.notes or "", tensorboard=tensorboard)
+        run.save_checkpoint(trainer)  # resumable, and theta on disk, from iteration 0
+        return run, trainer
     given = [k for k in (*_OVERRIDES, "config") if getattr(args, k, None) is not None]
     if given:
         flag = given[0].replace("_", "-")

@@ -106,6 +106,7 @@ def _show(args: argparse.Namespace) -> int:
         "iterations": summary.iterations,
         "val_mse": summary.val_mse,
         "listed_status": summary.status,
+        "reason": summary.reason,
         "path": str(run.path),
         "config": run.config.to_dict(),
     }
@@ -121,11 +122,12 @@ def _show(args: argparse.Namespace) -> int:
         ("status", status),
         ("created", run.info.created),
         ("forked from", lineage),
-        ("iterations", summary.iterations),
+        ("iterations", "-" if summary.iterations is None else summary.iterations),
         ("val MSE", val),
         ("engine", run.info.engine_version),
         ("path", run.path),
         ("notes", run.info.notes or "-"),
+        *((("problem", summary.reason),) if summary.reason else ()),
     ):
         print(f"{label + ':':13}{value}")
     print("config:")
