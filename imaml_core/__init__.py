@@ -14,7 +14,9 @@ Everything else a front end needs lives in one submodule per concern, each impor
 - ``imaml_core.threads``: the CPU thread policy (``use_threads_for``);
 - ``imaml_core.heap``: process memory upkeep (``process_rss``, ``keep_freed_memory``, ``release_free_memory``);
 - ``imaml_core.report``: the report types and the metrics CSV (``metrics_csv``, ``write_metrics_csv``);
-- ``imaml_core.files``: atomic writes.
+- ``imaml_core.files``: atomic writes;
+- ``imaml_core.runs``: the run store (``RunStore``, ``Run``, ``RunSummary``): run folders, listing, forks,
+  exact resume (with ``MetaTrainer.resume_state`` / ``load_resume_state``).
 
 The other modules are the engine's own rooms (solvers, derivatives, methods) and may change shape.
 """
