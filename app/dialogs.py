@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from .fields import LABELS
 
@@ -27,3 +27,21 @@ def confirm_reset(parent: QWidget, fields: list[str], iteration: int) -> bool:
         "will be discarded — export θ first (Ctrl+E) to keep it.\n\nReset θ now?",
     )
     return answer == QMessageBox.StandardButton.Yes
+
+
+def confirm_delete(parent: QWidget, run_id: str) -> bool:
+    """Ask before a run goes to the runs folder's ``.trash``."""
+    answer = QMessageBox.question(
+        parent,
+        "Delete run?",
+        f"Move run {run_id} to the runs folder's .trash? Its files stay there until you empty it.",
+    )
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def choose_runs_folder(window: QWidget) -> None:
+    """File ▸ Open runs folder…: pick a folder, then the window's ``open_runs_folder``."""
+    start = str(getattr(window.runs_dock.store, "root", ""))  # type: ignore[attr-defined]
+    folder = QFileDialog.getExistingDirectory(window, "Open runs folder", start)
+    if folder:
+        window.open_runs_folder(folder)  # type: ignore[attr-defined]

@@ -61,6 +61,20 @@ class History:
         self._n += 1
         self.version += 1
 
+    def load(self, columns: dict[str, np.ndarray], config: ExperimentConfig) -> None:
+        """Replace the rows by a recorded run's (metrics.csv columns; missing ones stay NaN). The rows
+        keep ``config``, the run's present settings: the file itself holds each row's own."""
+        n = len(columns.get("iteration", ()))
+        self.clear()
+        while len(self._config_index) < n:
+            self._grow()
+        for name in COLUMNS:
+            if name in columns and columns[name].dtype.kind == "f":
+                self._data[name][:n] = columns[name]
+        self._configs = [config]
+        self._n = n
+        self.version += 1
+
     def column(self, name: str) -> np.ndarray:
         """A read-only view of one column's filled part."""
         view = self._data[name][: self._n]

@@ -24,6 +24,12 @@ RUN_BUTTONS = (  # objectName, text, icon, tooltip
     ("button_start", "Start", QStyle.StandardPixmap.SP_MediaPlay, "Start or pause meta-training (Space)"),
     ("button_step", "Step", QStyle.StandardPixmap.SP_MediaSkipForward, "Run one meta-iteration (S)"),
     ("button_reset", "Reset", QStyle.StandardPixmap.SP_BrowserReload, "New θ from the current settings (Ctrl+R)"),
+    (
+        "button_fork",
+        "Fork here",
+        QStyle.StandardPixmap.SP_FileDialogNewFolder,
+        "Go on in a new run from this iteration; the current run keeps its state (Ctrl+F)",
+    ),
 )
 
 

@@ -11,19 +11,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import QApplication, QMainWindow
 
 from imaml_core import METHODS, EvalResult, ExperimentConfig, ImamlError, StepReport
 from imaml_core.heap import release_free_memory
+from imaml_core.runs import RunStore
 
 from . import settings
 from .adaptation import AdaptationCard
 from .banner import Banner, failure_text
 from .controls import ControlPanel
-from .dialogs import confirm_reset, interactive
-from .exports import export_plots, write_metrics_csv
+from .dialogs import choose_runs_folder, confirm_delete, confirm_reset, interactive
+from .file_actions import FileActions
 from .history import History
 from .layout import body, plot_grid, run_toolbar, show_running
 from .menus import build_menus
@@ -31,6 +33,7 @@ from .messages import Failure, Job, PreviewResult, ProfileProgress, ProfileReque
 from .plots import CGCard, MemoryCard, MetaLossCard
 from .redraw import RedrawScheduler
 from .run_state import RunState
+from .runs_dock import RunsDock
 from .status import StatusBar, readout_text
 from .theme import apply_theme
 from .throttle import Throttle
@@ -42,14 +45,17 @@ STATUS_MS = 500
 TRIM_INTERVAL_S = 0.25
 
 
-class MainWindow(QMainWindow):
+class MainWindow(FileActions, QMainWindow):
     """iMAML Studio's window. ``config`` defaults to the last launch's (QSettings), else the defaults."""
 
     report_received = Signal(object)  # StepReport, after the window has recorded it
     preview_shown = Signal(object)  # PreviewResult
     trainer_ready = Signal(object)  # TrainerInfo
 
-    def __init__(self, config: ExperimentConfig | None = None, *, restore: bool = True) -> None:
+    def __init__(
+        self, config: ExperimentConfig | None = None, *, restore: bool = True, runs_folder: str | None = None
+    ) -> None:
+        """``runs_folder``: where runs are recorded (default: the last one opened, else the app-data one)."""
         super().__init__()
         self.setWindowTitle("iMAML Studio")
         self.setObjectName("main_window")
@@ -81,8 +87,17 @@ class MainWindow(QMainWindow):
         self.state.marker_relabelled.connect(self.meta_card.relabel_last_marker)
         self.state.cleared.connect(self._clear_plots)
 
-        self.worker_thread = WorkerThread(self.state.config, self)
+        runs_folder = str(Path(runs_folder or settings.runs_folder()).expanduser())
+        self.worker_thread = WorkerThread(self.state.config, runs_folder, self)
+        plots = {w.objectName(): w for card in self.cards for w in card.plots}
+        self.runs_dock = RunsDock(self.state, self.worker_thread, plots, self)
+        self.runs_dock.message.connect(self._error)
+        self.runs_dock.confirm_delete = lambda run_id: not self.confirm_restarts or confirm_delete(self, run_id)
+        self.runs_dock.panel.open_folder_requested.connect(lambda: choose_runs_folder(self))
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.runs_dock)
+        self.runs_dock.panel.set_store(RunStore(runs_folder))
         w = self.worker_thread.worker
+        w.run_changed.connect(self.runs_dock.on_run_changed)
         w.reported.connect(self._on_report)
         w.previewed.connect(self._on_preview)
         w.profiled.connect(self._on_profile)
@@ -104,9 +119,15 @@ class MainWindow(QMainWindow):
         self.controls.setMinimumWidth(330)
         self.controls.edited.connect(self._on_edited)
         bar, buttons, self.readout = run_toolbar(
-            self.style(), {"button_start": self.toggle_run, "button_step": self.step, "button_reset": self.reset}
+            self.style(),
+            {
+                "button_start": self.toggle_run,
+                "button_step": self.step,
+                "button_reset": self.reset,
+                "button_fork": self.fork,
+            },
         )
-        self.button_start, self.button_step, self.button_reset = buttons.values()
+        self.button_start, self.button_step, self.button_reset, self.button_fork = buttons.values()
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
 
         self.meta_card = MetaLossCard()
@@ -166,6 +187,34 @@ class MainWindow(QMainWindow):
         self._show_running(False)
         self.worker_thread.reset(self.state.config, keep_running=False)
 
+    def fork(self) -> None:
+        """Go on in a new run from this iteration (θ, Adam state, task stream); the current run keeps its
+        state. Settings changed afterwards apply to the fork only."""
+        self.worker_thread.fork()
+
+    # -- runs --------------------------------------------------------------------------------------
+    def open_runs_folder(self, path: str | os.PathLike[str]) -> bool:
+        """Record new runs into ``path`` and list it in the Runs panel (remembered for the next launch)."""
+        return self.runs_dock.open_folder(path)
+
+    def runs(self) -> list[dict[str, object]]:
+        """Every run in the runs folder, with the keys of ``imaml runs list --json``."""
+        return self.runs_dock.rows()
+
+    def overlay(self, ids: list[str]) -> None:
+        """Overlay exactly these runs (the live run is always drawn, on top)."""
+        self.runs_dock.panel.model.set_ticked(list(ids))
+
+    def overlaid(self) -> list[str]:
+        """The overlaid runs' ids: drawn under the live run, or the live run itself."""
+        live = self.runs_dock.live.id if self.runs_dock.live else None
+        drawn = set(self.runs_dock.overlays.drawn())
+        return [r for r in self.runs_dock.panel.model.ticked if r in drawn or r == live]
+
+    def continue_run(self, path: str | os.PathLike[str]) -> None:
+        """Continue a recorded run exactly in the window (the run pauses first)."""
+        self.worker_thread.open_run(str(path))
+
     def adopt_config(self, config: ExperimentConfig) -> bool:
         """Make ``config`` the run's, as if every control had been edited; False when the user declined a reset."""
         proposal = self.state.propose(config)
@@ -195,60 +244,6 @@ class MainWindow(QMainWindow):
     def evaluate(self, tasks: int = 200) -> None:
         self.worker_thread.evaluate(tasks, self.state.config.inner_steps)
         self.status.showMessage(f"evaluating θ on {tasks} fresh tasks…", 3000)
-
-    # -- files -------------------------------------------------------------------------------------
-    def export_meta_parameters(self, path: str | os.PathLike[str]) -> bool:
-        """Write θ as a checkpoint (the CLI's format); on failure the banner says why. Returns success."""
-        error = self.worker_thread.export_params(str(path))
-        if not error:
-            self.status.showMessage(f"saved θ (iteration {self.iteration}) to {path}", 5000)
-        return not error
-
-    def import_meta_parameters(self, path: str | os.PathLike[str]) -> bool:
-        """Replace θ by a checkpoint's (run pauses); a bad file leaves θ and history untouched."""
-        return not self.worker_thread.import_params(str(path))
-
-    def export_metrics_csv(self, path: str | os.PathLike[str]) -> bool:
-        return self._write(
-            lambda: write_metrics_csv(path, self.history),
-            f"the metrics to {path}",
-            f"wrote {len(self.history)} rows to {path}",
-        )
-
-    def export_plots(self, folder: str | os.PathLike[str], fmt: str = "png") -> list[Path]:
-        written: list[Path] = []
-        plots = [w for card in self.cards for w in card.plots]
-        self._write(
-            lambda: written.extend(export_plots(plots, folder, fmt)),
-            f"the plots to {folder}",
-            f"exported the plots to {folder}",
-        )
-        return written
-
-    def save_preset(self, path: str | os.PathLike[str]) -> bool:
-        return self._write(lambda: self.state.config.save(path), f"the preset to {path}", f"saved preset {path}")
-
-    def load_preset(self, path: str | os.PathLike[str]) -> bool:
-        """Apply a TOML preset (missing keys take the defaults; the device stays unless it names one)."""
-        try:
-            config = self.state.preset(path)
-        except ImamlError as exc:
-            self._error(f"Could not load the preset: {exc}")
-            return False
-        applied = self.adopt_config(config)
-        if applied:
-            self.status.showMessage(f"loaded preset {Path(path).name}", 5000)
-        return applied
-
-    def _write(self, write: object, what: str, done: str) -> bool:
-        try:
-            write()  # type: ignore[operator]
-        except (OSError, ValueError, ImamlError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-            self._error(f"Could not write {what}: {reason}. Try another folder.")
-            return False
-        self.status.showMessage(done, 5000)
-        return True
 
     # -- theme -------------------------------------------------------------------------------------
     def set_theme(self, name: str) -> None:
@@ -311,10 +306,11 @@ class MainWindow(QMainWindow):
         self.status.set_device(info.device)
         self.status.reset_rate()
         self.status.refresh(self.iteration)
-        if info.reason is TrainerChange.IMPORT:
+        if info.reason in (TrainerChange.IMPORT, TrainerChange.OPEN):
             self.banner.show_message(
                 "info",
-                f"Imported θ ({info.config.method}, iteration {info.iteration}). Press Start to continue "
+                f"{'Imported θ' if info.reason is TrainerChange.IMPORT else 'Opened the run'} "
+                f"({info.config.method}, iteration {info.iteration}). Press Start to continue "
                 "training, or watch the adaptation plot to evaluate it.",
             )
         elif info.reason is TrainerChange.RESET:
@@ -336,6 +332,9 @@ class MainWindow(QMainWindow):
     # -- drawing -----------------------------------------------------------------------------------
     def _refresh_status(self) -> None:
         self.status.refresh(self.iteration)
+        val = self.history.column("val_loss")
+        seen = val[np.isfinite(val)]
+        self.runs_dock.panel.model.update_live(self.iteration, float(seen[-1]) if len(seen) else None)
         self.readout.setText(readout_text(self.state.applied.method, self.iteration, self.history))
 
     def _show_running(self, running: bool) -> None:
@@ -358,6 +357,7 @@ class MainWindow(QMainWindow):
             self._closing = True
             self._redraw.stop()
             self._status_timer.stop()
+            self.runs_dock.stop()
             if not self.worker_thread.shutdown():
                 # The engine polls the cancel flag between inner steps and CG iterations; a single step of
                 # a huge setting can still outlast the join budget, so wait rather than destroy the thread.

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from .dialogs import choose_runs_folder
 from .theme import THEMES, resources_dir
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -73,6 +74,14 @@ def build_menus(window: MainWindow) -> dict[str, QAction]:
         "Save θ, its config and iteration as a safetensors checkpoint",
     )
     file_menu.addActions([actions["import"], actions["export"]])
+    actions["runs_folder"] = _action(
+        window,
+        "Open &runs folder…",
+        lambda: choose_runs_folder(window),
+        None,
+        "Record runs into another folder and list its runs",
+    )
+    file_menu.addAction(actions["runs_folder"])
     file_menu.addSeparator()
     actions["export_csv"] = _action(window, "Export metrics &CSV…", lambda: _export_csv(window))
     actions["export_png"] = _action(window, "Export plots as &PNG…", lambda: _export_plots(window, "png"))
@@ -96,7 +105,14 @@ def build_menus(window: MainWindow) -> dict[str, QAction]:
     actions["start"] = _action(window, "Start / Pause", window.toggle_run, "Space")
     actions["step"] = _action(window, "Step one meta-iteration", window.step, "S")
     actions["reset"] = _action(window, "Reset θ", window.reset, "Ctrl+R")
-    run.addActions([actions["start"], actions["step"], actions["reset"]])
+    actions["fork"] = _action(
+        window,
+        "Fork here",
+        window.fork,
+        "Ctrl+F",
+        "Go on in a new run from this iteration; the current run keeps its state",
+    )
+    run.addActions([actions["start"], actions["step"], actions["reset"], actions["fork"]])
     run.addSeparator()
     actions["profile"] = _action(window, "Profile methods (memory vs inner steps)", window.run_profile)
     actions["evaluate"] = _action(window, "Evaluate θ on fresh tasks", window.evaluate, "Ctrl+T")

@@ -26,6 +26,10 @@ class Job(Enum):
     PREVIEW = "preview"
     PROFILE = "profile"
     EVAL = "evaluation"
+    RECORD = "recording"
+    FORK = "fork"
+    OPEN = "open run"
+    RENAME = "rename"
 
 
 class TrainerChange(Enum):
@@ -34,6 +38,7 @@ class TrainerChange(Enum):
     INIT = "init"
     RESET = "reset"
     IMPORT = "import"
+    OPEN = "open"  # a recorded run, continued exactly
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,26 @@ class TrainerInfo:
     iteration: int
     device: str
     reason: TrainerChange
+
+
+class RunStart(Enum):
+    """How the live trainer came to record into a run."""
+
+    NEW = "new"  # a new trainer (start-up, reset, import)
+    FORK = "fork"  # the live trainer, from this iteration on
+    CONTINUE = "continue"  # an opened run, continued where it stopped
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """The run the live trainer is recorded into now (sent whenever that changes)."""
+
+    id: str
+    path: str
+    name: str
+    parent: str | None
+    fork_iteration: int | None
+    start: RunStart = RunStart.NEW
 
 
 @dataclass(frozen=True)

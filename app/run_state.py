@@ -99,9 +99,9 @@ class RunState:
         self.history.append(report)
 
     def take_trainer(self, info: TrainerInfo) -> None:
-        """A new trainer: an imported one brings its whole config; a reset one its restart fields, so live
-        edits made while it was built are kept."""
-        if info.reason is TrainerChange.IMPORT:
+        """A new trainer: an imported or continued one brings its whole config; a reset one its restart
+        fields, so live edits made while it was built are kept."""
+        if info.reason in (TrainerChange.IMPORT, TrainerChange.OPEN):
             config = info.config
         else:
             config = self.config.replace(**{k: getattr(info.config, k) for k in ExperimentConfig.restart_fields()})
@@ -112,6 +112,12 @@ class RunState:
         self.history.clear()
         self.cleared.emit()
         self.adopt(config)
+
+    def begin_segment(self) -> None:
+        """The live trainer goes on in a new run (a fork): its history starts empty at this iteration."""
+        self._last_change = None
+        self.history.clear()
+        self.cleared.emit()
 
     def _mark_change(self, report: StepReport, base: ExperimentConfig) -> None:
         """A labelled marker where live settings changed. Changes that follow within a few iterations update

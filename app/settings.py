@@ -1,11 +1,14 @@
-"""What persists between launches (QSettings): window geometry, theme and the last config (as TOML).
+"""What persists between launches (QSettings): window geometry, theme, the last config (as TOML) and the
+runs folder.
 
 Always the INI format under the user scope, so tests can point ``QSettings.setPath`` at a temp folder.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, QSettings
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
 from imaml_core import ExperimentConfig, ImamlError
 
@@ -49,3 +52,19 @@ def window_geometry() -> tuple[QByteArray | None, QByteArray | None]:
 def theme() -> str:
     value = store().value("window/theme", "dark")
     return value if isinstance(value, str) else "dark"
+
+
+def runs_folder() -> str:
+    """The runs folder the window records into: the last one opened, else ``runs`` in the platform's
+    app-data location (QStandardPaths)."""
+    value = store().value("runs/folder", "")
+    if isinstance(value, str) and value:
+        return value
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return str(Path(base or Path.home() / ".imaml-studio") / "runs")
+
+
+def save_runs_folder(path: str) -> None:
+    s = store()
+    s.setValue("runs/folder", path)
+    s.sync()

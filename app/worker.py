@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal, Slot
@@ -28,6 +30,7 @@ from imaml_core import (
 )
 from imaml_core.preview import X_RANGE, adapt_preview, sample_preview_task, true_curve
 from imaml_core.profiling import profile_rows
+from imaml_core.runs import RunKeeper
 from imaml_core.threads import use_threads_for
 
 from .messages import (
@@ -37,6 +40,8 @@ from .messages import (
     PreviewTask,
     ProfileProgress,
     ProfileRequest,
+    RunRef,
+    RunStart,
     TrainerChange,
     TrainerInfo,
 )
@@ -61,12 +66,18 @@ class Worker(QObject):
     running_changed = Signal(bool)
     exported = Signal(str)  # path written
     failed = Signal(object)  # Failure
+    run_changed = Signal(object)  # RunRef: the run being recorded now
 
-    def __init__(self, config: ExperimentConfig, clock: Callable[[], float] = time.monotonic) -> None:
-        """``clock`` paces the previews (tests may pass a fake one)."""
+    def __init__(
+        self, config: ExperimentConfig, runs_folder: str | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """Every trainer is recorded as a run in ``runs_folder`` (None: not recorded); ``clock`` paces the
+        previews (tests may pass a fake one)."""
         super().__init__()
         self._clock = clock
         self._initial = config
+        self._runs_folder = runs_folder
+        self._runs = RunKeeper()
         self._trainer: MetaTrainer | None = None
         self._running = False
         self._timer = QTimer(self)  # moves to the worker thread with its parent
@@ -92,12 +103,16 @@ class Worker(QObject):
             fallback = self._initial.replace(device="cpu")
             self.failed.emit(Failure(Job.INIT, f"{exc}; using the CPU instead"))
             self._trainer = MetaTrainer(fallback)
-        self._announce(TrainerChange.INIT)
+        if self._runs_folder is not None:
+            self._recording(lambda: self._runs.set_root(self._runs_folder))
+        self._switch(self._trainer, TrainerChange.INIT)
         self._sample_preview(0)
 
     @Slot()
     def stop(self) -> None:
-        """Stop all work and end the thread's event loop; hand this object back to the GUI thread."""
+        """Stop all work, save the run, end the thread's event loop; hand this object back to the GUI thread."""
+        if self._trainer is not None:
+            self._recording(lambda: self._runs.end(self._trainer))
         self._timer.stop()
         self._running = False
         self._profile_jobs.clear()
@@ -114,6 +129,7 @@ class Worker(QObject):
             return
         self._running = True
         self._timer.start()
+        self._recording(self._runs.running)
         self.running_changed.emit(True)
 
     @Slot()
@@ -123,6 +139,8 @@ class Worker(QObject):
         self._running = False
         if not self._profile_jobs:
             self._timer.stop()
+        if self._trainer is not None:
+            self._recording(lambda: self._runs.pause(self._trainer))
         self.running_changed.emit(False)
 
     @Slot()
@@ -166,8 +184,7 @@ class Worker(QObject):
             return
         if not keep_running:
             self.pause()
-        self._trainer = trainer
-        self._announce(TrainerChange.RESET)
+        self._switch(trainer, TrainerChange.RESET)
         self._preview_now()
 
     # -- files -------------------------------------------------------------------------------------
@@ -197,9 +214,47 @@ class Worker(QObject):
             self.failed.emit(Failure(Job.IMPORT, _one_line(exc)))
             return
         self.pause()
-        self._trainer = trainer
-        self._announce(TrainerChange.IMPORT)
+        self._switch(trainer, TrainerChange.IMPORT, name=f"imported {Path(path).stem}")
         self._preview_now()
+
+    # -- runs --------------------------------------------------------------------------------------
+    @Slot(str)
+    def set_runs_folder(self, path: str) -> None:
+        """New runs go to ``path``; with nothing recorded yet, the live trainer starts one there now."""
+        if self._recording(lambda: self._runs.set_root(path)) and self._runs.run is None and self._trainer:
+            self._begin_run(self._trainer)
+
+    @Slot()
+    def fork(self) -> None:
+        """Continue the live trainer in a new run that starts at this iteration (the parent is saved first)."""
+        trainer = self._trainer
+        if trainer is None:
+            return
+        try:
+            run = self._runs.fork(trainer)
+        except (ImamlError, OSError) as exc:
+            self.failed.emit(Failure(Job.FORK, _one_line(exc)))
+            return
+        self._announce_run(run, RunStart.FORK)
+
+    @Slot(str)
+    def open_run(self, path: str) -> None:
+        """Continue a recorded run exactly (θ, Adam, task stream, iteration); a problem changes nothing."""
+        try:
+            run, trainer = self._runs.load(path)
+        except (ImamlError, OSError) as exc:
+            self.failed.emit(Failure(Job.OPEN, _one_line(exc)))
+            return
+        self.pause()
+        self._switch(trainer, TrainerChange.OPEN, adopt=run)
+        self._preview_now()
+
+    @Slot(str, str)
+    def rename_run(self, run_id: str, name: str) -> None:
+        try:
+            self._runs.rename(run_id, name)
+        except (ImamlError, OSError) as exc:
+            self.failed.emit(Failure(Job.RENAME, _one_line(exc)))
 
     # -- preview, profile, evaluation ----------------------------------------------------------------
     @Slot(int)
@@ -251,6 +306,7 @@ class Worker(QObject):
             return
         self._unseen += 1
         self.reported.emit(report)
+        self._recording(lambda: self._runs.record(report, self._trainer))
         if report.diverged:
             self.pause()
         if force_preview or self._clock() >= self._next_preview:
@@ -268,6 +324,39 @@ class Worker(QObject):
         progress = replace(progress, rows=(*progress.rows, *rows), done=progress.done + 1)
         self._profile = progress
         self.profiled.emit(progress)
+
+    def _switch(self, trainer: MetaTrainer, reason: TrainerChange, name: str = "", adopt: Any = None) -> None:
+        """Make ``trainer`` the live one: save and close the previous run, then record into a new run (or
+        into ``adopt``, a run being continued)."""
+        previous, self._trainer = self._trainer, trainer
+        if previous is not None and previous is not trainer:
+            self._recording(lambda: self._runs.end(previous))
+        self._announce(reason)
+        if adopt is not None:
+            if self._recording(lambda: self._runs.adopt(adopt, trainer)):
+                self._announce_run(adopt, RunStart.CONTINUE)
+        else:
+            self._begin_run(trainer, name)
+
+    def _begin_run(self, trainer: MetaTrainer, name: str = "") -> None:
+        if self._recording(lambda: self._runs.begin(trainer, name)):
+            self._announce_run(self._runs.run)
+
+    def _announce_run(self, run: Any, start: RunStart = RunStart.NEW) -> None:
+        if run is not None:
+            info = run.info
+            ref = RunRef(info.id, str(run.path), info.name, info.parent, info.fork_iteration, start)
+            self.run_changed.emit(ref)
+
+    def _recording(self, write: Callable[[], object]) -> bool:
+        """Run one recording step; a failure (disk full, a folder gone) stops recording, never training."""
+        try:
+            write()
+        except (ImamlError, OSError) as exc:
+            self._runs.recorder = None
+            self.failed.emit(Failure(Job.RECORD, f"{_one_line(exc)}; this run is no longer recorded"))
+            return False
+        return True
 
     def _announce(self, reason: TrainerChange) -> None:
         trainer = self._trainer

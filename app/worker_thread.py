@@ -49,11 +49,15 @@ class WorkerThread(QObject):
     _profile = Signal(object)
     _evaluate = Signal(int, int)
     _seen = Signal()
+    _runs_folder = Signal(str)
+    _fork = Signal()
+    _open_run = Signal(str)
+    _rename_run = Signal(str, str)
     _stop = Signal()
 
     _all: ClassVar[weakref.WeakSet[WorkerThread]] = weakref.WeakSet()
 
-    def __init__(self, config: ExperimentConfig, parent: QObject | None = None) -> None:
+    def __init__(self, config: ExperimentConfig, runs_folder: str | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         WorkerThread._all.add(self)
         self._closed = False
@@ -66,7 +70,7 @@ class WorkerThread(QObject):
         self._waiting: dict[Job, tuple[QEventLoop, list[str]]] = {}
         self.thread = QThread()
         self.thread.setObjectName("imaml-worker")
-        self.worker = Worker(config)
+        self.worker = Worker(config, runs_folder)
         self.worker.moveToThread(self.thread)
         w = self.worker
         for command, slot in (
@@ -82,6 +86,10 @@ class WorkerThread(QObject):
             (self._profile, w.profile),
             (self._evaluate, w.evaluate),
             (self._seen, w.report_seen),
+            (self._runs_folder, w.set_runs_folder),
+            (self._fork, w.fork),
+            (self._open_run, w.open_run),
+            (self._rename_run, w.rename_run),
             (self._stop, w.stop),
         ):
             command.connect(slot)
@@ -126,6 +134,18 @@ class WorkerThread(QObject):
 
     def evaluate(self, tasks: int, steps: int) -> None:
         self._send(self._evaluate, tasks, steps)
+
+    def set_runs_folder(self, path: str) -> None:
+        self._send(self._runs_folder, path)
+
+    def fork(self) -> None:
+        self._send(self._fork)
+
+    def open_run(self, path: str) -> None:
+        self._send(self._open_run, path)
+
+    def rename_run(self, run_id: str, name: str) -> None:
+        self._send(self._rename_run, run_id, name)
 
     def acknowledge_report(self) -> None:
         """The window has taken in one report; the worker starts its next iteration only after this, so a

@@ -31,7 +31,13 @@ def settings_dir(tmp_path):
 
 
 @pytest.fixture
-def make_window(qtbot, settings_dir):
+def runs_dir(tmp_path):
+    """The runs folder GUI tests record into (never the user's app-data folder)."""
+    return tmp_path / "runs"
+
+
+@pytest.fixture
+def make_window(qtbot, settings_dir, runs_dir):
     """Build MainWindows (small config by default) whose trainer and first preview are ready; afterwards
     close them and check that no worker thread outlived its window."""
     from app.main_window import MainWindow
@@ -43,7 +49,7 @@ def make_window(qtbot, settings_dir):
 
     def make(config=None, restore: bool = False) -> MainWindow:
         """``restore=True`` without a config: the window starts from the last launch's settings."""
-        window = MainWindow(config or (None if restore else small_config()), restore=restore)
+        window = MainWindow(config or (None if restore else small_config()), restore=restore, runs_folder=str(runs_dir))
         window.confirm_restarts = False
         qtbot.addWidget(window)
         windows.append(window)

@@ -8,13 +8,17 @@ while a process writes it, and ``tb/`` with TensorBoard scalars when ``tensorboa
 - :class:`RunStore`: a runs folder (``list``, ``find``, ``open``, ``create``, ``fork``, ``trash``);
 - :class:`Run`: one run (``info``, ``config``, ``metrics``, ``trainer`` to continue it; as its writer
   ``append_metrics``, ``save_checkpoint``, ``set_status``, ``rename``, ``close``);
+- :class:`RunKeeper`: the run a live trainer records into (new runs, forks, continued runs);
+- :class:`RunRecorder`: writes a run while another object drives its trainer (the window's worker);
 - :class:`RunSummary`: one row of a listing (``row()`` gives the keys of ``SUMMARY_KEYS``);
 - :class:`RunInfo`: run.json; :class:`RunError` and :class:`RunLockedError`: what goes wrong, in one line.
 """
 
 from ._info import STATUSES, UNREADABLE, RunError, RunInfo
+from ._keeper import RunKeeper
 from ._lock import RunLockedError
 from ._metrics import Metrics, downsample
+from ._recorder import RunRecorder
 from ._resume import ResumeFile
 from ._run import Run
 from ._store import SUMMARY_KEYS, TRASH_FOLDER, RunStore, RunSummary, summarize
@@ -26,7 +30,9 @@ __all__ = [
     "Run",
     "RunError",
     "RunInfo",
+    "RunKeeper",
     "RunLockedError",
+    "RunRecorder",
     "RunStore",
     "RunSummary",
     "STATUSES",

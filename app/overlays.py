@@ -1,0 +1,110 @@
+"""Other runs drawn under the live one: each ticked run's history, downsampled, in its own colour.
+
+A run's metrics.csv is read in a pool thread (superqt's ``create_worker``), never in the GUI thread; the
+curves are made once per run and plot, below the live curves (negative z), so the live run stays on top.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Qt, Signal
+from superqt.utils import create_worker
+
+from imaml_core.runs import Metrics, Run
+
+from .plots import positive
+
+OVERLAY_POINTS = 1500  # per run: more than a plot has pixel columns, and cheap to paint
+OVERLAY_Z = -10
+RUN_COLOURS = ("#e5c07b", "#56b6c2", "#c678dd", "#98c379", "#e06c75", "#61afef", "#d19a66", "#abb2bf")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One overlaid column on one plot: ``dashed`` for validation, ``log`` when the plot's axis is."""
+
+    plot: pg.PlotWidget
+    column: str
+    dashed: bool = False
+    log: bool = False
+
+
+def run_colour(index: int) -> str:
+    return RUN_COLOURS[index % len(RUN_COLOURS)]
+
+
+def read_overlay(path: str) -> Metrics | str:
+    """The columns an overlay draws, at most ``OVERLAY_POINTS`` of them; a one-line error instead of raising
+    (this runs in a pool thread)."""
+    try:
+        columns = ["iteration", "meta_loss", "val_loss", "memory_bytes", "cg_residual"]
+        return Run.open(path).metrics(max_points=OVERLAY_POINTS, columns=columns)
+    except Exception as exc:  # noqa: BLE001 - any failure becomes the banner's text
+        return f"cannot overlay {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+
+
+def in_background(work: Callable[[], object], done: Callable[[object], None]) -> None:
+    """``done(work())`` in the GUI thread, ``work`` in a pool thread."""
+    create_worker(work, _start_thread=True, _connect={"returned": done})
+
+
+class Overlays(QObject):
+    """The overlaid runs, by id: ``show(ids)`` loads what is new and removes what is no longer wanted."""
+
+    failed = Signal(str)
+    changed = Signal()
+
+    def __init__(self, targets: list[Target], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._targets = targets
+        self._curves: dict[str, list[pg.PlotDataItem]] = {}
+        self._wanted: dict[str, tuple[str, str]] = {}  # id -> (path, colour)
+
+    def ids(self) -> list[str]:
+        """The runs drawn or being loaded, in the order they were asked for."""
+        return list(self._wanted)
+
+    def drawn(self) -> list[str]:
+        return [run_id for run_id in self._wanted if run_id in self._curves]
+
+    def show(self, runs: list[tuple[str, str, str]]) -> None:
+        """Overlay exactly ``runs``: (id, folder, colour) each."""
+        wanted = {run_id: (path, colour) for run_id, path, colour in runs}
+        for run_id in [r for r in self._curves if wanted.get(r) != self._wanted.get(r)]:
+            self._remove(run_id)
+        new = [r for r in wanted if r not in self._curves and self._wanted.get(r) != wanted[r]]
+        self._wanted = wanted
+        for run_id in new:
+            path, colour = wanted[run_id]
+            in_background(lambda p=path: read_overlay(p), lambda data, r=run_id, c=colour: self._loaded(r, c, data))
+        self.changed.emit()
+
+    def _loaded(self, run_id: str, colour: str, data: object) -> None:
+        if run_id not in self._wanted or self._wanted[run_id][1] != colour or run_id in self._curves:
+            return  # no longer wanted (unticked while it loaded)
+        if isinstance(data, str):
+            del self._wanted[run_id]
+            self.failed.emit(data)
+            self.changed.emit()
+            return
+        assert isinstance(data, dict)
+        x = data["iteration"]
+        curves = []
+        for target in self._targets:
+            y = data[target.column]
+            style = Qt.PenStyle.DashLine if target.dashed else Qt.PenStyle.SolidLine
+            curve = pg.PlotDataItem(pen=pg.mkPen(colour, width=1.5, style=style), connect="finite")
+            curve.setZValue(OVERLAY_Z)
+            curve.setData(x, positive(y) if target.log else np.asarray(y, dtype=float))
+            target.plot.addItem(curve)
+            curves.append(curve)
+        self._curves[run_id] = curves
+        self.changed.emit()
+
+    def _remove(self, run_id: str) -> None:
+        for target, curve in zip(self._targets, self._curves.pop(run_id, []), strict=False):
+            target.plot.removeItem(curve)
