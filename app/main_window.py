@@ -91,7 +91,7 @@ class MainWindow(FileActions, QMainWindow):
         self.worker_thread = WorkerThread(self.state.config, runs_folder, self)
         plots = {w.objectName(): w for card in self.cards for w in card.plots}
         self.runs_dock = RunsDock(self.state, self.worker_thread, plots, self)
-        self.runs_dock.message.connect(self._error)
+        self.runs_dock.message.connect(lambda level, text: self._error(text, level))
         self.runs_dock.confirm_delete = lambda run_id: not self.confirm_restarts or confirm_delete(self, run_id)
         self.runs_dock.panel.open_folder_requested.connect(lambda: choose_runs_folder(self))
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.runs_dock)

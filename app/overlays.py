@@ -1,6 +1,7 @@
 """Other runs drawn under the live one: each ticked run's history, downsampled, in its own colour.
 
-A run's metrics.csv is read in a pool thread (superqt's ``create_worker``), never in the GUI thread; the
+A run's metrics.csv is read in a pool thread (superqt's ``create_worker``), never in the GUI thread. Loaded
+runs are drawn one per event-loop turn, so twenty arriving together do not become one long stall; the
 curves are made once per run and plot, below the live curves (negative z), so the live run stays on top.
 """
 
@@ -11,14 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from superqt.utils import create_worker
 
 from imaml_core.runs import Metrics, Run
 
 from .plots import positive
 
-OVERLAY_POINTS = 1500  # per run: more than a plot has pixel columns, and cheap to paint
+OVERLAY_POINTS = 800  # per run: about a plot's width in pixels; more only costs paint time
 OVERLAY_Z = -10
 RUN_COLOURS = ("#e5c07b", "#56b6c2", "#c678dd", "#98c379", "#e06c75", "#61afef", "#d19a66", "#abb2bf")
 
@@ -63,6 +64,10 @@ class Overlays(QObject):
         self._targets = targets
         self._curves: dict[str, list[pg.PlotDataItem]] = {}
         self._wanted: dict[str, tuple[str, str]] = {}  # id -> (path, colour)
+        self._arrived: list[tuple[str, str, object]] = []  # loaded, waiting for their turn to be drawn
+        self._drain = QTimer(self)
+        self._drain.setInterval(0)
+        self._drain.timeout.connect(self._draw_next)
 
     def ids(self) -> list[str]:
         """The runs drawn or being loaded, in the order they were asked for."""
@@ -80,8 +85,18 @@ class Overlays(QObject):
         self._wanted = wanted
         for run_id in new:
             path, colour = wanted[run_id]
-            in_background(lambda p=path: read_overlay(p), lambda data, r=run_id, c=colour: self._loaded(r, c, data))
+            in_background(lambda p=path: read_overlay(p), lambda data, r=run_id, c=colour: self._arrive(r, c, data))
         self.changed.emit()
+
+    def _arrive(self, run_id: str, colour: str, data: object) -> None:
+        self._arrived.append((run_id, colour, data))
+        self._drain.start()
+
+    def _draw_next(self) -> None:
+        if not self._arrived:
+            self._drain.stop()
+            return
+        self._loaded(*self._arrived.pop(0))
 
     def _loaded(self, run_id: str, colour: str, data: object) -> None:
         if run_id not in self._wanted or self._wanted[run_id][1] != colour or run_id in self._curves:
@@ -97,7 +112,7 @@ class Overlays(QObject):
         for target in self._targets:
             y = data[target.column]
             style = Qt.PenStyle.DashLine if target.dashed else Qt.PenStyle.SolidLine
-            curve = pg.PlotDataItem(pen=pg.mkPen(colour, width=1.5, style=style), connect="finite")
+            curve = pg.PlotDataItem(pen=pg.mkPen(colour, width=1, style=style), connect="finite")
             curve.setZValue(OVERLAY_Z)
             curve.setData(x, positive(y) if target.log else np.asarray(y, dtype=float))
             target.plot.addItem(curve)

@@ -145,10 +145,11 @@ class Worker(QObject):
 
     @Slot()
     def step_once(self) -> None:
-        """One meta-iteration (pauses first when running)."""
+        """One meta-iteration (pauses first when running); the run is saved after it, as on a pause."""
         self.pause()
         if self._trainer is not None:
             self._step(force_preview=True)
+            self._recording(lambda: self._runs.pause(self._trainer))
 
     @property
     def loop_active(self) -> bool:

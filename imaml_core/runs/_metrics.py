@@ -29,6 +29,7 @@ _MAX_HEADER_BYTES = 64 * 1024
 _TAIL_START = 16 * 1024  # bytes read from the end first; doubled while no validated row is found
 _TAIL_LIMIT = 1 << 20  # the last validation MSE is looked for in the file's last MiB only
 
+_PARSE_CHUNK_ROWS = 1000  # rows per numpy parse: a few ms each
 TEXT_COLUMNS = ("method",)  # the metrics columns that hold text; the others are numbers
 Metrics = dict[str, np.ndarray]  # column name -> values, one per row (float64; text columns as str)
 
@@ -171,9 +172,21 @@ def _parse_fast(body: str, names: list[str], wanted: list[str]) -> Metrics:
     numeric = [c for c in wanted if c not in TEXT_COLUMNS]
     data: Metrics = {}
     if numeric:
-        table = np.loadtxt(
-            io.StringIO(body), delimiter=",", usecols=[names.index(c) for c in numeric], dtype=np.float64, ndmin=2
-        )
+        usecols = [names.index(c) for c in numeric]
+        lines = body.splitlines(keepends=True)
+        # numpy's parser keeps the GIL while it runs: in chunks, a reader in a pool thread lets the GUI
+        # thread in between them instead of stalling it for a whole long history.
+        chunks = [
+            np.loadtxt(
+                io.StringIO("".join(lines[i : i + _PARSE_CHUNK_ROWS])),
+                delimiter=",",
+                usecols=usecols,
+                dtype=np.float64,
+                ndmin=2,
+            )
+            for i in range(0, len(lines), _PARSE_CHUNK_ROWS)
+        ]
+        table = np.concatenate(chunks) if chunks else np.zeros((0, len(numeric)))
         if table.shape[1] != len(numeric):
             raise ValueError("column count")
         data.update({c: table[:, i].copy() for i, c in enumerate(numeric)})
