@@ -18,7 +18,10 @@ SMALL = ["--meta-batch", "4", "--inner-steps", "2", "--shots", "5"]
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "imaml_core", *args], capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "imaml_core", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
     )
 
@@ -126,10 +129,23 @@ def test_train_into_existing_run_with_bad_settings_keeps_files(trained):
 def test_signal_saves_a_valid_checkpoint_of_the_last_finished_iteration(tmp_path, sig):
     out = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "imaml_core", "train", *SMALL, "--iterations", "100000", "--out", str(out),
-         "--save-every", "0", "--quiet"],
+        [
+            sys.executable,
+            "-m",
+            "imaml_core",
+            "train",
+            *SMALL,
+            "--iterations",
+            "100000",
+            "--out",
+            str(out),
+            "--save-every",
+            "0",
+            "--quiet",
+        ],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
-        stderr=subprocess.PIPE, text=True,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 60
     while not (out / "config.toml").exists() and time.monotonic() < deadline:

@@ -68,8 +68,15 @@ def test_cg_never_returns_nan_and_flags_indefinite_operators(n, eigs, seed, iter
 )
 def test_batched_engine_equals_per_task_computation(hidden, batch, seed, solver, shots):
     cfg = ExperimentConfig(
-        dtype="float64", hidden=hidden, meta_batch=batch, seed=seed, inner_solver=solver, inner_steps=3,
-        shots=shots, val_tasks=1, val_every=0,
+        dtype="float64",
+        hidden=hidden,
+        meta_batch=batch,
+        seed=seed,
+        inner_solver=solver,
+        inner_steps=3,
+        shots=shots,
+        val_tasks=1,
+        val_every=0,
     )
     trainer = MetaTrainer(cfg)
     tasks = trainer.sample_batch()
