@@ -101,6 +101,8 @@ class ControlPanel(QScrollArea):
             else:
                 w.setValue(value)  # type: ignore[attr-defined]
             w.blockSignals(False)
+        # a learned λ starts at the base value, and moving the base rescales it
+        self._labels["lam"].setText("λ base · learned" if config.learn_lam else "λ")
         for name in self._widgets:
             on = relevant(config, name)
             self._widgets[name].setEnabled(on)

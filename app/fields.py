@@ -33,6 +33,14 @@ GROUPS: tuple[tuple[str, tuple[Spec, ...]], ...] = (
                 choices=(("iMAML", "imaml"), ("MAML", "maml"), ("FOMAML", "fomaml"), ("Reptile", "reptile")),
             ),
             Spec("lam", "λ", "log", 0.01, 100.0),
+            Spec(
+                "lam_shape",
+                "λ shape",
+                "combo",
+                choices=(("scalar", "scalar"), ("per layer", "layer"), ("per parameter", "parameter")),
+            ),
+            Spec("learn_lam", "learn λ", "check"),
+            Spec("lam_lr", "λ step size", "log", 1e-4, 1.0),
             Spec("cg_steps", "CG iterations", "int", 0, 50),
             Spec("cg_tol", "CG tolerance", "log", 1e-8, 0.5),
         ),
@@ -85,8 +93,10 @@ OBJECT_PREFIX = {
 def relevant(config: ExperimentConfig, name: str) -> bool:
     """Whether ``name`` affects a run of ``config`` (unused settings are shown dimmed, still editable)."""
     imaml = config.method == "imaml"
-    if name in ("lam", "cg_steps", "cg_tol", "inner_solver"):
+    if name in ("lam", "lam_shape", "learn_lam", "cg_steps", "cg_tol", "inner_solver"):
         return imaml
+    if name == "lam_lr":
+        return imaml and config.learn_lam
     if name == "hf_cg_steps":
         return imaml and config.inner_solver == "hf"
     if name == "inner_safeguard":

@@ -95,6 +95,7 @@ class MainWindow(FileActions, QMainWindow):
         self.runs_dock.confirm_delete = lambda run_id: not self.confirm_restarts or confirm_delete(self, run_id)
         self.runs_dock.panel.open_folder_requested.connect(lambda: choose_runs_folder(self))
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.runs_dock)
+        self.resizeDocks([self.runs_dock], [190], Qt.Orientation.Vertical)
         self.runs_dock.panel.set_store(RunStore(runs_folder))
         w = self.worker_thread.worker
         w.run_changed.connect(self.runs_dock.on_run_changed)
@@ -334,7 +335,8 @@ class MainWindow(FileActions, QMainWindow):
         self.status.refresh(self.iteration)
         val = self.history.column("val_loss")
         seen = val[np.isfinite(val)]
-        self.runs_dock.panel.model.update_live(self.iteration, float(seen[-1]) if len(seen) else None)
+        last_val = float(seen[-1]) if len(seen) else None
+        self.runs_dock.panel.model.update_live(self.iteration, last_val, self.running, self.state.applied)
         self.readout.setText(readout_text(self.state.applied.method, self.iteration, self.history))
 
     def _show_running(self, running: bool) -> None:

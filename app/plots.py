@@ -320,6 +320,7 @@ class CGCard(Card):
         self.lam_plot = make_plot("plot_lambda", "λ", "meta-iteration")
         self.lam_plot.getPlotItem().setLogMode(y=True)
         self.lam_plot.setToolTip("λ of each layer (parameter tensor); one line when λ is a scalar")
+        self.lam_legend = self.lam_plot.addLegend(offset=(-4, 4), labelTextSize="7pt", verSpacing=-6)
         self.lam_anchor = RangeAnchor(self.lam_plot)
         self.lam_curves: dict[str, pg.PlotDataItem] = {}
         self.add_side_by_side(self.plot, self.lam_plot, (620, 380))

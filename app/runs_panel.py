@@ -132,11 +132,22 @@ class RunsModel(QAbstractTableModel):
             self.dataChanged.emit(self.index(0, 0), self.index(max(0, len(self.rows) - 1), 0))
             self.ticks_changed.emit()
 
-    def update_live(self, iterations: int, val_mse: float | None) -> None:
-        """The live run's numbers from the window, between listings."""
+    def update_live(self, iterations: int, val_mse: float | None, running: bool, config: ExperimentConfig) -> None:
+        """The live run's numbers and settings from the window, between listings (which lag behind them)."""
         for i, row in enumerate(self.rows):
-            if row.id == self.live and (row.iterations, row.val_mse) != (iterations, val_mse):
-                self.rows[i] = _replace(row, iterations=iterations, val_mse=val_mse)
+            if row.id != self.live:
+                continue
+            new = _replace(
+                row,
+                iterations=iterations,
+                val_mse=val_mse,
+                status="running" if running else "paused",
+                lam=config.lam,
+                cg_steps=config.cg_steps,
+                inner_steps=config.inner_steps,
+            )
+            if new != row:
+                self.rows[i] = new
                 self.dataChanged.emit(self.index(i, 0), self.index(i, len(COLUMNS) - 1))
 
 

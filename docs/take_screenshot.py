@@ -1,8 +1,9 @@
 """Regenerate docs/screenshot.png: the real window after a few hundred meta-iterations.
 
-Run under a virtual display:  xvfb-run -a -s "-screen 0 1280x800x24" python docs/take_screenshot.py
-It uses a private settings folder, changes λ and inner steps mid-run (so the change markers show), runs the
-method profile, then saves ``window.grab()``.
+Run under a virtual display:  xvfb-run -a -s "-screen 0 1400x940x24" python docs/take_screenshot.py
+It uses private settings and runs folders, learns λ per layer, changes the inner steps mid-run (a change
+marker), forks the run and lowers the base λ in the fork (the parent is overlaid), runs the method profile,
+then saves ``window.grab()``.
 """
 
 from __future__ import annotations
@@ -34,19 +35,24 @@ def main() -> int:
     _qapp = QApplication(sys.argv)  # must outlive the window
     from app.main_window import MainWindow
 
-    window = MainWindow(restore=False)
+    from imaml_core import ExperimentConfig
+
+    config = ExperimentConfig(lam_shape="layer", learn_lam=True, lam_lr=0.03)
+    window = MainWindow(config, restore=False, runs_folder=tempfile.mkdtemp(prefix="imaml-studio-shot-runs-"))
     window.confirm_restarts = False
     window.profile_steps = (1, 2, 4, 8, 16)
-    window.resize(1280, 800)
+    window.resize(1400, 940)
     ready: list[object] = []
     window.trainer_ready.connect(ready.append)
     window.show()
     wait_until(lambda: bool(ready), 60)
     window.start()
-    wait_until(lambda: window.iteration >= ITERATIONS // 3, 600)
-    window.controls.widget("lam").setValue(5.0)
-    wait_until(lambda: window.iteration >= 2 * ITERATIONS // 3, 600)
+    wait_until(lambda: window.iteration >= ITERATIONS // 2, 600)
     window.controls.widget("inner_steps").setValue(20)
+    wait_until(lambda: window.iteration >= 2 * ITERATIONS // 3, 600)
+    window.fork()  # the fork goes on with a smaller base λ; the parent is overlaid
+    wait_until(lambda: len(window.runs()) == 2, 60)
+    window.controls.widget("lam").setValue(5.0)
     wait_until(lambda: window.iteration >= ITERATIONS, 600)
     window.pause()
     window.run_profile()
