@@ -1,7 +1,7 @@
 """Other runs drawn under the live one: each ticked run's history, downsampled, in its own colour.
 
 A run's metrics.csv is read in a pool thread (superqt's ``create_worker``), never in the GUI thread. Loaded
-runs are drawn one per event-loop turn, so twenty arriving together do not become one long stall; the
+runs are drawn one curve per event-loop turn, so twenty arriving together do not become one long stall; the
 curves are made once per run and plot, below the live curves (negative z), so the live run stays on top.
 """
 
@@ -65,6 +65,7 @@ class Overlays(QObject):
         self._curves: dict[str, list[pg.PlotDataItem]] = {}
         self._wanted: dict[str, tuple[str, str]] = {}  # id -> (path, colour)
         self._arrived: list[tuple[str, str, object]] = []  # loaded, waiting for their turn to be drawn
+        self._attach: list[tuple[str, Target, pg.PlotDataItem]] = []  # curves made, each waiting for its turn
         self._drain = QTimer(self)
         self._drain.setInterval(0)
         self._drain.timeout.connect(self._draw_next)
@@ -74,7 +75,8 @@ class Overlays(QObject):
         return list(self._wanted)
 
     def drawn(self) -> list[str]:
-        return [run_id for run_id in self._wanted if run_id in self._curves]
+        pending = {run_id for run_id, _, _ in self._attach}
+        return [run_id for run_id in self._wanted if run_id in self._curves and run_id not in pending]
 
     def show(self, runs: list[tuple[str, str, str]]) -> None:
         """Overlay exactly ``runs``: (id, folder, colour) each."""
@@ -93,10 +95,17 @@ class Overlays(QObject):
         self._drain.start()
 
     def _draw_next(self) -> None:
-        if not self._arrived:
+        """One step per event-loop turn: put one curve on its plot (so each turn repaints at most one plot,
+        whose axes may need a new layout), else turn one loaded history into curves."""
+        if self._attach:
+            run_id, target, curve = self._attach.pop(0)
+            target.plot.addItem(curve)
+            if all(r != run_id for r, _, _ in self._attach):
+                self.changed.emit()
+        elif self._arrived:
+            self._loaded(*self._arrived.pop(0))
+        else:
             self._drain.stop()
-            return
-        self._loaded(*self._arrived.pop(0))
 
     def _loaded(self, run_id: str, colour: str, data: object) -> None:
         if run_id not in self._wanted or self._wanted[run_id][1] != colour or run_id in self._curves:
@@ -115,11 +124,12 @@ class Overlays(QObject):
             curve = pg.PlotDataItem(pen=pg.mkPen(colour, width=1, style=style), connect="finite")
             curve.setZValue(OVERLAY_Z)
             curve.setData(x, positive(y) if target.log else np.asarray(y, dtype=float))
-            target.plot.addItem(curve)
+            self._attach.append((run_id, target, curve))
             curves.append(curve)
         self._curves[run_id] = curves
-        self.changed.emit()
 
     def _remove(self, run_id: str) -> None:
+        self._attach = [job for job in self._attach if job[0] != run_id]
         for target, curve in zip(self._targets, self._curves.pop(run_id, []), strict=False):
-            target.plot.removeItem(curve)
+            if curve.scene() is not None:
+                target.plot.removeItem(curve)

@@ -44,6 +44,7 @@ COLUMNS = (  # header, RunSummary field
     ("parent", "parent"),
 )
 NAME_COLUMN = 1
+RESIZE_ROWS = 30  # rows whose text sizes the columns
 Index = QModelIndex | QPersistentModelIndex
 
 
@@ -61,6 +62,10 @@ class RunsModel(QAbstractTableModel):
         self._names: dict[str, str] = {}
 
     def set_rows(self, rows: list[RunSummary]) -> None:
+        if [r for r in rows if r.id != self.live] == [r for r in self.rows if r.id != self.live] and len(rows) == len(
+            self.rows
+        ):
+            return  # nothing new on disk (the live row follows the window meanwhile)
         self.beginResetModel()
         self.rows = rows
         self._names = {r.id: r.name for r in rows}
@@ -180,6 +185,7 @@ class RunsPanel(QWidget):
         self.table.verticalHeader().hide()
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setResizeContentsPrecision(RESIZE_ROWS)  # sizing every row of a big folder stalls the GUI
         header.setSectionResizeMode(NAME_COLUMN, QHeaderView.ResizeMode.Stretch)
         self.table.selectionModel().selectionChanged.connect(self._show_difference)
 
