@@ -8,7 +8,6 @@ redraws the plots from the history. Nothing here computes on tensors.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -32,20 +31,23 @@ from .menus import build_menus
 from .messages import Failure, Job, PreviewResult, ProfileProgress, ProfileRequest, TrainerChange, TrainerInfo
 from .plots import CGCard, MemoryCard, MetaLossCard
 from .redraw import RedrawScheduler
+from .run_actions import RunActions
 from .run_state import RunState
 from .runs_dock import RunsDock
 from .status import StatusBar, readout_text
+from .sweep_launcher import SweepProcess
 from .theme import apply_theme
 from .throttle import Throttle
 from .worker_thread import WorkerThread
 
 STATUS_MS = 500
+SWEEP_STOP_MS = 15_000  # a sweep interrupted on close records its trials and stops Ray
 # Freed heap goes back to the OS after heavy iterations, at most ~4 times a second: hundreds of tiny
 # iterations a second must not each pay for a trim, and a slow, heavy iteration still gets one after it.
 TRIM_INTERVAL_S = 0.25
 
 
-class MainWindow(FileActions, QMainWindow):
+class MainWindow(FileActions, RunActions, QMainWindow):
     """iMAML Studio's window. ``config`` defaults to the last launch's (QSettings), else the defaults."""
 
     report_received = Signal(object)  # StepReport, after the window has recorded it
@@ -64,6 +66,7 @@ class MainWindow(FileActions, QMainWindow):
         self._closing = False
         self._revealed = False
         self._trim = Throttle(TRIM_INTERVAL_S)
+        self._sweeps: list[SweepProcess] = []
         self.confirm_restarts = interactive()  # tests and scripts: set False to reset without asking
         self.profile_methods: tuple[str, ...] = METHODS
         self.profile_steps: tuple[int, ...] = (1, 2, 4, 8, 16)
@@ -187,34 +190,6 @@ class MainWindow(FileActions, QMainWindow):
         """A new θ from the current settings (the run pauses; history is cleared when the worker confirms)."""
         self._show_running(False)
         self.worker_thread.reset(self.state.config, keep_running=False)
-
-    def fork(self) -> None:
-        """Go on in a new run from this iteration (θ, Adam state, task stream); the current run keeps its
-        state. Settings changed afterwards apply to the fork only."""
-        self.worker_thread.fork()
-
-    # -- runs --------------------------------------------------------------------------------------
-    def open_runs_folder(self, path: str | os.PathLike[str]) -> bool:
-        """Record new runs into ``path`` and list it in the Runs panel (remembered for the next launch)."""
-        return self.runs_dock.open_folder(path)
-
-    def runs(self) -> list[dict[str, object]]:
-        """Every run in the runs folder, with the keys of ``imaml runs list --json``."""
-        return self.runs_dock.rows()
-
-    def overlay(self, ids: list[str]) -> None:
-        """Overlay exactly these runs (the live run is always drawn, on top)."""
-        self.runs_dock.panel.model.set_ticked(list(ids))
-
-    def overlaid(self) -> list[str]:
-        """The overlaid runs' ids: drawn under the live run, or the live run itself."""
-        live = self.runs_dock.live.id if self.runs_dock.live else None
-        drawn = set(self.runs_dock.overlays.drawn())
-        return [r for r in self.runs_dock.panel.model.ticked if r in drawn or r == live]
-
-    def continue_run(self, path: str | os.PathLike[str]) -> None:
-        """Continue a recorded run exactly in the window (the run pauses first)."""
-        self.worker_thread.open_run(str(path))
 
     def adopt_config(self, config: ExperimentConfig) -> bool:
         """Make ``config`` the run's, as if every control had been edited; False when the user declined a reset."""
@@ -360,6 +335,9 @@ class MainWindow(FileActions, QMainWindow):
             self._redraw.stop()
             self._status_timer.stop()
             self.runs_dock.stop()
+            for sweep in self._sweeps:  # interrupted, not killed: `imaml sweep --resume` continues it
+                sweep.interrupt()
+                sweep.process.waitForFinished(SWEEP_STOP_MS)
             if not self.worker_thread.shutdown():
                 # The engine polls the cancel flag between inner steps and CG iterations; a single step of
                 # a huge setting can still outlast the join budget, so wait rather than destroy the thread.

@@ -81,7 +81,14 @@ def build_menus(window: MainWindow) -> dict[str, QAction]:
         None,
         "Record runs into another folder and list its runs",
     )
-    file_menu.addAction(actions["runs_folder"])
+    actions["open_sweep"] = _action(
+        window,
+        "Open s&weep folder…",
+        lambda: _open_sweep(window),
+        None,
+        "Show a sweep's trials, their settings against the metric, and the best",
+    )
+    file_menu.addActions([actions["runs_folder"], actions["open_sweep"]])
     file_menu.addSeparator()
     actions["export_csv"] = _action(window, "Export metrics &CSV…", lambda: _export_csv(window))
     actions["export_png"] = _action(window, "Export plots as &PNG…", lambda: _export_plots(window, "png"))
@@ -117,7 +124,14 @@ def build_menus(window: MainWindow) -> dict[str, QAction]:
     actions["profile"] = _action(window, "Profile methods (memory vs inner steps)", window.run_profile)
     actions["evaluate"] = _action(window, "Evaluate θ on fresh tasks", window.evaluate, "Ctrl+T")
     actions["resample"] = _action(window, "New preview task", window.adaptation.resample, "N")
-    run.addActions([actions["profile"], actions["evaluate"], actions["resample"]])
+    actions["sweep"] = _action(
+        window,
+        "S&weep from these settings…",
+        window.start_sweep,
+        None,
+        "Search λ, CG iterations, inner steps… on Ray Tune with Optuna, in another process",
+    )
+    run.addActions([actions["profile"], actions["evaluate"], actions["resample"], actions["sweep"]])
 
     view = bar.addMenu("&View")
     group = QActionGroup(window)
@@ -164,6 +178,12 @@ def _export_plots(window: MainWindow, fmt: str) -> None:
     folder = QFileDialog.getExistingDirectory(window, f"Export plots as {fmt.upper()} into folder", str(Path.cwd()))
     if folder:
         window.export_plots(folder, fmt)
+
+
+def _open_sweep(window: MainWindow) -> None:
+    folder = QFileDialog.getExistingDirectory(window, "Open sweep folder", str(Path.cwd()))
+    if folder:
+        window.open_sweep(folder)
 
 
 def _load_preset(window: MainWindow) -> None:
