@@ -439,7 +439,7 @@ def test_ctrl_c_leaves_a_paused_run_that_resumes(tmp_path, small_toml):
     deadline = time.monotonic() + 60
     while not (out / "run.json").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(1.0)  # let some meta-iterations finish
+    time.sleep(1.0)  # usually some meta-iterations finish first; on a busy machine none may, which is fine too
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
