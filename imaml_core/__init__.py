@@ -16,7 +16,8 @@ Everything else a front end needs lives in one submodule per concern, each impor
 - ``imaml_core.report``: the report types and the metrics CSV (``metrics_csv``, ``write_metrics_csv``);
 - ``imaml_core.files``: atomic writes;
 - ``imaml_core.runs``: the run store (``RunStore``, ``Run``, ``RunSummary``): run folders, listing, forks,
-  exact resume (with ``MetaTrainer.resume_state`` / ``load_resume_state``).
+  exact resume (with ``MetaTrainer.resume_state`` / ``load_resume_state``);
+- ``imaml_core.sweep``: sweeps of runs (Optuna's search, Ray Tune's execution), read back from a runs folder.
 
 The other modules are the engine's own rooms (solvers, derivatives, methods) and may change shape.
 """
