@@ -10,7 +10,7 @@ import csv
 import io
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,13 +74,15 @@ class StepReport:
         return {k: values[k] for k in CSV_FIELDS}
 
 
-def metrics_csv(reports: Iterable[StepReport]) -> str:
-    """The metrics CSV of a run: a header of ``CSV_FIELDS``, then one row per report, in order.
+def metrics_csv(reports: Iterable[StepReport], header: bool = True, columns: Sequence[str] = CSV_FIELDS) -> str:
+    """The metrics CSV of a run: a header of ``columns``, then one row per report (``StepReport.row``), in order.
 
-    ``imaml train``'s metrics.csv and the window's export both come from here, so their columns agree."""
+    ``imaml train``'s run folders, the run store's appends (``header=False``, in the columns the file already
+    has: a column a report lacks stays empty) and the window's export all come from here, so they agree."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(CSV_FIELDS), lineterminator="\n")
-    writer.writeheader()
+    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", restval="", lineterminator="\n")
+    if header:
+        writer.writeheader()
     writer.writerows(report.row() for report in reports)
     return out.getvalue()
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..files import atomic_write_text
-from ..report import CSV_FIELDS, StepReport
+from ..report import StepReport, metrics_csv
 from ._info import RunError
 
 METRICS_FILE = "metrics.csv"
@@ -36,7 +36,7 @@ Metrics = dict[str, np.ndarray]  # column name -> values, one per row (float64; 
 
 def start_metrics(path: Path) -> None:
     """A new metrics.csv holding only the header (written atomically)."""
-    atomic_write_text(path, ",".join(CSV_FIELDS) + "\n")
+    atomic_write_text(path, metrics_csv([]))
 
 
 def read_header(path: Path) -> list[str]:
@@ -64,20 +64,15 @@ def _parse_header(path: Path, line: bytes) -> list[str]:
 def append_metrics(path: Path, reports: Iterable[StepReport]) -> int:
     """Append one row per report in the file's own columns, in one write, synced; returns the rows written."""
     columns = read_header(path)
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", restval="", lineterminator="\n")
-    rows = 0
-    for report in reports:
-        writer.writerow(report.row())
-        rows += 1
-    if rows:
+    reports = list(reports)
+    if reports:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         try:
-            os.write(fd, out.getvalue().encode("utf-8"))
+            os.write(fd, metrics_csv(reports, header=False, columns=columns).encode("utf-8"))
             os.fsync(fd)
         finally:
             os.close(fd)
-    return rows
+    return len(reports)
 
 
 def trim_metrics(path: Path, iteration: int) -> bool:
