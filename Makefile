@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 # CPU machines and CI take the small CPU wheel; GPU users: `make run TORCH_SPEC=torch` (or their own build).
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
+PY_DIRS := imaml_core app tests bench docs resources  # Python sources (Markdown code blocks are prose)
 
 .PHONY: run test bench lint format soak clean
 
@@ -12,7 +13,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,sweep]"
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -30,10 +31,10 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff format --check $(PY_DIRS)
 
 format: $(STAMP)
-	$(BIN)/ruff format .
+	$(BIN)/ruff format $(PY_DIRS)
 	$(BIN)/ruff check --fix .
 
 clean:

@@ -34,7 +34,6 @@ def main() -> int:
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, settings_dir)
     _qapp = QApplication(sys.argv)  # must outlive the window
     from app.main_window import MainWindow
-
     from imaml_core import ExperimentConfig
 
     config = ExperimentConfig(lam_shape="layer", learn_lam=True, lam_lr=0.03)

@@ -24,10 +24,20 @@ def test_nice_ceil_rounds_up_by_at_most_a_third():
 
 def _report(i: int, rng: np.random.Generator) -> StepReport:
     loss = 3.0 * math.exp(-i / 150) + 0.05 + 0.02 * rng.random()
-    return StepReport(iteration=i, config=ExperimentConfig(), meta_loss=loss, pre_loss=4 + rng.random(),
-                      val_loss=loss if i % 10 == 0 else float("nan"), cg_residual=10 ** -rng.uniform(2, 5),
-                      cg_iterations=5.0, cg_nonpositive=0, stationarity=10 ** -rng.uniform(1, 3),
-                      memory_bytes=int(240_000 + 1000 * rng.random()), seconds=0.01, grad_norm=1.0)
+    return StepReport(
+        iteration=i,
+        config=ExperimentConfig(),
+        meta_loss=loss,
+        pre_loss=4 + rng.random(),
+        val_loss=loss if i % 10 == 0 else float("nan"),
+        cg_residual=10 ** -rng.uniform(2, 5),
+        cg_iterations=5.0,
+        cg_nonpositive=0,
+        stationarity=10 ** -rng.uniform(1, 3),
+        memory_bytes=int(240_000 + 1000 * rng.random()),
+        seconds=0.01,
+        grad_norm=1.0,
+    )
 
 
 @pytest.mark.parametrize("card_name", ["MetaLossCard", "CGCard", "MemoryCard"])

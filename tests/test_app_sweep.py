@@ -89,4 +89,4 @@ def test_the_sweep_dialog_refuses_a_bad_search_space(qtbot, tmp_path):
     dialog.search.setPlainText("lam=loguniform:0.1:10\nhidden=choice:[40,40],[80,80]")
     args = dialog.arguments()
     assert args[:2] == ["--out", str(tmp_path / "s")]
-    assert ["--search", "lam=loguniform:0.1:10"] == args[2:4] and "--trials" in args
+    assert args[2:4] == ["--search", "lam=loguniform:0.1:10"] and "--trials" in args

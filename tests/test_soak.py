@@ -6,8 +6,8 @@ exported checkpoint loads, and the loader refuses non-finite tensors) and proces
 warm-up (the running median of the samples within +40 MB, any sample within +100 MB); the long one also
 asserts that the GUI thread never stalls longer than 100 ms, apart from stalls during which the hypervisor
 took the machine's CPUs for at least the excess (see ``CLOCK_TICKS`` below; all stalls are reported; the
-long runs' figures are in bench/RESULTS.md). With SOAK_REPORT=path the measurements are written there as JSON, and Python stacks of every stall to
-path.stalls.txt.
+long runs' figures are in bench/RESULTS.md). With SOAK_REPORT=path the measurements are written there as
+JSON, and Python stacks of every stall to path.stalls.txt.
 """
 
 from __future__ import annotations
