@@ -22,6 +22,7 @@ from imaml_core.runs import RunStore
 from . import settings
 from .adaptation import AdaptationCard
 from .banner import Banner, failure_text
+from .cards import CGCard, MemoryCard
 from .controls import ControlPanel
 from .dialogs import choose_runs_folder, confirm_delete, confirm_reset, interactive
 from .file_actions import FileActions
@@ -29,7 +30,7 @@ from .history import History
 from .layout import body, plot_grid, run_toolbar, show_running
 from .menus import build_menus
 from .messages import Failure, Job, PreviewResult, ProfileProgress, ProfileRequest, TrainerChange, TrainerInfo
-from .plots import CGCard, MemoryCard, MetaLossCard
+from .plots import MetaLossCard
 from .redraw import RedrawScheduler
 from .run_actions import RunActions
 from .run_state import RunState

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
+import shiboken6
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from superqt.utils import create_worker
 
@@ -48,9 +49,15 @@ def read_overlay(path: str) -> Metrics | str:
         return f"cannot overlay {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
 
 
-def in_background(work: Callable[[], object], done: Callable[[object], None]) -> None:
-    """``done(work())`` in the GUI thread, ``work`` in a pool thread."""
-    create_worker(work, _start_thread=True, _connect={"returned": done})
+def in_background(work: Callable[[], object], done: Callable[[object], None], owner: QObject) -> None:
+    """``done(work())`` in the GUI thread, ``work`` in a pool thread; skipped when ``owner`` (the object
+    ``done`` belongs to) was deleted meanwhile, e.g. a window closed while its folder was being read."""
+
+    def deliver(result: object) -> None:
+        if shiboken6.isValid(owner):
+            done(result)
+
+    create_worker(work, _start_thread=True, _connect={"returned": deliver})
 
 
 class Overlays(QObject):
@@ -87,7 +94,9 @@ class Overlays(QObject):
         self._wanted = wanted
         for run_id in new:
             path, colour = wanted[run_id]
-            in_background(lambda p=path: read_overlay(p), lambda data, r=run_id, c=colour: self._arrive(r, c, data))
+            in_background(
+                lambda p=path: read_overlay(p), lambda data, r=run_id, c=colour: self._arrive(r, c, data), self
+            )
         self.changed.emit()
 
     def _arrive(self, run_id: str, colour: str, data: object) -> None:

@@ -93,7 +93,7 @@ class RunsDock(QDockWidget):
             self._state.begin_segment()
             self.panel.model.set_ticked([*self.panel.model.ticked, ref.parent])
         elif ref.start is RunStart.CONTINUE:
-            in_background(lambda: _history(ref.path), lambda data: self._show_history(ref, data))
+            in_background(lambda: _history(ref.path), lambda data: self._show_history(ref, data), self)
 
     def stop(self) -> None:
         self._timer.stop()

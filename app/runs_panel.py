@@ -233,7 +233,7 @@ class RunsPanel(QWidget):
             return
         self._listing = True
         store = self.store
-        in_background(lambda: _list(store), lambda rows, s=store: self._listed(s, rows))
+        in_background(lambda: _list(store), lambda rows, s=store: self._listed(s, rows), self)
 
     def overlaid(self) -> list[tuple[str, str, str]]:
         """(id, folder, colour) of every ticked run but the live one (the live run is drawn already)."""

@@ -122,7 +122,7 @@ class SweepView(QWidget):
             return
         self._reading = True
         folder, reader = self.folder, self._reader
-        in_background(lambda: _read(reader, folder), self._show)
+        in_background(lambda: _read(reader, folder), self._show, self)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
         self._timer.stop()

@@ -17,7 +17,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal, Slot
 
 from imaml_core import (
@@ -28,7 +27,6 @@ from imaml_core import (
     load_checkpoint,
     save_checkpoint,
 )
-from imaml_core.preview import X_RANGE, adapt_preview, sample_preview_task, true_curve
 from imaml_core.profiling import profile_rows
 from imaml_core.runs import RunKeeper
 from imaml_core.threads import use_threads_for
@@ -36,7 +34,6 @@ from imaml_core.threads import use_threads_for
 from .messages import (
     Failure,
     Job,
-    PreviewResult,
     PreviewTask,
     ProfileProgress,
     ProfileRequest,
@@ -45,10 +42,8 @@ from .messages import (
     TrainerChange,
     TrainerInfo,
 )
+from .previews import make_preview, next_preview_at, preview_task
 
-PREVIEW_GRID = 200  # x points on which the preview curves are drawn
-PREVIEW_MIN_INTERVAL_S = 0.4  # at most ~2 previews a second while training
-PREVIEW_MAX_SHARE = 0.2  # and never more than ~20% of the worker's time
 WORKER_NICENESS = 10  # the GUI thread wins the CPU when both want it
 # A new meta-iteration starts only once the window has taken in every earlier report (``report_seen``), so
 # the worker never runs ahead of what the window shows: a slider moved while the window shows iteration n
@@ -372,31 +367,22 @@ class Worker(QObject):
             use_threads_for(trainer.config.meta_batch, trainer.theta.numel(), trainer.device)
 
     def _sample_preview(self, seed: int) -> None:
-        if self._trainer is None:
-            return
-        amplitude, phase, xs = sample_preview_task(self._trainer.config, seed)
-        ys = true_curve(xs, amplitude, phase)
-        self._task = PreviewTask(amplitude, phase, xs.copy(), ys, seed)
-        self._preview_now()
+        if self._trainer is not None:
+            self._task = preview_task(self._trainer.config, seed)
+            self._preview_now()
 
     def _preview_now(self) -> None:
         trainer, task = self._trainer, self._task
         if trainer is None or task is None or len(task.x_support) == 0:
             return
-        start = self._clock()
-        x_grid = np.linspace(X_RANGE[0], X_RANGE[1], PREVIEW_GRID)
-        y_true = true_curve(x_grid, task.amplitude, task.phase)
-        steps = trainer.config.inner_steps
+        started = self._clock()
         try:
-            pv = adapt_preview(trainer, task.x_support, task.y_support, x_grid, y_true, steps)
+            result = make_preview(trainer, task)
         except Exception as exc:
             self.failed.emit(Failure(Job.PREVIEW, f"the adaptation preview failed: {_one_line(exc)}"))
             return
-        took = self._clock() - start
-        self._next_preview = self._clock() + max(PREVIEW_MIN_INTERVAL_S, took / PREVIEW_MAX_SHARE)
-        self.previewed.emit(
-            PreviewResult(task, x_grid, y_true, pv.before, pv.after, pv.mse_per_step, steps, trainer.iteration)
-        )
+        self._next_preview = next_preview_at(started, self._clock())
+        self.previewed.emit(result)
 
 
 def _yield_cpu_to_gui() -> None:
