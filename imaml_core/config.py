@@ -55,7 +55,12 @@ class ExperimentConfig:
         "iMAML lambda: one (scalar), one per parameter tensor (layer) or per coordinate (parameter)",
         choices=LAM_SHAPES,
     )
-    learn_lam: bool = _f(False, False, "iMAML: meta-learn lambda in log space with its own Adam")
+    learn_lam: bool = _f(
+        False,
+        False,
+        "iMAML: meta-learn lambda in log space with its own Adam (its gradient assumes a solved inner problem: "
+        "pair it with inner_solver hf)",
+    )
     lam_lr: float = _f(1e-2, True, "Adam step size on log lambda (when learned)", gt=0.0, le=10.0)
     cg_steps: int = _f(5, True, "CG iterations for the implicit gradient (0 = first-order)", ge=0, le=1000)
     cg_tol: float = _f(1e-5, True, "relative residual at which CG stops", ge=0.0, lt=1.0)
