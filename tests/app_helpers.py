@@ -20,3 +20,12 @@ def plot_points(plot) -> int:
         x, _y = item.getData()
         total += 0 if x is None else len(x)
     return total
+
+
+def train(qtbot, window, iterations: int, timeout_ms: int = 60_000) -> None:
+    """Run until ``iterations`` more meta-iterations have finished, then pause (all reports received)."""
+    target = window.iteration + iterations
+    window.start()
+    qtbot.waitUntil(lambda: window.iteration >= target, timeout=timeout_ms)
+    with qtbot.waitSignal(window.worker_thread.worker.running_changed, timeout=timeout_ms):
+        window.pause()

@@ -13,18 +13,9 @@ from imaml_core import ExperimentConfig, load_checkpoint
 from imaml_core.cli import main as imaml_cli
 from imaml_core.report import CSV_FIELDS
 
-from .app_helpers import small_config
+from .app_helpers import small_config, train
 
 TIMEOUT_MS = 30_000
-
-
-def train(qtbot, window, iterations: int) -> None:
-    """Run until ``iterations`` more meta-iterations have finished, then pause (all reports received)."""
-    target = window.iteration + iterations
-    window.start()
-    qtbot.waitUntil(lambda: window.iteration >= target, timeout=TIMEOUT_MS)
-    with qtbot.waitSignal(window.worker_thread.worker.running_changed, timeout=TIMEOUT_MS):
-        window.pause()
 
 
 def same_theta(a, b) -> bool:

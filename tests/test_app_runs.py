@@ -13,22 +13,13 @@ from app.messages import TrainerChange
 from imaml_core import load_checkpoint
 from imaml_core.cli import main as imaml_cli
 
-from .app_helpers import small_config
+from .app_helpers import small_config, train
 
 TIMEOUT_MS = 60_000
 LIST_KEYS = {
     "id", "name", "method", "lam", "cg_steps", "inner_steps", "iterations", "val_mse", "status", "parent",
     "fork_iteration", "path",
 }  # fmt: skip
-
-
-def train(qtbot, window, iterations: int) -> None:
-    """Run until ``iterations`` more meta-iterations have finished, then pause (all reports received)."""
-    target = window.iteration + iterations
-    window.start()
-    qtbot.waitUntil(lambda: window.iteration >= target, timeout=TIMEOUT_MS)
-    with qtbot.waitSignal(window.worker_thread.worker.running_changed, timeout=TIMEOUT_MS):
-        window.pause()
 
 
 def steps(qtbot, window, n: int) -> None:
