@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+DELIVERIES = 2000
+
 
 @pytest.mark.parametrize("payload", [True, False, None])
 def test_signal_delivery_keeps_reference_counts(qtbot, payload):
@@ -25,9 +27,11 @@ def test_signal_delivery_keeps_reference_counts(qtbot, payload):
     if isinstance(payload, bool):
         emitter.toggled.connect(lambda value: None)
     before = sys.getrefcount(payload)
-    for _ in range(2000):
+    for _ in range(DELIVERIES):
         emitter.changed.emit(payload)
         emitter.fired.emit()
         if isinstance(payload, bool):
             emitter.toggled.emit(payload)
-    assert sys.getrefcount(payload) == before
+    # The broken binding drops one reference per delivery: thousands here. Other threads of the test process
+    # (a pool thread, a TensorBoard writer) may take or drop a few meanwhile, which is not the bug.
+    assert abs(sys.getrefcount(payload) - before) < DELIVERIES // 20
