@@ -22,7 +22,8 @@ from ..files import atomic_write_text
 INFO_FILE = "run.json"
 INFO_FORMAT = "imaml-studio-run"
 INFO_FORMAT_VERSION = 1
-STATUSES = ("running", "paused", "finished", "failed")
+# "pruned": a sweep stopped the run early because its validation loss lagged (see imaml_core/sweep).
+STATUSES = ("running", "paused", "finished", "failed", "pruned")
 UNREADABLE = "unreadable"  # what listings show for a folder that is not a readable run
 MAX_INFO_BYTES = 1 << 20  # run.json is a few hundred bytes; refuse to parse megabytes
 

@@ -43,10 +43,11 @@ def _alive(holder: dict[str, object]) -> bool:
     return not isinstance(recorded, (int, float)) or abs(started - recorded) < 1.0
 
 
-def lock_holder(folder: Path) -> dict[str, object] | None:
-    """The record of the live process that holds ``folder``'s lock, or None (no lock, or a stale one)."""
+def lock_holder(folder: Path, name: str = LOCK_FILE) -> dict[str, object] | None:
+    """The record of the live process that holds ``folder``'s lock (file ``name``), or None (no lock, or a
+    stale one)."""
     try:
-        holder = json.loads((folder / LOCK_FILE).read_text(encoding="utf-8"))
+        holder = json.loads((folder / name).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
@@ -57,11 +58,12 @@ def lock_holder(folder: Path) -> dict[str, object] | None:
 
 
 class RunLock:
-    """The write lock of one run folder, held from ``acquire()`` to ``release()``."""
+    """The write lock of one run folder, held from ``acquire()`` to ``release()``. ``name`` is the lock
+    file's name (a sweep folder's driver takes ``sweep.lock`` the same way)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, name: str = LOCK_FILE) -> None:
         self.folder = folder
-        self.path = folder / LOCK_FILE
+        self.path = folder / name
         self._record: dict[str, object] | None = None
 
     @property
@@ -77,7 +79,7 @@ class RunLock:
             if self._create(record):
                 self._record = record
                 return
-            holder = lock_holder(self.folder)
+            holder = lock_holder(self.folder, self.path.name)
             if holder is not None:
                 who = "this process" if holder.get("pid") == os.getpid() else f"process {holder.get('pid')}"
                 raise RunLockedError(f"{self.folder}: the run is being written by {who} on {holder.get('host')}")
@@ -86,7 +88,7 @@ class RunLock:
         raise RunLockedError(f"{self.folder}: cannot take the run's lock ({self.path})")
 
     def _create(self, record: dict[str, object]) -> bool:
-        tmp = self.folder / f".{LOCK_FILE}.{record['token']}.tmp"
+        tmp = self.folder / f".{self.path.name}.{record['token']}.tmp"
         try:
             tmp.write_text(json.dumps(record), encoding="utf-8")
             try:
