@@ -1,4 +1,4 @@
-"""The ``imaml`` command line: train, eval, profile, runs.
+"""The ``imaml`` command line: train, eval, profile, runs, sweep.
 
 Every failure a user can cause (bad numbers, bad files, unwritable folders) ends as one line
 ``error: ...`` on stderr and exit status 2, with nothing already written damaged.
@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 from .checkpoint import load_checkpoint
 from .cli_runs import add_runs_parser, cmd_runs
+from .cli_sweep import add_sweep_parser, cmd_sweep
 from .config import DEVICES, INNER_SOLVERS, METHODS, ExperimentConfig
 from .errors import ImamlError
 from .heap import keep_freed_memory
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--json", action="store_true")
     prof.add_argument("--threads", type=int, help="CPU threads for every row (default: by problem size)")
     add_runs_parser(sub)
+    add_sweep_parser(sub)
     return parser
 
 
@@ -344,7 +346,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         _apply_threads(args)
         keep_freed_memory()  # a training process reuses its (B, P) temporaries (see heap.py)
-        handler = {"train": cmd_train, "eval": cmd_eval, "profile": cmd_profile, "runs": cmd_runs}[args.command]
+        handler = {
+            "train": cmd_train,
+            "eval": cmd_eval,
+            "profile": cmd_profile,
+            "runs": cmd_runs,
+            "sweep": cmd_sweep,
+        }[args.command]
         return handler(args)
     except ImamlError as exc:
         print(f"error: {exc}", file=sys.stderr)
