@@ -339,6 +339,42 @@ def test_a_sweep_interrupted_by_sigint_resumes_without_repeating_ended_trials(tm
         assert its == list(range(1, len(its) + 1)) and len(its) == t.iterations
 
 
+def test_a_sweep_killed_outright_resumes_keeping_ended_trials_and_accounting_for_every_trial(tmp_path):
+    """SIGKILL gives Ray Tune no chance to save: the resumed sweep starts from Ray Tune's last saved state.
+    Trials that ended stay untouched; a trial Ray Tune had not saved yet is failed with the reason (a new
+    trial takes its place), so every trial in the record ends one way or another."""
+    out = tmp_path / "sweep"
+    args = [
+        "--config", str(base_config(tmp_path)), "--search", "lam=loguniform:0.5:50",
+        "--trials", "5", "--iterations", "100", "--report-every", "50", "--quiet",
+    ]  # fmt: skip
+    proc = subprocess.Popen(sweep_command("--out", str(out), *args), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, cwd=ROOT)  # fmt: skip
+    try:
+        wait_until(proc, lambda: (rec := sweep_record(out)) and len(ended(rec)) >= 2, "two trials ended")
+        proc.kill()
+        proc.wait(timeout=PROCESS_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    killed = read_sweep(out)
+    assert killed.status == "interrupted"  # recorded running, and its driver is gone
+    before = {t.id: t for t in killed.trials if t.status in ("finished", "pruned", "failed")}
+    files = {tid: snapshot(Path(t.run)) for tid, t in before.items() if t.status == "finished"}
+
+    resumed = run_imaml("sweep", "--resume", str(out), "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    summary = read_sweep(out)
+    assert summary.status == "finished"
+    assert all(t.status in ("finished", "pruned") or (t.status == "failed" and t.reason) for t in summary.trials)
+    assert len([t for t in summary.trials if "a new trial takes its place" not in t.reason]) >= 5
+    for tid, t in before.items():
+        now = next(x for x in summary.trials if x.id == tid)
+        if t.status == "finished":
+            assert now.status == "finished" and now.metric == t.metric
+            assert snapshot(Path(t.run)) == files[tid]
+
+
 @pytest.fixture
 def two_node_cluster():
     """A Ray cluster of two one-CPU nodes on loopback, shut down whatever the test does."""

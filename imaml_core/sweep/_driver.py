@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from ..config import ExperimentConfig
+from ..errors import ImamlError
 from ..runs._info import RunError, read_info, write_info
 from ..runs._lock import LOCK_FILE, lock_holder
 from ..threads import available_cores
@@ -36,6 +38,7 @@ from ._trial import SweepTrial, run_folder_name
 MAX_FAILURES = 2  # times Ray Tune restarts a trial whose worker or node was lost before it is failed
 REDUCTION_FACTOR = 3  # ASHA keeps the best third at each rung
 LOG_FILE = "sweep.log"  # Ray Tune's own messages, in the sweep folder
+STATE_EVERY_S = 2  # seconds between saves of Ray Tune's experiment state
 # Sweep events a caller may follow (``on_event(kind, trial)``): a trial started, ended or was retried.
 Event = Callable[[str, TrialSummary], None]
 
@@ -78,7 +81,15 @@ def _domain(d: Dimension) -> Any:
 # The record of the sweep this process runs, with the caller's event hook. Ray Tune pickles its callbacks
 # with the experiment (a restored sweep gets those copies back, possibly from a moved folder), so the
 # callback holds nothing and finds the record, and its lock, here. Ray Tune runs one experiment at a time.
-_ACTIVE: list[tuple[SweepFile, Event | None]] = []
+@dataclass
+class _Active:
+    record: SweepFile
+    on_event: Event | None
+    reconciled: bool = False  # trials Ray Tune lost track of are marked (see _Recorder.on_step_begin)
+    complete: bool = False  # Ray Tune ended every trial of the sweep
+
+
+_ACTIVE: list[_Active] = []
 
 
 class _Recorder(tune.Callback):
@@ -86,7 +97,7 @@ class _Recorder(tune.Callback):
 
     @property
     def _file(self) -> SweepFile:
-        return _ACTIVE[-1][0]
+        return _ACTIVE[-1].record
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         record = self._file
@@ -142,17 +153,36 @@ class _Recorder(tune.Callback):
         if known is None:
             settings = self._file.settings
             runs = tuple(run_folder_name(trial.trial_id, k, settings.seeds) for k in range(settings.seeds))
-            known = TrialSummary(trial.trial_id, len(self._file.data["trials"]) + 1, dict(trial.config), runs=runs)
+            values = self._file.space.config_values(trial.config)
+            known = TrialSummary(trial.trial_id, len(self._file.data["trials"]) + 1, values, runs=runs)
         reason = _error_line(trial)
         known = known.replace(status="failed", reason=reason)
         self._mark_runs(known, "failed", reason)
         self._file.put_trial(known)
         self._emit("failed", known)
 
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        """At the first step, Ray Tune holds the trials it restored. A trial the record holds as still going
+        that Ray Tune does not know started after Ray Tune's last saved state (a sweep killed with SIGKILL,
+        or a lost head node): Ray Tune draws its place again, so the record marks it failed and says why."""
+        active = _ACTIVE[-1]
+        if active.reconciled:
+            return
+        active.reconciled = True
+        known = {t.trial_id for t in trials}
+        for trial in self._file.trials().values():
+            if trial.id not in known and trial.status not in ("finished", "pruned", "failed"):
+                reason = "the sweep stopped before Ray Tune saved this trial; a new trial takes its place"
+                trial = trial.replace(status="failed", reason=reason)
+                self._mark_runs(trial, "failed", reason)
+                self._file.put_trial(trial)
+
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self._file.flush()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        ended = [t for t in trials if t.status in (t.TERMINATED, t.ERROR)]
+        _ACTIVE[-1].complete = len(ended) == len(trials) >= self._file.settings.trials
         self._file.flush(force=True)
 
     def _mark_runs(self, trial: TrialSummary, status: str, reason: str) -> None:
@@ -175,7 +205,7 @@ class _Recorder(tune.Callback):
                 (folder / LOCK_FILE).unlink(missing_ok=True)
 
     def _emit(self, kind: str, trial: TrialSummary) -> None:
-        on_event = _ACTIVE[-1][1]
+        on_event = _ACTIVE[-1].on_event
         if on_event is not None:
             on_event(kind, trial)
 
@@ -209,13 +239,16 @@ def ray_session(address: str | None, cpus_per_trial: int) -> Iterator[int]:
             except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, ...
                 raise SweepError(f"cannot join the Ray cluster at {address}: {_first_line(exc)}") from None
         else:
-            ray.init(
-                num_cpus=available_cores(),
-                include_dashboard=False,
-                _node_ip_address="127.0.0.1",
-                logging_level=logging.ERROR,
-                log_to_driver=False,
-            )
+            try:
+                ray.init(
+                    num_cpus=available_cores(),
+                    include_dashboard=False,
+                    _node_ip_address="127.0.0.1",
+                    logging_level=logging.ERROR,
+                    log_to_driver=False,
+                )
+            except Exception as exc:
+                raise SweepError(f"cannot start Ray on this machine: {_first_line(exc)}") from None
         started = True
     try:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
@@ -285,9 +318,11 @@ def _tuner(record: SweepFile, concurrent: int, recorder: _Recorder) -> tune.Tune
 
 def _quiet_tune() -> None:
     """Tune's own CSV/JSON/TensorBoard loggers duplicate the run folders, its progress table and Optuna's
-    log lines the CLI's own progress."""
+    log lines the CLI's own progress. Ray Tune saves its state every ``STATE_EVERY_S`` (rather than every
+    10 s or more), so a sweep killed outright loses track of few trials (see ``_Recorder.on_step_begin``)."""
     import optuna
 
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(STATE_EVERY_S))
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -311,18 +346,24 @@ def _ray_log_to(path: Path) -> Iterator[None]:
 
 def _fit(record: SweepFile, tuner_for: Callable[[_Recorder], tune.Tuner], on_event: Event | None) -> SweepSummary:
     """Run Ray Tune to the end (or to an interruption) and record how the sweep ended."""
-    _ACTIVE.append((record, on_event))
+    active = _Active(record, on_event)
+    _ACTIVE.append(active)
     try:
         with _ray_log_to(record.folder / LOG_FILE):
             tuner_for(_Recorder()).fit()
-        summary = read_sweep(record.folder)
-        ended = sum(1 for t in summary.trials if t.status in ("finished", "pruned", "failed"))
-        if ended >= record.settings.trials:
+        if active.complete:
             record.set_status("finished")
         else:
-            record.set_status("interrupted", f"{ended} of {record.settings.trials} trials ended")
+            ended = sum(1 for t in record.trials().values() if t.status in ("finished", "pruned", "failed"))
+            record.set_status("interrupted", f"{ended} trials ended")
+    except ImamlError as exc:
+        record.set_status("failed", str(exc))
+        raise
+    except Exception as exc:  # Ray's own errors end as one line too, and the record says how it stopped
+        record.set_status("failed", _first_line(exc))
+        raise SweepError(f"the sweep stopped: {_first_line(exc)}") from exc
     except BaseException as exc:
-        record.set_status("failed" if isinstance(exc, Exception) else "interrupted", _first_line(exc))
+        record.set_status("interrupted", _first_line(exc))
         raise
     finally:
         _ACTIVE.pop()
