@@ -94,6 +94,7 @@ class SweepView(QWidget):
         self.parallel.setObjectName("plot_parallel")
         self.parallel.setMenuEnabled(False)
         self.parallel.getPlotItem().hideAxis("left")
+        self.parallel.getPlotItem().hideAxis("bottom")
 
         top = QHBoxLayout()
         top.addWidget(self.status, 1)
@@ -102,6 +103,7 @@ class SweepView(QWidget):
         plots = QSplitter(Qt.Orientation.Vertical)
         plots.addWidget(self.scatter_box)
         plots.addWidget(self.parallel)
+        plots.setSizes([420, 300])
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.table)
         split.addWidget(plots)
@@ -194,6 +196,8 @@ class SweepView(QWidget):
                 w.getPlotItem().setLabel("bottom", LABELS.get(field, field))
                 w.getPlotItem().setLabel("left", summary.metric)
                 w.getPlotItem().setLogMode(x=field in summary.log_fields, y=True)
+                w.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
+                w.setMinimumHeight(150)
                 self.scatter_grid.addWidget(w, i // 2, i % 2)
                 self.scatters[field] = w
         best = summary.best
@@ -225,14 +229,18 @@ class SweepView(QWidget):
         trials = [t for t in summary.trials if _positive(t.metric)]
         if not trials:
             return
-        columns = []
+        columns, spans = [], []
         for field in axes:
             if field == summary.metric:
-                raw = np.log10([t.metric for t in trials])
+                values = np.array([t.metric for t in trials], dtype=float)
+                raw, log = np.log10(values), True
             else:
+                values = np.array([_x_value(t.config.get(field), field, summary) for t in trials], dtype=float)
                 raw = np.array([axis_value(t.config.get(field), field, summary) for t in trials], dtype=float)
+                log = field in summary.log_fields
             lo, hi = np.nanmin(raw), np.nanmax(raw)
             columns.append((raw - lo) / (hi - lo) if hi > lo else np.full_like(raw, 0.5))
+            spans.append(f"{np.nanmin(values):.3g}–{np.nanmax(values):.3g}" + (", log" if log else ""))
         table = np.stack(columns, axis=1)
         metric = table[:, -1]
         best = summary.best
@@ -248,10 +256,13 @@ class SweepView(QWidget):
             at = [i for i, t in enumerate(trials) if t.id == best.id]
             if at:
                 self.parallel.plot(x, table[at[0]], pen=pg.mkPen(BEST_COLOUR, width=3))
-        ticks = [(float(i), LABELS.get(f, f)) for i, f in enumerate(axes)]
-        self.parallel.getPlotItem().getAxis("bottom").setTicks([ticks])
-        for i in x:
-            self.parallel.addLine(x=i, pen=pg.mkPen("#8b949e", width=1))
+        for i, (field, span) in enumerate(zip(axes, spans, strict=True)):
+            self.parallel.addLine(x=float(i), pen=pg.mkPen("#8b949e", width=1))
+            name = pg.TextItem(f"{LABELS.get(field, field)}\n{span}", anchor=(0.5, 0.0), color="#c5ccd3")
+            name.setPos(float(i), -0.03)
+            self.parallel.addItem(name)
+        self.parallel.setXRange(-0.5, len(axes) - 0.5, padding=0)  # room for the outer axes' names
+        self.parallel.setYRange(-0.25, 1.03, padding=0)
 
 
 def _read(reader: Callable[[str], Any], folder: str) -> SweepSummary | str:
