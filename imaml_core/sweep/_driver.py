@@ -11,36 +11,24 @@ This module imports Ray and Optuna; ``imaml_core.sweep`` loads it only when a sw
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
-import socket
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from ..config import ExperimentConfig
 from ..errors import ImamlError
-from ..runs._info import RunError, read_info, write_info
-from ..runs._lock import LOCK_FILE, lock_holder
-from ..threads import available_cores
-from ._address import probe_address
-from ._record import TUNE_FOLDER, SweepFile, SweepSettings, SweepSummary, TrialSummary, read_sweep
+from ._ray import LOG_FILE, first_line, quiet_tune, ray_log_to, ray_session
+from ._record import TUNE_FOLDER, SweepFile, SweepSettings, SweepSummary, read_sweep
+from ._recorder import ACTIVE, Active, Event, Recorder
 from ._space import Dimension, SearchSpace, SweepError
-from ._trial import SweepTrial, run_folder_name
+from ._trial import SweepTrial
 
 MAX_FAILURES = 2  # times Ray Tune restarts a trial whose worker or node was lost before it is failed
 REDUCTION_FACTOR = 3  # ASHA keeps the best third at each rung
-LOG_FILE = "sweep.log"  # Ray Tune's own messages, in the sweep folder
-STATE_EVERY_S = 2  # seconds between saves of Ray Tune's experiment state
-# Sweep events a caller may follow (``on_event(kind, trial)``): a trial started, ended or was retried.
-Event = Callable[[str, TrialSummary], None]
 
 
 # -- Ray Tune pieces -----------------------------------------------------------------------------------
@@ -78,194 +66,6 @@ def _domain(d: Dimension) -> Any:
     return tune.choice(d.search_choices())
 
 
-# The record of the sweep this process runs, with the caller's event hook. Ray Tune pickles its callbacks
-# with the experiment (a restored sweep gets those copies back, possibly from a moved folder), so the
-# callback holds nothing and finds the record, and its lock, here. Ray Tune runs one experiment at a time.
-@dataclass
-class _Active:
-    record: SweepFile
-    on_event: Event | None
-    reconciled: bool = False  # trials Ray Tune lost track of are marked (see _Recorder.on_step_begin)
-    complete: bool = False  # Ray Tune ended every trial of the sweep
-
-
-_ACTIVE: list[_Active] = []
-
-
-class _Recorder(tune.Callback):
-    """Writes what Ray Tune reports into sweep.json, and marks the runs of trials Tune ended from outside."""
-
-    @property
-    def _file(self) -> SweepFile:
-        return _ACTIVE[-1].record
-
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        record = self._file
-        known = record.trial(trial.trial_id)
-        settings = record.settings
-        if known is None:
-            number = len(record.data["trials"]) + 1
-            runs = tuple(run_folder_name(trial.trial_id, k, settings.seeds) for k in range(settings.seeds))
-            values = record.space.config_values(trial.config)
-            known = TrialSummary(trial.trial_id, number, values, runs=runs)
-        known = known.replace(status="running")
-        record.put_trial(known)
-        self._emit("started", known)
-
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any) -> None:
-        known = self._file.trial(trial.trial_id)
-        if known is None or "failed" in result:
-            return
-        moved = known.node != result.get("node", "")
-        known = known.replace(
-            metric=float(result["objective"]),
-            val_mse=float(result["val_mse"]),
-            iterations=int(result["iteration"]),
-            seconds=float(result["seconds"]),
-            node=str(result.get("node", "")),
-        )
-        self._file.put_trial(known, urgent=moved)  # where a trial runs is news; its progress can wait
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        known = self._file.trial(trial.trial_id)
-        if known is None:
-            return
-        result = trial.last_result or {}
-        if "failed" in result:
-            known = known.replace(status="failed", reason=str(result["failed"]), iterations=int(result["iteration"]))
-        elif known.iterations >= self._file.settings.iterations:
-            known = known.replace(status="finished")
-        else:
-            known = known.replace(status="pruned")
-            self._mark_runs(known, "pruned", "")
-        self._file.put_trial(known)
-        self._emit(known.status, known)
-
-    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        known = self._file.trial(trial.trial_id)
-        if known is not None:
-            known = known.replace(reason=f"restarted after: {_error_line(trial)}")
-            self._file.put_trial(known)
-            self._emit("restarted", known)
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        known = self._file.trial(trial.trial_id)
-        if known is None:
-            settings = self._file.settings
-            runs = tuple(run_folder_name(trial.trial_id, k, settings.seeds) for k in range(settings.seeds))
-            values = self._file.space.config_values(trial.config)
-            known = TrialSummary(trial.trial_id, len(self._file.data["trials"]) + 1, values, runs=runs)
-        reason = _error_line(trial)
-        known = known.replace(status="failed", reason=reason)
-        self._mark_runs(known, "failed", reason)
-        self._file.put_trial(known)
-        self._emit("failed", known)
-
-    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
-        """At the first step, Ray Tune holds the trials it restored. A trial the record holds as still going
-        that Ray Tune does not know started after Ray Tune's last saved state (a sweep killed with SIGKILL,
-        or a lost head node): Ray Tune draws its place again, so the record marks it failed and says why."""
-        active = _ACTIVE[-1]
-        if active.reconciled:
-            return
-        active.reconciled = True
-        known = {t.trial_id for t in trials}
-        for trial in self._file.trials().values():
-            if trial.id not in known and trial.status not in ("finished", "pruned", "failed"):
-                reason = "the sweep stopped before Ray Tune saved this trial; a new trial takes its place"
-                trial = trial.replace(status="failed", reason=reason)
-                self._mark_runs(trial, "failed", reason)
-                self._file.put_trial(trial)
-
-    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        self._file.flush()
-
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        ended = [t for t in trials if t.status in (t.TERMINATED, t.ERROR)]
-        _ACTIVE[-1].complete = len(ended) == len(trials) >= self._file.settings.trials
-        self._file.flush(force=True)
-
-    def _mark_runs(self, trial: TrialSummary, status: str, reason: str) -> None:
-        """Set the status of a trial's runs after Ray Tune ended the trial from outside.
-
-        The trial's own writer writes run.json only when its runs start and when they end by themselves,
-        neither of which can follow a pruning or an error, and Ray Tune runs no further attempt of an
-        ended trial: so this write cannot cross one of the writer's. A lock left by the ended attempt on
-        another host (a lost node) is removed: that attempt no longer writes."""
-        for name in trial.runs:
-            folder = self._file.folder / name
-            try:
-                info = read_info(folder)
-            except RunError:
-                continue  # the trial ended before its run existed
-            notes = f"{info.notes}; {status}: {reason}" if reason else info.notes
-            write_info(folder, info.replace(status=status, notes=notes))
-            holder = lock_holder(folder)
-            if holder is not None and holder.get("host") != socket.gethostname():
-                (folder / LOCK_FILE).unlink(missing_ok=True)
-
-    def _emit(self, kind: str, trial: TrialSummary) -> None:
-        on_event = _ACTIVE[-1].on_event
-        if on_event is not None:
-            on_event(kind, trial)
-
-
-def _error_line(trial: Any) -> str:
-    """The last meaningful line of the trial's error (Ray's text ends with the exception itself)."""
-    text = ""
-    with contextlib.suppress(Exception):
-        text = Path(trial.error_file).read_text(encoding="utf-8", errors="replace") if trial.error_file else ""
-    if not text:
-        with contextlib.suppress(Exception):
-            text = str(trial.get_error() or "")
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("Failure #")]
-    for line in reversed(lines):
-        if not line.startswith(("File ", "^", "~", "Traceback")):
-            return line[:500]
-    return "the trial's worker failed"
-
-
-# -- Ray -----------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def ray_session(address: str | None, cpus_per_trial: int) -> Iterator[int]:
-    """Ray for one sweep: joined at ``address``, or started in this process on loopback without a
-    dashboard (and shut down at the end). Yields the number of trials that fit at once."""
-    started = False
-    if not ray.is_initialized():
-        if address:
-            probe_address(address)
-            try:
-                ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
-            except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, ...
-                raise SweepError(f"cannot join the Ray cluster at {address}: {_first_line(exc)}") from None
-        else:
-            try:
-                ray.init(
-                    num_cpus=available_cores(),
-                    include_dashboard=False,
-                    _node_ip_address="127.0.0.1",
-                    logging_level=logging.ERROR,
-                    log_to_driver=False,
-                )
-            except Exception as exc:
-                raise SweepError(f"cannot start Ray on this machine: {_first_line(exc)}") from None
-        started = True
-    try:
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
-        largest = max((int(n.get("Resources", {}).get("CPU", 0)) for n in nodes), default=0)
-        if cpus_per_trial > largest:
-            raise SweepError(f"--cpus-per-trial {cpus_per_trial} is more than any Ray node has ({largest} CPUs)")
-        total = int(ray.cluster_resources().get("CPU", 0))
-        yield max(1, total // cpus_per_trial)
-    finally:
-        if started:
-            ray.shutdown()
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
 # -- running and resuming ------------------------------------------------------------------------------
 def _trainable(record: SweepFile) -> Any:
     settings = record.settings
@@ -282,7 +82,7 @@ def _trainable(record: SweepFile) -> Any:
     return tune.with_resources(tune.with_parameters(SweepTrial, job=job), {"cpu": settings.cpus_per_trial})
 
 
-def _tuner(record: SweepFile, concurrent: int, recorder: _Recorder) -> tune.Tuner:
+def _tuner(record: SweepFile, concurrent: int, recorder: Recorder) -> tune.Tuner:
     settings, space = record.settings, record.space
     base = record.base
     every = min(settings.report_every, settings.iterations)
@@ -316,41 +116,13 @@ def _tuner(record: SweepFile, concurrent: int, recorder: _Recorder) -> tune.Tune
     )
 
 
-def _quiet_tune() -> None:
-    """Tune's own CSV/JSON/TensorBoard loggers duplicate the run folders, its progress table and Optuna's
-    log lines the CLI's own progress. Ray Tune saves its state every ``STATE_EVERY_S`` (rather than every
-    10 s or more), so a sweep killed outright loses track of few trials (see ``_Recorder.on_step_begin``)."""
-    import optuna
-
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(STATE_EVERY_S))
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-@contextlib.contextmanager
-def _ray_log_to(path: Path) -> Iterator[None]:
-    """Ray's and Ray Tune's log messages (a failed trial's traceback, say) go to ``path``, not the
-    terminal: the sweep reports each trial in one line, and the reasons are in sweep.json."""
-    logger = logging.getLogger("ray")
-    saved = logger.handlers[:], logger.propagate
-    handler = logging.FileHandler(path, encoding="utf-8", delay=True)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger.handlers, logger.propagate = [handler], False
-    try:
-        yield
-    finally:
-        logger.handlers, logger.propagate = saved
-        handler.close()
-
-
-def _fit(record: SweepFile, tuner_for: Callable[[_Recorder], tune.Tuner], on_event: Event | None) -> SweepSummary:
+def _fit(record: SweepFile, tuner_for: Callable[[Recorder], tune.Tuner], on_event: Event | None) -> SweepSummary:
     """Run Ray Tune to the end (or to an interruption) and record how the sweep ended."""
-    active = _Active(record, on_event)
-    _ACTIVE.append(active)
+    active = Active(record, on_event)
+    ACTIVE.append(active)
     try:
-        with _ray_log_to(record.folder / LOG_FILE):
-            tuner_for(_Recorder()).fit()
+        with ray_log_to(record.folder / LOG_FILE):
+            tuner_for(Recorder()).fit()
         if active.complete:
             record.set_status("finished")
         else:
@@ -360,13 +132,13 @@ def _fit(record: SweepFile, tuner_for: Callable[[_Recorder], tune.Tuner], on_eve
         record.set_status("failed", str(exc))
         raise
     except Exception as exc:  # Ray's own errors end as one line too, and the record says how it stopped
-        record.set_status("failed", _first_line(exc))
-        raise SweepError(f"the sweep stopped: {_first_line(exc)}") from exc
+        record.set_status("failed", first_line(exc))
+        raise SweepError(f"the sweep stopped: {first_line(exc)}") from exc
     except BaseException as exc:
-        record.set_status("interrupted", _first_line(exc))
+        record.set_status("interrupted", first_line(exc))
         raise
     finally:
-        _ACTIVE.pop()
+        ACTIVE.pop()
         record.close()
     return read_sweep(record.folder)
 
@@ -385,7 +157,7 @@ def run_sweep(
         raise SweepError(f"{folder} holds a sweep already; continue it with --resume {folder}, or choose a new --out")
     if folder.exists() and not folder.is_dir():
         raise SweepError(f"--out {folder} is not a folder")
-    _quiet_tune()
+    quiet_tune()
     with ray_session(settings.address, settings.cpus_per_trial) as concurrent:
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -403,14 +175,14 @@ def resume_sweep(out: str | Path, address: str | None = None, on_event: Event | 
     settings = summary.settings
     if address is not None:
         settings = SweepSettings(**{**settings.to_dict(), "address": address})
-    _quiet_tune()
+    quiet_tune()
     with ray_session(settings.address, settings.cpus_per_trial) as concurrent:
         record = SweepFile.reopen(folder)
         if address is not None:
             record.data["settings"]["address"] = address
         experiment = str((folder / TUNE_FOLDER).resolve())
 
-        def tuner_for(recorder: _Recorder) -> tune.Tuner:
+        def tuner_for(recorder: Recorder) -> tune.Tuner:
             if not tune.Tuner.can_restore(experiment):
                 return _tuner(record, concurrent, recorder)  # stopped before Ray Tune saved anything
             return tune.Tuner.restore(

@@ -176,8 +176,8 @@ class SweepTrial(tune.Trainable):
         eval_mse's is the validation MSE, mse_per_second's projects the seconds to all iterations."""
         metric, total = self._job["metric"], int(self._job["iterations"])
         if metric == "eval_mse" and done:
-            steps = [s.trainer.evaluate(tasks=EVAL_TASKS, steps=s.trainer.config.inner_steps).mse for s in self._seeds]
-            return sum(steps) / len(steps)
+            mses = [s.trainer.evaluate(tasks=EVAL_TASKS, steps=s.trainer.config.inner_steps).mse for s in self._seeds]
+            return sum(mses) / len(mses)
         if metric == "mse_per_second":
             per_seed = [
                 v * s.seconds * total / max(s.trainer.iteration, 1) for v, s in zip(vals, self._seeds, strict=True)
