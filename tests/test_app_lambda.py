@@ -23,7 +23,11 @@ def test_a_learned_per_layer_lambda_is_plotted_one_line_per_layer(qtbot, make_wi
     window.start()
     qtbot.waitUntil(lambda: window.iteration >= 8, timeout=TIMEOUT_MS)
     window.pause()
-    qtbot.waitUntil(lambda: len(lam_lines(window)) == 6, timeout=TIMEOUT_MS)  # 3 weights, 3 biases
+    # 3 weights and 3 biases, each drawn up to the last report (the card redraws a few times a second)
+    qtbot.waitUntil(
+        lambda: len(lam_lines(window)) == 6 and all(len(y) == len(window.history) for y in lam_lines(window).values()),
+        timeout=TIMEOUT_MS,
+    )
     lines = lam_lines(window)
     assert set(lines) == {"0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"}
     moved = [float(np.nanmax(y) / np.nanmin(y)) for y in lines.values() if len(y)]
