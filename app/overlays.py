@@ -13,25 +13,26 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 import shiboken6
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from superqt.utils import create_worker
 
 from imaml_core.runs import Metrics, Run
 
 from .plots import positive
 
-OVERLAY_POINTS = 800  # per run: about a plot's width in pixels; more only costs paint time
+OVERLAY_POINTS = 500  # per run: about a plot's width in pixels; more only costs paint time
 OVERLAY_Z = -10
 RUN_COLOURS = ("#e5c07b", "#56b6c2", "#c678dd", "#98c379", "#e06c75", "#61afef", "#d19a66", "#abb2bf")
 
 
 @dataclass(frozen=True)
 class Target:
-    """One overlaid column on one plot: ``dashed`` for validation, ``log`` when the plot's axis is."""
+    """One overlaid column on one plot: ``faint`` (half-transparent) for validation, ``log`` when the plot's
+    axis is. (Not dashed: Qt paints dashed polylines several times slower, and twenty of them stall.)"""
 
     plot: pg.PlotWidget
     column: str
-    dashed: bool = False
+    faint: bool = False
     log: bool = False
 
 
@@ -129,8 +130,7 @@ class Overlays(QObject):
         curves = []
         for target in self._targets:
             y = data[target.column]
-            style = Qt.PenStyle.DashLine if target.dashed else Qt.PenStyle.SolidLine
-            curve = pg.PlotDataItem(pen=pg.mkPen(colour, width=1, style=style), connect="finite")
+            curve = pg.PlotDataItem(pen=pg.mkPen(colour + ("80" if target.faint else ""), width=1), connect="finite")
             curve.setZValue(OVERLAY_Z)
             curve.setData(x, positive(y) if target.log else np.asarray(y, dtype=float))
             self._attach.append((run_id, target, curve))

@@ -43,7 +43,7 @@ class RunsDock(QDockWidget):
         self.overlays = Overlays(
             [
                 Target(plots["plot_meta_loss"], "meta_loss", log=True),
-                Target(plots["plot_meta_loss"], "val_loss", dashed=True, log=True),
+                Target(plots["plot_meta_loss"], "val_loss", faint=True, log=True),
                 Target(plots["plot_memory"], "memory_bytes"),
                 Target(plots["plot_cg"], "cg_residual", log=True),
             ],
