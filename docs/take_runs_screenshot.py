@@ -1,0 +1,70 @@
+"""Regenerate docs/runs_panel.png: the Runs panel with two CLI runs and a window run overlaid under a fork.
+
+
+Run under a virtual display:  xvfb-run -a -s "-screen 0 1400x940x24" python docs/take_runs_screenshot.py
+Two runs are trained with ``imaml train`` (λ 20 and λ 2) into a private runs folder; the window trains a run
+of its own, forks it at iteration 150 with λ 5, trains the fork on, and ticks the three other runs.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
+from PySide6.QtWidgets import QApplication
+
+OUT = Path(__file__).resolve().parent / "runs_panel.png"
+ITERATIONS = 300
+
+
+def wait_until(predicate, timeout_s: float) -> None:
+    loop = QEventLoop()
+    poll = QTimer(interval=50)
+    poll.timeout.connect(lambda: predicate() and loop.quit())
+    poll.start()
+    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    loop.exec()
+    poll.stop()
+
+
+def main() -> int:
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
+    _qapp = QApplication(sys.argv)  # must outlive the window
+    from app.main_window import MainWindow
+    from imaml_core import ExperimentConfig
+    from imaml_core.cli import main as imaml
+
+    runs = Path(tempfile.mkdtemp(prefix="imaml-studio-runs-shot-"))
+    for name, lam in (("cli-lam20", 20.0), ("cli-lam2", 2.0)):
+        args = ["train", "--out", str(runs / name), "--iterations", str(ITERATIONS), "--quiet", "--no-tensorboard"]
+        imaml([*args, "--lam", str(lam), "--name", f"CLI λ={lam:g}"])
+    window = MainWindow(ExperimentConfig(seed=1), restore=False, runs_folder=str(runs))
+    window.confirm_restarts = False
+    window.resize(1400, 940)
+    window.show()
+    window.resizeDocks([window.runs_dock], [230], Qt.Orientation.Vertical)  # every run's row in view
+    wait_until(lambda: window.runs_dock.live is not None, 60)
+    window.runs_dock.panel.model.renamed.emit(window.runs_dock.live.id, "window λ=20, seed 1")
+    window.start()
+    wait_until(lambda: window.iteration >= ITERATIONS // 2, 600)
+    window.fork()
+    wait_until(lambda: window.runs_dock.live.parent is not None, 60)
+    window.controls.widget("lam").setValue(5.0)
+    wait_until(lambda: window.iteration >= ITERATIONS, 600)
+    window.pause()
+    live = window.runs_dock.live.id
+    window.runs_dock.panel.model.renamed.emit(live, "fork λ=5")
+    others = [r["id"] for r in window.runs() if r["id"] != live]
+    window.overlay(others)
+    wait_until(lambda: sorted(window.overlaid()) == sorted(others), 60)
+    wait_until(lambda: False, 4)  # the panel's next listing and the last redraws
+    window.grab().save(str(OUT))
+    print(f"saved {OUT}: {len(window.runs())} runs, overlaid {len(window.overlaid())}")
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
