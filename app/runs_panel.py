@@ -62,16 +62,18 @@ class RunsModel(QAbstractTableModel):
         self._names: dict[str, str] = {}
 
     def set_rows(self, rows: list[RunSummary]) -> None:
-        if [r for r in rows if r.id != self.live] == [r for r in self.rows if r.id != self.live] and len(rows) == len(
-            self.rows
-        ):
-            return  # nothing new on disk (the live row follows the window meanwhile)
+        if self._comparable(rows) == self._comparable(self.rows):
+            return  # nothing new on disk (the live row's numbers follow the window meanwhile)
         self.beginResetModel()
         self.rows = rows
         self._names = {r.id: r.name for r in rows}
         known = set(self._names)
         self.ticked = [r for r in self.ticked if r in known]
         self.endResetModel()
+
+    def _comparable(self, rows: list[RunSummary]) -> list[object]:
+        """Rows as a listing compares them: the live row by what only the disk knows (name, parentage)."""
+        return [(r.id, r.name, r.parent, r.fork_iteration) if r.id == self.live else r for r in rows]
 
     def colour(self, run_id: str) -> str:
         ids = [r.id for r in self.rows]
