@@ -176,3 +176,15 @@ def test_an_unusable_runs_folder_is_refused_and_the_current_one_kept(qtbot, make
         window.reset()  # new runs go to the new folder
     qtbot.waitUntil(lambda: window.runs_dock.live.id != live, timeout=TIMEOUT_MS)
     assert Path(window.runs_dock.live.path).parent == other
+
+
+def test_when_recording_fails_the_banner_says_so_and_training_goes_on(qtbot, make_window):
+    import shutil
+
+    window = make_window()
+    live_id(qtbot, window)
+    train(qtbot, window, 2)
+    shutil.rmtree(window.runs_dock.live.path)  # the folder vanishes under the run (a removed disk, say)
+    train(qtbot, window, 3)
+    assert "no longer recorded" in window.banner.message()
+    assert window.iteration >= 5 and len(window.history) >= 5  # θ and the history in memory go on
