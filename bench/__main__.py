@@ -31,6 +31,7 @@ SCRIPTS = (
     "threads",
     "learning_per_second",
     "learned_lambda",
+    "sweep",
 )
 FIGURES = {
     "gradient_accuracy": "gradient_accuracy.png",
