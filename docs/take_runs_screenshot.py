@@ -12,21 +12,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication
+from shot import wait_until  # docs/shot.py, beside this script
 
 OUT = Path(__file__).resolve().parent / "runs_panel.png"
 ITERATIONS = 300
-
-
-def wait_until(predicate, timeout_s: float) -> None:
-    loop = QEventLoop()
-    poll = QTimer(interval=50)
-    poll.timeout.connect(lambda: predicate() and loop.quit())
-    poll.start()
-    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
-    loop.exec()
-    poll.stop()
 
 
 def main() -> int:
