@@ -60,6 +60,7 @@ class RunsModel(QAbstractTableModel):
         self.ticked: list[str] = []  # overlay order
         self.live: str | None = None
         self._names: dict[str, str] = {}
+        self._rows_at: dict[str, int] = {}
 
     def set_rows(self, rows: list[RunSummary]) -> None:
         if self._comparable(rows) == self._comparable(self.rows):
@@ -67,6 +68,7 @@ class RunsModel(QAbstractTableModel):
         self.beginResetModel()
         self.rows = rows
         self._names = {r.id: r.name for r in rows}
+        self._rows_at = {r.id: i for i, r in enumerate(rows)}
         known = set(self._names)
         self.ticked = [r for r in self.ticked if r in known]
         self.endResetModel()
@@ -76,8 +78,8 @@ class RunsModel(QAbstractTableModel):
         return [(r.id, r.name, r.parent, r.fork_iteration) if r.id == self.live else r for r in rows]
 
     def colour(self, run_id: str) -> str:
-        ids = [r.id for r in self.rows]
-        return run_colour(ids.index(run_id) if run_id in ids else len(ids))
+        """The run's colour, by its row (asked for every painted row, so a lookup, not a search)."""
+        return run_colour(self._rows_at.get(run_id, len(self.rows)))
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 (Qt API)
         return 0 if parent.isValid() else len(self.rows)

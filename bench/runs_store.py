@@ -16,10 +16,7 @@ import contextlib
 import io
 import math
 import shutil
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from imaml_core import ExperimentConfig, MetaTrainer
@@ -28,9 +25,10 @@ from imaml_core.report import CSV_FIELDS
 from imaml_core.runs import Run, RunStore
 from imaml_core.runs._info import new_run_id, read_info, write_info
 
-from .common import environment, markdown_table, parse_args, write_csv, write_markdown
+from .common import environment, markdown_table, median_seconds, parse_args, write_csv, write_markdown
 
 OVERLAY_RUNS = 20
+REPEATS = 5  # timed calls per figure, after one warm-up
 OVERLAY_POINTS = 2000
 # What an overlay plots: the meta-loss (train and validation), memory and CG residual against iteration.
 OVERLAY_COLUMNS = ("iteration", "meta_loss", "val_loss", "memory_bytes", "cg_residual")
@@ -87,16 +85,6 @@ def build(root: Path, runs: int, rows: int) -> None:
     shutil.rmtree(template)
 
 
-def timed(fn: Callable[[], object], repeats: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     args = parse_args("run store listing and history loading", extra=_options)
     runs = args.runs or (30 if args.quick else 300)
@@ -114,13 +102,17 @@ def main() -> None:
                 imaml(["runs", "list", str(root), "--json"])
 
         results = [
-            ("RunStore.list()", runs, timed(store.list)),
-            ("imaml runs list --json (in-process)", runs, timed(cli_list)),
-            ("20 histories, full", OVERLAY_RUNS, timed(lambda: [store.open(i).metrics() for i in ids])),
+            ("RunStore.list()", runs, median_seconds(store.list, REPEATS)),
+            ("imaml runs list --json (in-process)", runs, median_seconds(cli_list, REPEATS)),
+            (
+                "20 histories, full",
+                OVERLAY_RUNS,
+                median_seconds(lambda: [store.open(i).metrics() for i in ids], REPEATS),
+            ),
             (
                 f"20 histories, {len(OVERLAY_COLUMNS)} columns, binned to {OVERLAY_POINTS} points",
                 OVERLAY_RUNS,
-                timed(lambda: [store.open(i).metrics(OVERLAY_POINTS, OVERLAY_COLUMNS) for i in ids]),
+                median_seconds(lambda: [store.open(i).metrics(OVERLAY_POINTS, OVERLAY_COLUMNS) for i in ids], REPEATS),
             ),
         ]
     table = [(name, n, rows, seconds, 1000 * seconds / n) for name, n, seconds in results]

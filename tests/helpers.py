@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import Tensor
 
@@ -58,3 +60,29 @@ def dense_hessian(loss, params: dict[str, Tensor]) -> Tensor:
         return loss({n: p.reshape(s) for n, p, s in zip(names, parts, shapes, strict=True)})
 
     return torch.autograd.functional.hessian(on_flat, flat(params))
+
+
+def interrupted_training(args: list[str], started: Path, sig: int) -> str:
+    """``imaml train ARGS`` in a child process, sent ``sig`` once ``started`` exists (and about a second
+    later, so usually some meta-iterations have finished; on a busy machine none may, which is fine too).
+    Returns the child's stderr after asserting it exited 0."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imaml_core", "train", *args],
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    return err

@@ -5,13 +5,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from imaml_core import load_checkpoint
 from imaml_core.cli import main
+
+from .helpers import interrupted_training
 
 SMALL = ["--meta-batch", "4", "--inner-steps", "2", "--shots", "5"]
 
@@ -128,32 +129,8 @@ def test_train_into_existing_run_with_bad_settings_keeps_files(trained):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_saves_a_valid_checkpoint_of_the_last_finished_iteration(tmp_path, sig):
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "imaml_core",
-            "train",
-            *SMALL,
-            "--iterations",
-            "100000",
-            "--out",
-            str(out),
-            "--save-every",
-            "0",
-            "--quiet",
-        ],
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while not (out / "config.toml").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.0)  # usually some meta-iterations finish first; on a busy machine none may, which is fine too
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    args = [*SMALL, "--iterations", "100000", "--out", str(out), "--save-every", "0", "--quiet"]
+    interrupted_training(args, out / "config.toml", sig)
     ckpt = load_checkpoint(out / "meta_params.safetensors")
     rows = (out / "metrics.csv").read_text().splitlines()
     assert ckpt.iteration >= 0 and len(rows) - 1 == ckpt.iteration

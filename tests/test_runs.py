@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,8 @@ from imaml_core.cli import main
 from imaml_core.errors import CheckpointError
 from imaml_core.runs import SUMMARY_KEYS, TRASH_FOLDER, Run, RunError, RunLockedError, RunStore, downsample
 from imaml_core.runs._metrics import _parse_fast, _parse_slow, read_metrics, tail_summary, trim_metrics
+
+from .helpers import interrupted_training
 
 TINY = {"meta_batch": 5, "inner_steps": 3, "val_tasks": 20, "hidden": [8, 8], "val_every": 7}
 ROOT = Path(__file__).resolve().parents[1]
@@ -415,34 +416,8 @@ def test_resume_errors_exit_2_with_one_line_and_keep_files(tmp_path, small_toml,
 
 def test_ctrl_c_leaves_a_paused_run_that_resumes(tmp_path, small_toml):
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "imaml_core",
-            "train",
-            "--config",
-            str(small_toml),
-            "--iterations",
-            "100000",
-            "--out",
-            str(out),
-            "--save-every",
-            "0",
-            "--quiet",
-            "--no-tensorboard",
-        ],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while not (out / "run.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.0)  # usually some meta-iterations finish first; on a busy machine none may, which is fine too
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    args = ["--config", str(small_toml), "--iterations", "100000", "--out", str(out), "--save-every", "0"]
+    interrupted_training([*args, "--quiet", "--no-tensorboard"], out / "run.json", signal.SIGINT)
     info = json.loads((out / "run.json").read_text())
     done = load_checkpoint(out / "meta_params.safetensors").iteration
     assert info["status"] == "paused" and not (out / "run.lock").exists()
