@@ -1,13 +1,16 @@
 """Other runs drawn under the live one: each ticked run's history, downsampled, in its own colour.
 
-A run's metrics.csv is read in a pool thread (superqt's ``create_worker``), never in the GUI thread. Loaded
-runs are drawn one curve per event-loop turn, so twenty arriving together do not become one long stall; the
+A run's metrics.csv is read by a :class:`HistoryReader`, in a process of its own: parsing twenty long
+histories in this process's threads would hold the GIL the GUI thread needs for every paint. Loaded runs
+are drawn one curve per event-loop turn, so twenty arriving together do not become one long stall; the
 curves are made once per run and plot, below the live curves (negative z), so the live run stays on top.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +19,7 @@ import shiboken6
 from PySide6.QtCore import QObject, QTimer, Signal
 from superqt.utils import create_worker
 
-from imaml_core.runs import Metrics, Run
+from imaml_core.runs import HistoryReader
 
 from .plots import positive
 
@@ -40,14 +43,17 @@ def run_colour(index: int) -> str:
     return RUN_COLOURS[index % len(RUN_COLOURS)]
 
 
-def read_overlay(path: str) -> Metrics | str:
-    """The columns an overlay draws, at most ``OVERLAY_POINTS`` of them; a one-line error instead of raising
-    (this runs in a pool thread)."""
-    try:
-        columns = ["iteration", "meta_loss", "val_loss", "memory_bytes", "cg_residual"]
-        return Run.open(path).metrics(max_points=OVERLAY_POINTS, columns=columns)
-    except Exception as exc:  # noqa: BLE001 - any failure becomes the banner's text
-        return f"cannot overlay {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+OVERLAY_COLUMNS = ("iteration", "meta_loss", "val_loss", "memory_bytes", "cg_residual")
+
+
+def _outcome(path: str, done: Future) -> object:
+    """The loaded columns, or a one-line error for the banner."""
+    if done.cancelled():
+        return f"cannot overlay {path}: the read was cancelled"
+    exc = done.exception()
+    if exc is None:
+        return done.result()
+    return f"cannot overlay {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
 
 
 def in_background(work: Callable[[], object], done: Callable[[object], None], owner: QObject) -> None:
@@ -66,6 +72,7 @@ class Overlays(QObject):
 
     failed = Signal(str)
     changed = Signal()
+    _read = Signal(str, str, object)  # (id, colour, columns or error): emitted by the reader's thread
 
     def __init__(self, targets: list[Target], parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -74,9 +81,16 @@ class Overlays(QObject):
         self._wanted: dict[str, tuple[str, str]] = {}  # id -> (path, colour)
         self._arrived: list[tuple[str, str, object]] = []  # loaded, waiting for their turn to be drawn
         self._attach: list[tuple[str, Target, pg.PlotDataItem]] = []  # curves made, each waiting for its turn
+        self._detach: list[tuple[Target, pg.PlotDataItem]] = []  # hidden curves, each waiting for its turn
         self._drain = QTimer(self)
         self._drain.setInterval(0)
         self._drain.timeout.connect(self._draw_next)
+        self._reader = HistoryReader(max_points=OVERLAY_POINTS, columns=OVERLAY_COLUMNS)
+        self._read.connect(self._arrive)
+
+    def close(self) -> None:
+        """Stop the reader's process (reads still queued are dropped)."""
+        self._reader.close()
 
     def ids(self) -> list[str]:
         """The runs drawn or being loaded, in the order they were asked for."""
@@ -85,6 +99,10 @@ class Overlays(QObject):
     def drawn(self) -> list[str]:
         pending = {run_id for run_id, _, _ in self._attach}
         return [run_id for run_id in self._wanted if run_id in self._curves and run_id not in pending]
+
+    def busy(self) -> bool:
+        """Whether curves are still being put on or taken off the plots, or histories being turned into them."""
+        return bool(self._detach or self._attach or self._arrived)
 
     def show(self, runs: list[tuple[str, str, str]]) -> None:
         """Overlay exactly ``runs``: (id, folder, colour) each."""
@@ -95,19 +113,30 @@ class Overlays(QObject):
         self._wanted = wanted
         for run_id in new:
             path, colour = wanted[run_id]
-            in_background(
-                lambda p=path: read_overlay(p), lambda data, r=run_id, c=colour: self._arrive(r, c, data), self
+            self._reader.read(path).add_done_callback(
+                lambda done, r=run_id, c=colour, p=path: self._deliver(r, c, p, done)
             )
         self.changed.emit()
+
+    def _deliver(self, run_id: str, colour: str, path: str, done: Future) -> None:
+        """In the reader's thread: hand the outcome to the GUI thread (queued), unless this object is gone."""
+        if shiboken6.isValid(self):
+            with contextlib.suppress(RuntimeError):  # deleted between the check and the emit
+                self._read.emit(run_id, colour, _outcome(path, done))
 
     def _arrive(self, run_id: str, colour: str, data: object) -> None:
         self._arrived.append((run_id, colour, data))
         self._drain.start()
 
     def _draw_next(self) -> None:
-        """One step per event-loop turn: put one curve on its plot (so each turn repaints at most one plot,
-        whose axes may need a new layout), else turn one loaded history into curves."""
-        if self._attach:
+        """One step per event-loop turn: take one hidden curve off its plot, else put one curve on its plot
+        (so each turn repaints at most one plot, whose axes may need a new layout), else turn one loaded
+        history into curves."""
+        if self._detach:
+            target, curve = self._detach.pop(0)
+            if curve.scene() is not None:
+                target.plot.removeItem(curve)
+        elif self._attach:
             run_id, target, curve = self._attach.pop(0)
             target.plot.addItem(curve)
             if all(r != run_id for r, _, _ in self._attach):
@@ -138,7 +167,12 @@ class Overlays(QObject):
         self._curves[run_id] = curves
 
     def _remove(self, run_id: str) -> None:
+        """Hide the run's curves now and take them off their plots one per turn: removing twenty runs' at
+        once, each removal re-ranging its plot, stalls the GUI thread."""
         self._attach = [job for job in self._attach if job[0] != run_id]
         for target, curve in zip(self._targets, self._curves.pop(run_id, []), strict=False):
             if curve.scene() is not None:
-                target.plot.removeItem(curve)
+                curve.hide()
+                self._detach.append((target, curve))
+        if self._detach:
+            self._drain.start()

@@ -97,6 +97,7 @@ class RunsDock(QDockWidget):
 
     def stop(self) -> None:
         self._timer.stop()
+        self.overlays.close()
 
     def _show_history(self, ref: RunRef, data: object) -> None:
         if self.live is not ref:

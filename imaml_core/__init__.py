@@ -22,19 +22,56 @@ Everything else a front end needs lives in one submodule per concern, each impor
 The other modules are the engine's own rooms (solvers, derivatives, methods) and may change shape.
 """
 
-from .cg import CGInfo, conjugate_gradient
-from .checkpoint import Checkpoint, load_checkpoint, load_model, save_checkpoint
-from .config import METHODS, ExperimentConfig
-from .errors import CheckpointError, ConfigError, ImamlError, StepCancelled
-from .implicit import implicit_hypergradients, implicit_meta_gradient
-from .inner import InnerInfo, solve_inner
-from .methods import MetaGradient
-from .model import MLP, ModuleModel
-from .report import EvalResult, StepReport
-from .sinusoid import TaskBatch
-from .trainer import MetaTrainer, resolve_device
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
+
+# Each public name and the module that defines it, imported on first use: the light submodules (the run
+# store's history reader, the listing commands) then load without PyTorch.
+_EXPORTS = {
+    "CGInfo": "cg",
+    "conjugate_gradient": "cg",
+    "Checkpoint": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "load_model": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "METHODS": "config",
+    "ExperimentConfig": "config",
+    "CheckpointError": "errors",
+    "ConfigError": "errors",
+    "ImamlError": "errors",
+    "StepCancelled": "errors",
+    "implicit_hypergradients": "implicit",
+    "implicit_meta_gradient": "implicit",
+    "InnerInfo": "inner",
+    "solve_inner": "inner",
+    "MetaGradient": "methods",
+    "MLP": "model",
+    "ModuleModel": "model",
+    "EvalResult": "report",
+    "StepReport": "report",
+    "TaskBatch": "sinusoid",
+    "MetaTrainer": "trainer",
+    "resolve_device": "trainer",
+}
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from .cg import CGInfo, conjugate_gradient
+    from .checkpoint import Checkpoint, load_checkpoint, load_model, save_checkpoint
+    from .config import METHODS, ExperimentConfig
+    from .errors import CheckpointError, ConfigError, ImamlError, StepCancelled
+    from .implicit import implicit_hypergradients, implicit_meta_gradient
+    from .inner import InnerInfo, solve_inner
+    from .methods import MetaGradient
+    from .model import MLP, ModuleModel
+    from .report import EvalResult, StepReport
+    from .sinusoid import TaskBatch
+    from .trainer import MetaTrainer, resolve_device
 
 __all__ = [
     "CGInfo",

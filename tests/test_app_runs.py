@@ -76,8 +76,11 @@ def test_ticked_runs_are_overlaid_under_the_live_run(qtbot, make_window, runs_di
     assert x[0] >= 1 and x[-1] == 30  # binned, but over the run's whole history
     assert all(item.zValue() >= 0 for item in meta.getPlotItem().listDataItems() if item not in under)
     window.overlay([])
-    qtbot.waitUntil(lambda: window.overlaid() == [], timeout=TIMEOUT_MS)
-    assert not [item for item in meta.getPlotItem().listDataItems() if item.zValue() < 0]
+    assert window.overlaid() == []
+    assert not any(item.isVisible() for item in under)  # hidden at once, taken off the plot one per turn
+    qtbot.waitUntil(
+        lambda: not [item for item in meta.getPlotItem().listDataItems() if item.zValue() < 0], timeout=TIMEOUT_MS
+    )
 
 
 def test_fork_here_continues_in_a_child_run_and_leaves_the_parent_as_it_was(qtbot, make_window):

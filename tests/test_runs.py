@@ -19,8 +19,19 @@ import torch
 from imaml_core import ExperimentConfig, MetaTrainer, __version__, load_checkpoint
 from imaml_core.cli import main
 from imaml_core.errors import CheckpointError
-from imaml_core.runs import SUMMARY_KEYS, TRASH_FOLDER, Run, RunError, RunLockedError, RunStore, downsample
-from imaml_core.runs._metrics import _parse_fast, _parse_slow, read_metrics, tail_summary, trim_metrics
+from imaml_core.runs import (
+    SUMMARY_KEYS,
+    TRASH_FOLDER,
+    HistoryReader,
+    Run,
+    RunError,
+    RunLockedError,
+    RunStore,
+    _store,
+    downsample,
+)
+from imaml_core.runs._history import _parse_fast, _parse_slow, read_metrics, tail_summary
+from imaml_core.runs._metrics import trim_metrics
 
 from .helpers import interrupted_training
 
@@ -250,6 +261,76 @@ def test_downsampling_averages_bins_and_keeps_sparse_validation():
     out = downsample(data, 500)
     assert len(out["iteration"]) == 500 and np.isfinite(out["val_loss"]).all()
     assert out["iteration"][0] == pytest.approx(20.5)  # the mean of iterations 1..40
+
+
+# -- histories read in a process of their own ---------------------------------------------------------------
+@pytest.fixture
+def one_run(tmp_path) -> Path:
+    with Run.create(tmp_path / "r", tiny(val_every=2), tensorboard=False) as run:
+        run.append_metrics(train(MetaTrainer(tiny(val_every=2)), 30))
+    return tmp_path / "r"
+
+
+def test_the_history_reader_reads_in_a_child_what_read_metrics_reads(one_run):
+    columns = ["iteration", "meta_loss", "val_loss", "method"]
+    expected = read_metrics(one_run / "metrics.csv", 7, columns)
+    with HistoryReader(max_points=7, columns=columns) as reader:
+        got = reader.read(one_run).result(timeout=120)
+        assert reader.child_pid not in (None, os.getpid()) and not reader.in_process
+        with pytest.raises(RunError, match="no metrics.csv"):  # the child's error, as a RunError, in one line
+            reader.read(one_run.parent / "missing").result(timeout=120)
+        assert reader.read(one_run).result(timeout=120).keys() == got.keys()  # the child goes on serving
+    assert list(got) == columns and len(got["iteration"]) == 7
+    for name in columns:
+        np.testing.assert_array_equal(got[name], expected[name])  # binary .npz: no rounding on the way
+
+
+def test_the_history_reader_reads_here_when_its_child_dies_and_stops_it_on_close(one_run):
+    reader = HistoryReader()
+    first = reader.read(one_run).result(timeout=120)
+    os.kill(reader.child_pid, signal.SIGKILL)
+    again = reader.read(one_run).result(timeout=120)
+    assert reader.in_process and reader.child_pid is None
+    for name in first:
+        np.testing.assert_array_equal(again[name], first[name])
+    reader.close()
+    with pytest.raises(RuntimeError):
+        reader.read(one_run)  # a closed reader takes no more reads
+
+    live = HistoryReader()
+    live.read(one_run).result(timeout=120)
+    child = live._child
+    queued = [live.read(one_run) for _ in range(20)]
+    live.close()
+    assert child.wait(timeout=120) == 0  # its input closed, the child ended by itself
+    for future in queued:
+        assert future.cancelled() or future.exception(timeout=120) is None
+
+
+def test_the_history_module_loads_without_torch():
+    code = "import sys, imaml_core.runs._reader; assert 'torch' not in sys.modules, 'torch was imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_listing_again_rereads_only_the_runs_whose_files_changed(tmp_path, monkeypatch):
+    store = RunStore(tmp_path)
+    a = store.create(tiny(), tensorboard=False)
+    b = store.create(tiny(), tensorboard=False)
+    a.append_metrics(train(MetaTrainer(tiny()), 3))
+    first = store.list()
+    read = []
+    summarize = _store._summarize
+    monkeypatch.setattr(_store, "_summarize", lambda folder: read.append(folder.name) or summarize(folder))
+    assert store.list() == first and read == []
+    b.append_metrics(train(MetaTrainer(tiny()), 2))
+    rows = {r.id: r for r in store.list()}
+    assert read == [b.path.name] and rows[b.info.id].iterations == 2 and rows[a.info.id].iterations == 3
+    a.close()
+    b.close()
+    (a.path / "config.toml").write_text("lam = [not toml")
+    rows = {r.id: r for r in store.list()}
+    assert rows[a.path.name].status == "unreadable" and "config.toml" in rows[a.path.name].reason
+    assert rows[b.info.id].status == "paused"  # the row was kept, its writer's lock is checked each time
 
 
 # -- the runs folder --------------------------------------------------------------------------------------------

@@ -20,9 +20,10 @@ from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from ..config import ExperimentConfig
 from ..errors import ImamlError
 from ..report import StepReport
+from ._history import METRICS_FILE, Metrics, read_metrics
 from ._info import STATUSES, RunError, RunInfo, new_run_id, read_info, utc_now, write_info
 from ._lock import RunLock
-from ._metrics import METRICS_FILE, Metrics, append_metrics, read_metrics, start_metrics, trim_metrics
+from ._metrics import append_metrics, start_metrics, trim_metrics
 from ._resume import RESUME_FILE, ResumeFile, load_resume, save_resume
 from ._tensorboard import ScalarWriter, tensorboard_available
 

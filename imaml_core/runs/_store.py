@@ -9,6 +9,7 @@ Folders whose names start with a dot (``.trash``) are not listed.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
@@ -22,13 +23,14 @@ from ..checkpoint import FORMAT as PARAMS_FORMAT
 from ..checkpoint import _check_header
 from ..config import ExperimentConfig
 from ..errors import ImamlError
+from ._history import METRICS_FILE, tail_summary
 from ._info import INFO_FILE, UNREADABLE, RunError, new_run_id, read_info
 from ._lock import RunLockedError, lock_holder
-from ._metrics import METRICS_FILE, tail_summary
 from ._resume import RESUME_FILE, RESUME_FORMAT
-from ._run import PARAMS_FILE, Run, read_config
+from ._run import CONFIG_FILE, PARAMS_FILE, Run, read_config
 
 TRASH_FOLDER = ".trash"
+_ROW_FILES = (INFO_FILE, CONFIG_FILE, METRICS_FILE, PARAMS_FILE, RESUME_FILE)  # what a listing row reads
 # The keys of one row of a listing (``imaml runs list --json``), in order.
 SUMMARY_KEYS = (
     "id",
@@ -77,12 +79,38 @@ class RunSummary:
 
 def summarize(folder: Path) -> RunSummary:
     """The listing row of ``folder``; any problem gives an ``unreadable`` row with the reason."""
+    return _writer_status(folder, _summarize_files(folder))
+
+
+def _summarize_files(folder: Path) -> RunSummary:
+    """The row as the folder's files say it, status as recorded (see ``_writer_status``)."""
     try:
         return _summarize(folder)
     except ImamlError as exc:
         return _unreadable(folder, str(exc))
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         return _unreadable(folder, f"{folder}: {exc}")
+
+
+def _writer_status(folder: Path, summary: RunSummary) -> RunSummary:
+    """A run recorded as running whose writer is gone is paused: it continues from its last checkpoint."""
+    if summary.status == "running" and lock_holder(folder) is None:
+        return dataclasses.replace(summary, status="paused")
+    return summary
+
+
+def _signature(folder: Path) -> tuple[tuple[int, int, int] | None, ...]:
+    """What a run's row is read from, as (inode, size, modification time) per file: the same signature,
+    the same row. (The files are replaced atomically or appended to, so each write changes it.)"""
+    signature = []
+    for name in _ROW_FILES:
+        try:
+            st = os.stat(folder / name)
+        except OSError:
+            signature.append(None)
+        else:
+            signature.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(signature)
 
 
 def _summarize(folder: Path) -> RunSummary:
@@ -92,8 +120,6 @@ def _summarize(folder: Path) -> RunSummary:
     for name, fmt in ((PARAMS_FILE, PARAMS_FORMAT), (RESUME_FILE, RESUME_FORMAT)):
         _check_safetensors_header(folder / name, fmt)
     status = info.status
-    if status == "running" and lock_holder(folder) is None:
-        status = "paused"  # its writer is gone: the run continues from its last checkpoint
     return RunSummary(
         id=info.id,
         name=info.name,
@@ -150,6 +176,9 @@ class RunStore:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        # Rows read by the last listing, with the signature of the files they came from: listing again
+        # (every few seconds, in the window) re-reads only the runs whose files changed.
+        self._rows: dict[Path, tuple[tuple[object, ...], RunSummary]] = {}
 
     def folders(self) -> list[Path]:
         """The subfolders that listing looks at, by name; the root itself when it is one run's folder."""
@@ -161,8 +190,15 @@ class RunStore:
 
     def list(self) -> list[RunSummary]:
         """Every run, oldest first (by creation time, then id); unreadable folders after the runs."""
-        rows = [summarize(folder) for folder in self.folders()]
-        return sorted(rows, key=lambda r: (not r.readable, r.created, r.id))
+        known = self._rows
+        rows: dict[Path, tuple[tuple[object, ...], RunSummary]] = {}
+        for folder in self.folders():
+            signature = _signature(folder)
+            cached = known.get(folder)
+            rows[folder] = cached if cached and cached[0] == signature else (signature, _summarize_files(folder))
+        self._rows = rows
+        listed = [_writer_status(folder, summary) for folder, (_, summary) in rows.items()]
+        return sorted(listed, key=lambda r: (not r.readable, r.created, r.id))
 
     def find(self, ref: str | Path) -> Path:
         """The folder of run ``ref``: a path to a run folder, a folder name in the root, or a run id."""
