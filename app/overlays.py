@@ -1,6 +1,6 @@
 """Other runs drawn under the live one: each ticked run's history, downsampled, in its own colour.
 
-A run's metrics.csv is read by a :class:`HistoryReader`, in a process of its own: parsing twenty long
+A run's metrics.csv is read by the window's :class:`HistoryReader`, in a process of its own: parsing twenty long
 histories in this process's threads would hold the GIL the GUI thread needs for every paint. Loaded runs
 are drawn one curve per event-loop turn, so twenty arriving together do not become one long stall; the
 curves are made once per run and plot, below the live curves (negative z), so the live run stays on top.
@@ -8,19 +8,15 @@ curves are made once per run and plot, below the live curves (negative z), so th
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-import shiboken6
 from PySide6.QtCore import QObject, QTimer, Signal
-from superqt.utils import create_worker
 
 from imaml_core.runs import HistoryReader
 
+from .background import result_or_error, when_done
 from .plots import positive
 
 OVERLAY_POINTS = 500  # per run: about a plot's width in pixels; more only costs paint time
@@ -46,35 +42,13 @@ def run_colour(index: int) -> str:
 OVERLAY_COLUMNS = ("iteration", "meta_loss", "val_loss", "memory_bytes", "cg_residual")
 
 
-def _outcome(path: str, done: Future) -> object:
-    """The loaded columns, or a one-line error for the banner."""
-    if done.cancelled():
-        return f"cannot overlay {path}: the read was cancelled"
-    exc = done.exception()
-    if exc is None:
-        return done.result()
-    return f"cannot overlay {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-
-
-def in_background(work: Callable[[], object], done: Callable[[object], None], owner: QObject) -> None:
-    """``done(work())`` in the GUI thread, ``work`` in a pool thread; skipped when ``owner`` (the object
-    ``done`` belongs to) was deleted meanwhile, e.g. a window closed while its folder was being read."""
-
-    def deliver(result: object) -> None:
-        if shiboken6.isValid(owner):
-            done(result)
-
-    create_worker(work, _start_thread=True, _connect={"returned": deliver})
-
-
 class Overlays(QObject):
     """The overlaid runs, by id: ``show(ids)`` loads what is new and removes what is no longer wanted."""
 
     failed = Signal(str)
     changed = Signal()
-    _read = Signal(str, str, object)  # (id, colour, columns or error): emitted by the reader's thread
 
-    def __init__(self, targets: list[Target], parent: QObject | None = None) -> None:
+    def __init__(self, targets: list[Target], reader: HistoryReader, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._targets = targets
         self._curves: dict[str, list[pg.PlotDataItem]] = {}
@@ -85,12 +59,7 @@ class Overlays(QObject):
         self._drain = QTimer(self)
         self._drain.setInterval(0)
         self._drain.timeout.connect(self._draw_next)
-        self._reader = HistoryReader(max_points=OVERLAY_POINTS, columns=OVERLAY_COLUMNS)
-        self._read.connect(self._arrive)
-
-    def close(self) -> None:
-        """Stop the reader's process (reads still queued are dropped)."""
-        self._reader.close()
+        self._reader = reader
 
     def ids(self) -> list[str]:
         """The runs drawn or being loaded, in the order they were asked for."""
@@ -113,16 +82,14 @@ class Overlays(QObject):
         self._wanted = wanted
         for run_id in new:
             path, colour = wanted[run_id]
-            self._reader.read(path).add_done_callback(
-                lambda done, r=run_id, c=colour, p=path: self._deliver(r, c, p, done)
+            when_done(
+                self._reader.read(path, OVERLAY_POINTS, OVERLAY_COLUMNS),
+                lambda done, r=run_id, c=colour, p=path: self._arrive(
+                    r, c, result_or_error(done, f"cannot overlay {p}")
+                ),
+                self,
             )
         self.changed.emit()
-
-    def _deliver(self, run_id: str, colour: str, path: str, done: Future) -> None:
-        """In the reader's thread: hand the outcome to the GUI thread (queued), unless this object is gone."""
-        if shiboken6.isValid(self):
-            with contextlib.suppress(RuntimeError):  # deleted between the check and the emit
-                self._read.emit(run_id, colour, _outcome(path, done))
 
     def _arrive(self, run_id: str, colour: str, data: object) -> None:
         self._arrived.append((run_id, colour, data))

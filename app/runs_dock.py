@@ -14,11 +14,12 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QDockWidget, QWidget
 
 from imaml_core import ConfigError
-from imaml_core.runs import Metrics, Run, RunError, RunStore
+from imaml_core.runs import HistoryReader, RunError, RunStore
 
 from . import settings
+from .background import result_or_error, when_done
 from .messages import RunRef, RunStart
-from .overlays import Overlays, Target, in_background
+from .overlays import Overlays, Target
 from .run_state import RunState
 from .runs_panel import RunsPanel
 from .worker_thread import WorkerThread
@@ -40,6 +41,7 @@ class RunsDock(QDockWidget):
         self.confirm_delete = None  # callable(names) -> bool, set by the window; None deletes without asking
         self.panel = RunsPanel()
         self.setWidget(self.panel)
+        self.reader = HistoryReader()  # histories are parsed in its process, never holding this one's GIL
         self.overlays = Overlays(
             [
                 Target(plots["plot_meta_loss"], "meta_loss", log=True),
@@ -47,6 +49,7 @@ class RunsDock(QDockWidget):
                 Target(plots["plot_memory"], "memory_bytes"),
                 Target(plots["plot_cg"], "cg_residual", log=True),
             ],
+            self.reader,
             self,
         )
         self.overlays.failed.connect(lambda text: self.message.emit("warning", text))
@@ -93,11 +96,15 @@ class RunsDock(QDockWidget):
             self._state.begin_segment()
             self.panel.model.set_ticked([*self.panel.model.ticked, ref.parent])
         elif ref.start is RunStart.CONTINUE:
-            in_background(lambda: _history(ref.path), lambda data: self._show_history(ref, data), self)
+            when_done(
+                self.reader.read(ref.path),
+                lambda done: self._show_history(ref, result_or_error(done, f"cannot show the history of {ref.path}")),
+                self,
+            )
 
     def stop(self) -> None:
         self._timer.stop()
-        self.overlays.close()
+        self.reader.close()
 
     def _show_history(self, ref: RunRef, data: object) -> None:
         if self.live is not ref:
@@ -122,10 +129,3 @@ class RunsDock(QDockWidget):
             self.message.emit("error", f"Could not delete the run: {exc}")
             return
         self.panel.refresh()
-
-
-def _history(path: str) -> Metrics | str:
-    try:
-        return Run.open(path).metrics()
-    except Exception as exc:  # noqa: BLE001 - runs in a pool thread; the banner shows it
-        return f"cannot show the history of {path}: {exc}"

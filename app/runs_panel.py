@@ -28,8 +28,9 @@ from PySide6.QtWidgets import (
 from imaml_core import ExperimentConfig
 from imaml_core.runs import RunStore, RunSummary
 
+from .background import in_background
 from .fields import LABELS
-from .overlays import in_background, run_colour
+from .overlays import run_colour
 
 COLUMNS = (  # header, RunSummary field
     ("", "id"),

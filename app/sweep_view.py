@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
 
 from imaml_core.sweep import SweepSummary, read_sweep
 
+from .background import in_background
 from .fields import LABELS
-from .overlays import in_background
 
 POLL_MS = 2000
 STATUS_COLOURS = {

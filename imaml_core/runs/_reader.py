@@ -26,7 +26,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
@@ -40,14 +40,13 @@ def read_history(folder: str, max_points: int | None, columns: Sequence[str] | N
 
 
 class HistoryReader:
-    """Reads run folders' histories off this process: ``read(folder)`` returns a Future of the columns,
-    or of the :class:`RunError` that says why they cannot be read. Reads run one after another.
+    """Reads run folders' histories off this process: ``read(folder, max_points, columns)`` returns a
+    Future of what :meth:`Run.metrics` would, or of the :class:`RunError` that says why the history
+    cannot be read. Reads run one after another.
 
     ``close()`` (or leaving a ``with`` block) stops the child; reads still queued are cancelled."""
 
-    def __init__(self, max_points: int | None = None, columns: Sequence[str] | None = None) -> None:
-        self.max_points = max_points
-        self.columns = list(columns) if columns is not None else None
+    def __init__(self) -> None:
         # One thread sends the requests and waits on the child (waiting releases the GIL).
         self._queue = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-reader")
         self._child: subprocess.Popen[bytes] | None = None
@@ -61,19 +60,26 @@ class HistoryReader:
         child = self._child
         return child.pid if child is not None and child.poll() is None else None
 
-    def read(self, folder: str | Path) -> Future[Metrics]:
-        return self._queue.submit(self._read, str(folder))
+    def read(
+        self, folder: str | Path, max_points: int | None = None, columns: Sequence[str] | None = None
+    ) -> Future[Metrics]:
+        request = {
+            "folder": str(folder),
+            "max_points": max_points,
+            "columns": None if columns is None else list(columns),
+        }
+        return self._queue.submit(self._read, request)
 
-    def _read(self, folder: str) -> Metrics:
+    def _read(self, request: dict[str, Any]) -> Metrics:
         if not self.in_process:
             try:
-                return self._ask_child(folder)
+                return self._ask_child(request)
             except (OSError, ValueError, _ChildGone):
                 self._stop_child()
                 self.in_process = True
-        return read_history(folder, self.max_points, self.columns)
+        return read_history(**request)
 
-    def _ask_child(self, folder: str) -> Metrics:
+    def _ask_child(self, request: dict[str, Any]) -> Metrics:
         with self._lock:
             if self._closed:
                 raise _ChildGone
@@ -81,7 +87,6 @@ class HistoryReader:
                 self._child = _start_child()
             child = self._child
         assert child.stdin is not None and child.stdout is not None
-        request = {"folder": folder, "max_points": self.max_points, "columns": self.columns}
         child.stdin.write(json.dumps(request).encode("utf-8") + b"\n")
         child.stdin.flush()
         answer = child.stdout.readline()
@@ -151,7 +156,7 @@ def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     for line in requests:
         request = json.loads(line)
         try:
-            data = read_history(request["folder"], request["max_points"], request["columns"])
+            data = read_history(**request)
         except Exception as exc:  # noqa: BLE001 - every failure goes back as the read's one-line error
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             answers.write(json.dumps({"ok": False, "error": text}).encode("utf-8") + b"\n")
