@@ -55,7 +55,7 @@ class Overlays(QObject):
         self._wanted: dict[str, tuple[str, str]] = {}  # id -> (path, colour)
         self._arrived: list[tuple[str, str, object]] = []  # loaded, waiting for their turn to be drawn
         self._attach: list[tuple[str, Target, pg.PlotDataItem]] = []  # curves made, each waiting for its turn
-        self._detach: list[tuple[Target, pg.PlotDataItem]] = []  # hidden curves, each waiting for its turn
+        self._detach: list[list[tuple[Target, pg.PlotDataItem]]] = []  # unticked runs' curves, a run per turn
         self._drain = QTimer(self)
         self._drain.setInterval(0)
         self._drain.timeout.connect(self._draw_next)
@@ -96,12 +96,11 @@ class Overlays(QObject):
         self._drain.start()
 
     def _draw_next(self) -> None:
-        """One step per event-loop turn: take one hidden curve off its plot, else put one curve on its plot
-        (so each turn repaints at most one plot, whose axes may need a new layout), else turn one loaded
-        history into curves."""
+        """One step per event-loop turn: take one unticked run's curves off their plots, else put one curve
+        on its plot (so each turn repaints at most one plot, whose axes may need a new layout), else turn
+        one loaded history into curves."""
         if self._detach:
-            target, curve = self._detach.pop(0)
-            if curve.scene() is not None:
+            for target, curve in self._detach.pop(0):
                 target.plot.removeItem(curve)
         elif self._attach:
             run_id, target, curve = self._attach.pop(0)
@@ -134,12 +133,11 @@ class Overlays(QObject):
         self._curves[run_id] = curves
 
     def _remove(self, run_id: str) -> None:
-        """Hide the run's curves now and take them off their plots one per turn: removing twenty runs' at
-        once, each removal re-ranging its plot, stalls the GUI thread."""
+        """Take the run's curves off their plots at its turn: removing twenty runs' curves at once (or even
+        hiding them, which calls back into Python for each) stalls the GUI thread while a run trains."""
         self._attach = [job for job in self._attach if job[0] != run_id]
-        for target, curve in zip(self._targets, self._curves.pop(run_id, []), strict=False):
-            if curve.scene() is not None:
-                curve.hide()
-                self._detach.append((target, curve))
-        if self._detach:
+        curves = zip(self._targets, self._curves.pop(run_id, []), strict=False)
+        attached = [(target, curve) for target, curve in curves if curve.scene() is not None]
+        if attached:
+            self._detach.append(attached)
             self._drain.start()

@@ -32,6 +32,8 @@ SCRIPTS = (
     "learning_per_second",
     "learned_lambda",
     "sweep",
+    "runs_store",
+    "runs_window",
 )
 FIGURES = {
     "gradient_accuracy": "gradient_accuracy.png",
