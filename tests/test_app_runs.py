@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from PySide6.QtWidgets import QWidget
 
+from app import runs_dock
 from app.messages import TrainerChange
 from imaml_core import load_checkpoint
 from imaml_core.cli import main as imaml_cli
@@ -80,6 +81,24 @@ def test_ticked_runs_are_overlaid_under_the_live_run(qtbot, make_window, runs_di
     qtbot.waitUntil(
         lambda: not [item for item in meta.getPlotItem().listDataItems() if item.zValue() < 0], timeout=TIMEOUT_MS
     )
+
+
+def test_a_history_that_cannot_be_read_is_not_overlaid_and_the_banner_says_why(
+    qtbot, make_window, runs_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(runs_dock, "LIST_EVERY_MS", 3_600_000)  # no relisting: the panel keeps the good row
+    runs_dir.mkdir(parents=True)
+    cli_run(runs_dir / "other", 10, tmp_path)
+    window = make_window()
+    qtbot.waitUntil(lambda: len(window.runs_dock.panel.model.rows) == 2, timeout=TIMEOUT_MS)
+    other = next(r["id"] for r in window.runs() if r["path"].endswith("other"))
+    metrics = runs_dir / "other" / "metrics.csv"
+    metrics.write_text("not a metrics header\n1,2,3\n")  # damaged after it was listed
+    window.overlay([other])
+    qtbot.waitUntil(lambda: "cannot overlay" in window.banner.message(), timeout=TIMEOUT_MS)
+    assert "no valid header" in window.banner.message() and "\n" not in window.banner.message()
+    assert window.overlaid() == [] and window.runs_dock.overlays.ids() == []
+    assert metrics.read_text() == "not a metrics header\n1,2,3\n"  # read, never repaired or rewritten
 
 
 def test_fork_here_continues_in_a_child_run_and_leaves_the_parent_as_it_was(qtbot, make_window):

@@ -254,6 +254,23 @@ def test_metrics_columns_read_by_numpy_equal_the_csv_modules(tmp_path):
     assert list(picked) == ["iteration", "val_loss"] and picked["iteration"].tolist() == list(range(1, 10))
 
 
+def test_a_damaged_cell_is_nan_and_the_rest_of_its_column_stays_numbers(tmp_path):
+    with Run.create(tmp_path / "r", tiny(), tensorboard=False) as run:
+        run.append_metrics(train(MetaTrainer(tiny()), 6))
+    path = tmp_path / "r" / "metrics.csv"
+    clean = read_metrics(path)
+    lines = path.read_text().splitlines(keepends=True)
+    at = lines[0].split(",").index("meta_loss")
+    cells = lines[3].split(",")
+    cells[at] = "garbage"
+    lines[3] = ",".join(cells)
+    path.write_text("".join(lines))
+    damaged = read_metrics(path)
+    assert damaged["meta_loss"].dtype == np.float64 and np.isnan(damaged["meta_loss"][2])
+    np.testing.assert_array_equal(np.delete(damaged["meta_loss"], 2), np.delete(clean["meta_loss"], 2))
+    assert damaged["method"].tolist() == ["imaml"] * 6  # a text column stays text
+
+
 def test_downsampling_averages_bins_and_keeps_sparse_validation():
     n = 20_000
     data = {"iteration": np.arange(1, n + 1, dtype=float), "val_loss": np.full(n, np.nan)}

@@ -147,17 +147,23 @@ def _parse_fast(body: str, names: list[str], wanted: list[str]) -> Metrics:
 
 
 def _parse_slow(body: str, names: list[str], wanted: list[str]) -> Metrics:
-    """The csv module, row by row: rows with the wrong number of fields are skipped."""
+    """The csv module, row by row: rows with the wrong number of fields are skipped, and a damaged cell
+    of a numeric column is NaN. A column is text when it is one of ``TEXT_COLUMNS``, or when none of its
+    cells is a number (a text column of a newer engine)."""
     rows = [r for r in csv.reader(io.StringIO(body)) if len(r) == len(names)]
     data: Metrics = {}
     for name in wanted:
         i = names.index(name)
         values = [r[i] for r in rows]
-        try:
-            data[name] = np.array([float(v) if v else math.nan for v in values], dtype=np.float64)
-        except ValueError:
-            data[name] = np.array(values, dtype=str)
+        kinds = {_is_text(v) for v in values if v}  # True: text, False: a number
+        text = name in TEXT_COLUMNS or kinds == {True}
+        data[name] = np.array(values, dtype=str) if text else np.array([_float(v) for v in values], dtype=np.float64)
     return data
+
+
+def _is_text(cell: str) -> bool:
+    """A non-empty cell that is not a number ("nan" is one: unvalidated rows write it)."""
+    return bool(cell) and math.isnan(_float(cell)) and cell.strip().lower() != "nan"
 
 
 def downsample(data: Metrics, points: int) -> Metrics:
