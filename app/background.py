@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 
 import shiboken6
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Signal, Slot
 from superqt.utils import create_worker
 
 
@@ -28,35 +28,47 @@ def in_background(work: Callable[[], object], done: Callable[[object], None], ow
 
 
 class _Relay(QObject):
-    """Carries one callback from the thread that finished a future to the GUI thread (a queued signal);
-    a child of the owner, so it goes with it."""
+    """Carries callbacks from the threads that finish futures to the GUI thread (a queued signal). One for
+    the process, made in the GUI thread and never deleted, so no thread ever emits on a dying object."""
 
-    finished = Signal()
+    call = Signal(object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.call.connect(self._run)
+
+    @Slot(object)
+    def _run(self, callback: Callable[[], None]) -> None:
+        callback()
+
+
+_relay: _Relay | None = None
 
 
 def when_done(future: Future, done: Callable[[Future], None], owner: QObject) -> None:
-    """``done(future)`` in the GUI thread once ``future`` has finished (or was cancelled); skipped when
+    """``done(future)`` in the GUI thread once ``future`` has finished or was cancelled; skipped when
     ``owner`` is gone. Call it from the GUI thread."""
-    relay = _Relay(owner)
+    global _relay
+    if _relay is None:
+        _relay = _Relay()
+    relay = _relay
 
     def deliver() -> None:
-        relay.deleteLater()
         if shiboken6.isValid(owner):
             done(future)
 
-    relay.finished.connect(deliver)
-
     def emit(_: Future) -> None:
-        with contextlib.suppress(RuntimeError):  # the owner, and the relay with it, was deleted
-            relay.finished.emit()
+        with contextlib.suppress(RuntimeError):  # the application is gone (the process is exiting)
+            relay.call.emit(deliver)
 
     future.add_done_callback(emit)
 
 
 def result_or_error(done: Future, failure: str) -> object:
-    """A finished future's result, or ``"<failure>: <the error's first line>"`` for the banner."""
-    if done.cancelled():
-        return f"{failure}: the read was cancelled"
+    """A finished future's result; ``"<failure>: <the error's first line>"`` for the banner; or None when
+    the work was cancelled (the window is closing: nothing to show)."""
+    if done.cancelled() or isinstance(done.exception(), CancelledError):
+        return None
     exc = done.exception()
     if exc is None:
         return done.result()

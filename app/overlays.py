@@ -45,15 +45,16 @@ OVERLAY_COLUMNS = ("iteration", "meta_loss", "val_loss", "memory_bytes", "cg_res
 class Overlays(QObject):
     """The overlaid runs, by id: ``show(ids)`` loads what is new and removes what is no longer wanted."""
 
-    failed = Signal(str)
+    failed = Signal(str)  # the banner's text
+    failed_run = Signal(str)  # the id of a run whose history could not be read (so the panel unticks it)
     changed = Signal()
 
     def __init__(self, targets: list[Target], reader: HistoryReader, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._targets = targets
-        self._curves: dict[str, list[pg.PlotDataItem]] = {}
+        self._curves: dict[str, list[tuple[Target, pg.PlotDataItem]]] = {}
         self._wanted: dict[str, tuple[str, str]] = {}  # id -> (path, colour)
-        self._arrived: list[tuple[str, str, object]] = []  # loaded, waiting for their turn to be drawn
+        self._arrived: list[tuple[str, tuple[str, str], object]] = []  # loaded, waiting for their turn to be drawn
         self._attach: list[tuple[str, Target, pg.PlotDataItem]] = []  # curves made, each waiting for its turn
         self._detach: list[list[tuple[Target, pg.PlotDataItem]]] = []  # unticked runs' curves, a run per turn
         self._drain = QTimer(self)
@@ -81,18 +82,16 @@ class Overlays(QObject):
         new = [r for r in wanted if r not in self._curves and self._wanted.get(r) != wanted[r]]
         self._wanted = wanted
         for run_id in new:
-            path, colour = wanted[run_id]
+            source = wanted[run_id]
             when_done(
-                self._reader.read(path, OVERLAY_POINTS, OVERLAY_COLUMNS),
-                lambda done, r=run_id, c=colour, p=path: self._arrive(
-                    r, c, result_or_error(done, f"cannot overlay {p}")
-                ),
+                self._reader.read(source[0], OVERLAY_POINTS, OVERLAY_COLUMNS),
+                lambda done, r=run_id, s=source: self._arrive(r, s, result_or_error(done, f"cannot overlay {s[0]}")),
                 self,
             )
         self.changed.emit()
 
-    def _arrive(self, run_id: str, colour: str, data: object) -> None:
-        self._arrived.append((run_id, colour, data))
+    def _arrive(self, run_id: str, source: tuple[str, str], data: object) -> None:
+        self._arrived.append((run_id, source, data))
         self._drain.start()
 
     def _draw_next(self) -> None:
@@ -112,32 +111,37 @@ class Overlays(QObject):
         else:
             self._drain.stop()
 
-    def _loaded(self, run_id: str, colour: str, data: object) -> None:
-        if run_id not in self._wanted or self._wanted[run_id][1] != colour or run_id in self._curves:
-            return  # no longer wanted (unticked while it loaded)
+    def _loaded(self, run_id: str, source: tuple[str, str], data: object) -> None:
+        if self._wanted.get(run_id) != source or run_id in self._curves or data is None:
+            return  # unticked, asked for again from another folder or colour, or the read was cancelled
         if isinstance(data, str):
             del self._wanted[run_id]
             self.failed.emit(data)
+            self.failed_run.emit(run_id)
             self.changed.emit()
             return
         assert isinstance(data, dict)
-        x = data["iteration"]
+        x = np.asarray(data["iteration"], dtype=float)  # every readable history has it (see _history.py)
+        colour = source[1]
         curves = []
         for target in self._targets:
-            y = data[target.column]
+            y = data.get(target.column)
+            if y is None or y.dtype.kind not in "fiu":
+                continue  # a run written by an engine without this column: nothing to draw there
             curve = pg.PlotDataItem(pen=pg.mkPen(colour + ("80" if target.faint else ""), width=1), connect="finite")
             curve.setZValue(OVERLAY_Z)
             curve.setData(x, positive(y) if target.log else np.asarray(y, dtype=float))
-            self._attach.append((run_id, target, curve))
-            curves.append(curve)
+            curves.append((target, curve))
         self._curves[run_id] = curves
+        self._attach.extend((run_id, target, curve) for target, curve in curves)
+        if not curves:
+            self.changed.emit()
 
     def _remove(self, run_id: str) -> None:
         """Take the run's curves off their plots at its turn: removing twenty runs' curves at once (or even
         hiding them, which calls back into Python for each) stalls the GUI thread while a run trains."""
         self._attach = [job for job in self._attach if job[0] != run_id]
-        curves = zip(self._targets, self._curves.pop(run_id, []), strict=False)
-        attached = [(target, curve) for target, curve in curves if curve.scene() is not None]
+        attached = [(target, curve) for target, curve in self._curves.pop(run_id, []) if curve.scene() is not None]
         if attached:
             self._detach.append(attached)
             self._drain.start()

@@ -53,6 +53,9 @@ class RunsDock(QDockWidget):
             self,
         )
         self.overlays.failed.connect(lambda text: self.message.emit("warning", text))
+        self.overlays.failed_run.connect(
+            lambda run_id: self.panel.model.set_ticked([r for r in self.panel.model.ticked if r != run_id])
+        )
         self.panel.overlay_changed.connect(lambda: self.overlays.show(self.panel.overlaid()))
         self.panel.continue_requested.connect(worker.open_run)
         self.panel.rename_requested.connect(worker.rename_run)
@@ -107,8 +110,8 @@ class RunsDock(QDockWidget):
         self.reader.close()
 
     def _show_history(self, ref: RunRef, data: object) -> None:
-        if self.live is not ref:
-            return  # another run went live while this one loaded
+        if self.live is not ref or data is None:
+            return  # another run went live while this one loaded, or the window is closing
         if isinstance(data, str):
             self.message.emit("warning", data)
             return

@@ -15,33 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .columns import CSV_FIELDS
 from .config import ExperimentConfig
 from .files import atomic_write_text
 
+
 # Columns of the metrics CSV, in order: a report's own numbers, then the settings it ran with (from
 # ``StepReport.config``), so a row says what changed when a curve bends.
-CSV_FIELDS = (
-    "iteration",
-    "method",
-    "meta_loss",
-    "pre_loss",
-    "val_loss",
-    "cg_residual",
-    "cg_iterations",
-    "cg_nonpositive",
-    "stationarity",
-    "memory_bytes",
-    "seconds",
-    "diverged",
-    "lam",
-    "cg_steps",
-    "inner_steps",
-    "inner_lr",
-    "meta_lr",
-    "meta_batch",
-)
-
-
 @dataclass
 class StepReport:
     """One meta-iteration. ``meta_loss`` is the mean query loss after adaptation (the outer objective)."""

@@ -98,6 +98,7 @@ def test_a_history_that_cannot_be_read_is_not_overlaid_and_the_banner_says_why(
     qtbot.waitUntil(lambda: "cannot overlay" in window.banner.message(), timeout=TIMEOUT_MS)
     assert "no valid header" in window.banner.message() and "\n" not in window.banner.message()
     assert window.overlaid() == [] and window.runs_dock.overlays.ids() == []
+    assert window.runs_dock.panel.model.ticked == []  # unticked, so the next listing does not ask again
     assert metrics.read_text() == "not a metrics header\n1,2,3\n"  # read, never repaired or rewritten
 
 

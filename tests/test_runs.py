@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+from concurrent.futures import CancelledError
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +28,13 @@ from imaml_core.runs import (
     RunError,
     RunLockedError,
     RunStore,
+    _reader,
     _store,
     downsample,
 )
 from imaml_core.runs._history import _parse_fast, _parse_slow, read_metrics, tail_summary
 from imaml_core.runs._metrics import trim_metrics
+from imaml_core.runs._reader import MAX_CHILD_FAILURES
 
 from .helpers import interrupted_training
 
@@ -303,26 +306,71 @@ def test_the_history_reader_reads_in_a_child_what_read_metrics_reads(one_run):
         np.testing.assert_array_equal(got[name], expected[name])  # binary .npz: no rounding on the way
 
 
-def test_the_history_reader_reads_here_when_its_child_dies_and_stops_it_on_close(one_run):
+def test_the_history_reader_replaces_a_dead_child_then_reads_here(one_run):
     reader = HistoryReader()
     first = reader.read(one_run).result(timeout=120)
-    os.kill(reader.child_pid, signal.SIGKILL)
-    again = reader.read(one_run).result(timeout=120)
-    assert reader.in_process and reader.child_pid is None
-    for name in first:
-        np.testing.assert_array_equal(again[name], first[name])
+    killed: list[int] = []
+    for _ in range(MAX_CHILD_FAILURES):
+        reader.read(one_run).result(timeout=120)
+        assert reader.child_pid not in (None, *killed)  # a new child each time
+        killed.append(reader.child_pid)
+        os.kill(reader.child_pid, signal.SIGKILL)
+        again = reader.read(one_run).result(timeout=120)  # the read that finds it dead is done here
+        for name in first:
+            np.testing.assert_array_equal(again[name], first[name])
+    assert reader.in_process
+    reader.read(one_run).result(timeout=120)
+    assert reader.child_pid is None  # no more children: reads stay in this process
     reader.close()
-    with pytest.raises(RuntimeError):
-        reader.read(one_run)  # a closed reader takes no more reads
+    assert reader.read(one_run).cancelled()  # a closed reader takes no more reads
 
-    live = HistoryReader()
-    live.read(one_run).result(timeout=120)
-    child = live._child
-    queued = [live.read(one_run) for _ in range(20)]
-    live.close()
+
+def test_closing_the_history_reader_cancels_what_is_queued_and_ends_the_child(one_run):
+    reader = HistoryReader()
+    reader.read(one_run).result(timeout=120)
+    child = reader._child
+    queued = [reader.read(one_run) for _ in range(20)]
+    reader.close()
     assert child.wait(timeout=120) == 0  # its input closed, the child ended by itself
     for future in queued:
-        assert future.cancelled() or future.exception(timeout=120) is None
+        assert future.cancelled() or isinstance(future.exception(timeout=120), (type(None), CancelledError))
+    assert sum(f.cancelled() for f in queued) >= 18  # at most one was running, and one may have begun
+
+
+def _reader_child_with(monkeypatch, code: str) -> None:
+    """The history reader's child runs ``code`` (with ``_reader`` imported) before it serves."""
+    start = _reader._BOOTSTRAP.split("from imaml_core.runs._reader import")[0]
+    monkeypatch.setattr(_reader, "_BOOTSTRAP", start + "from imaml_core.runs import _reader\n" + code)
+
+
+def test_a_stray_print_in_the_reader_process_does_not_garble_its_replies(one_run, monkeypatch):
+    _reader_child_with(
+        monkeypatch,
+        "real = _reader.read_history\n"
+        "def noisy(*args, **kwargs):\n"
+        '    print(\'{"id": 1, "ok": true}\', flush=True); print(1, flush=True)\n'
+        "    return real(*args, **kwargs)\n"
+        "_reader.read_history = noisy\n"
+        "_reader.child_main()\n",
+    )
+    with HistoryReader() as reader:
+        for _ in range(2):
+            got = reader.read(one_run, max_points=5, columns=["iteration"]).result(timeout=120)
+            assert len(got["iteration"]) == 5
+        assert reader._failures == 0 and reader.child_pid is not None  # both answered by the child
+
+
+def test_a_reply_to_another_request_stops_the_child_and_the_read_is_done_here(one_run, monkeypatch):
+    _reader_child_with(
+        monkeypatch,
+        "import sys\n"
+        "for line in sys.stdin.buffer:\n"
+        '    sys.stdout.buffer.write(b\'{"id": 0, "ok": false, "error": "not this one"}\\n\')\n'
+        "    sys.stdout.buffer.flush()\n",
+    )
+    with HistoryReader() as reader:
+        got = reader.read(one_run, max_points=5, columns=["iteration"]).result(timeout=120)
+        assert len(got["iteration"]) == 5 and reader._failures == 1 and reader.child_pid is None
 
 
 def test_the_history_module_loads_without_torch():
@@ -331,6 +379,7 @@ def test_the_history_module_loads_without_torch():
 
 
 def test_listing_again_rereads_only_the_runs_whose_files_changed(tmp_path, monkeypatch):
+    monkeypatch.setattr(_store, "_RACY_NS", 0)  # files written just now may be kept (see the end)
     store = RunStore(tmp_path)
     a = store.create(tiny(), tensorboard=False)
     b = store.create(tiny(), tensorboard=False)
@@ -349,6 +398,13 @@ def test_listing_again_rereads_only_the_runs_whose_files_changed(tmp_path, monke
     rows = {r.id: r for r in store.list()}
     assert rows[a.path.name].status == "unreadable" and "config.toml" in rows[a.path.name].reason
     assert rows[b.info.id].status == "paused"  # the row was kept, its writer's lock is checked each time
+    good = b.path.joinpath("config.toml").read_text()
+    (a.path / "config.toml").write_text(good)  # repaired: an unreadable row is never kept
+    assert {r.id: r for r in store.list()}[a.info.id].status == "paused"
+    monkeypatch.setattr(_store, "_RACY_NS", 10**12)  # every file counts as changed within the clock's tick
+    read.clear()
+    store.list()
+    assert sorted(read) == sorted([a.path.name, b.path.name])  # such rows are read again each time
 
 
 # -- the runs folder --------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..columns import CSV_FIELDS, TEXT_COLUMNS
 from ._info import RunError
 
 METRICS_FILE = "metrics.csv"
@@ -26,7 +27,6 @@ _TAIL_START = 16 * 1024  # bytes read from the end first; doubled while no valid
 _TAIL_LIMIT = 1 << 20  # the last validation MSE is looked for in the file's last MiB only
 
 _PARSE_CHUNK_ROWS = 1000  # rows per numpy parse: a few ms each
-TEXT_COLUMNS = ("method",)  # the metrics columns that hold text; the others are numbers
 Metrics = dict[str, np.ndarray]  # column name -> values, one per row (float64; text columns as str)
 
 
@@ -148,15 +148,14 @@ def _parse_fast(body: str, names: list[str], wanted: list[str]) -> Metrics:
 
 def _parse_slow(body: str, names: list[str], wanted: list[str]) -> Metrics:
     """The csv module, row by row: rows with the wrong number of fields are skipped, and a damaged cell
-    of a numeric column is NaN. A column is text when it is one of ``TEXT_COLUMNS``, or when none of its
-    cells is a number (a text column of a newer engine)."""
+    of a numeric column is NaN. A column is text when it is one of ``TEXT_COLUMNS``, or when it is not
+    one of this engine's columns and none of its cells is a number (a text column of a newer engine)."""
     rows = [r for r in csv.reader(io.StringIO(body)) if len(r) == len(names)]
     data: Metrics = {}
     for name in wanted:
         i = names.index(name)
         values = [r[i] for r in rows]
-        kinds = {_is_text(v) for v in values if v}  # True: text, False: a number
-        text = name in TEXT_COLUMNS or kinds == {True}
+        text = name in TEXT_COLUMNS or (name not in CSV_FIELDS and all(_is_text(v) for v in values if v))
         data[name] = np.array(values, dtype=str) if text else np.array([_float(v) for v in values], dtype=np.float64)
     return data
 

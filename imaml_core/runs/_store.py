@@ -13,6 +13,7 @@ import dataclasses
 import math
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from ._run import CONFIG_FILE, PARAMS_FILE, Run, read_config
 
 TRASH_FOLDER = ".trash"
 _ROW_FILES = (INFO_FILE, CONFIG_FILE, METRICS_FILE, PARAMS_FILE, RESUME_FILE)  # what a listing row reads
+_RACY_NS = 2_000_000_000  # files changed this recently are read again (coarse timestamps: FAT's are 2 s)
 # The keys of one row of a listing (``imaml runs list --json``), in order.
 SUMMARY_KEYS = (
     "id",
@@ -99,17 +101,23 @@ def _writer_status(folder: Path, summary: RunSummary) -> RunSummary:
     return summary
 
 
-def _signature(folder: Path) -> tuple[tuple[int, int, int] | None, ...]:
-    """What a run's row is read from, as (inode, size, modification time) per file: the same signature,
-    the same row. (The files are replaced atomically or appended to, so each write changes it.)"""
+def _signature(folder: Path) -> tuple[tuple[int, int, int, int] | None, ...] | None:
+    """What a run's row is read from, as (inode, size, modification and change times) per file: the same
+    signature, the same row (the files are replaced atomically or appended to, so each write changes it).
+    None while a file was changed within the file system's timestamp granularity, when a second write in
+    the same tick could leave all four unchanged: such a row is read again next time."""
     signature = []
+    newest = 0
     for name in _ROW_FILES:
         try:
             st = os.stat(folder / name)
         except OSError:
             signature.append(None)
         else:
-            signature.append((st.st_ino, st.st_size, st.st_mtime_ns))
+            signature.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+            newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
+    if time.time_ns() - newest < _RACY_NS:
+        return None
     return tuple(signature)
 
 
@@ -192,12 +200,18 @@ class RunStore:
         """Every run, oldest first (by creation time, then id); unreadable folders after the runs."""
         known = self._rows
         rows: dict[Path, tuple[tuple[object, ...], RunSummary]] = {}
+        listed: list[RunSummary] = []
         for folder in self.folders():
             signature = _signature(folder)
             cached = known.get(folder)
-            rows[folder] = cached if cached and cached[0] == signature else (signature, _summarize_files(folder))
+            if signature is not None and cached is not None and cached[0] == signature:
+                summary = cached[1]
+            else:
+                summary = _summarize_files(folder)
+            if signature is not None and summary.readable:  # an unreadable one may be a passing I/O error
+                rows[folder] = (signature, summary)
+            listed.append(_writer_status(folder, summary))
         self._rows = rows
-        listed = [_writer_status(folder, summary) for folder, (_, summary) in rows.items()]
         return sorted(listed, key=lambda r: (not r.readable, r.created, r.id))
 
     def find(self, ref: str | Path) -> Path:
