@@ -44,6 +44,46 @@ def utc_now() -> str:
 
 
 @dataclass(frozen=True)
+class RecordKind:
+    """A versioned JSON record of ours (run.json, sweep.json): what a reader checks, and how it fails."""
+
+    file: str  # the file's name in its folder
+    format: str  # the "format" tag it must carry
+    version: int  # the newest "format_version" this engine reads
+    folder_kind: str  # "run", "sweep": a folder without the file is "not a <folder_kind> folder"
+    max_bytes: int
+    error: type[ImamlError]
+
+
+def read_record(folder: Path, kind: RecordKind) -> dict[str, Any]:
+    """The record in ``folder`` as a dict; a missing, oversized, unreadable, non-JSON, foreign or too new
+    file is ``kind.error`` with a one-line message naming the file."""
+    path = folder / kind.file
+    where = f"{folder}: {kind.file}"
+    try:
+        if path.stat().st_size > kind.max_bytes:
+            raise kind.error(f"{where} is larger than {kind.max_bytes} bytes")
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise kind.error(f"{folder}: not a {kind.folder_kind} folder (no {kind.file})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise kind.error(f"{folder}: cannot read {kind.file} ({getattr(exc, 'strerror', None) or exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise kind.error(f"{where}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(data, dict) or data.get("format") != kind.format:
+        raise kind.error(f"{where}: not an iMAML Studio {kind.file} (no format '{kind.format}')")
+    version = data.get("format_version")
+    if not isinstance(version, int) or version > kind.version:
+        raise kind.error(f"{where}: format_version {version!r} is newer than this iMAML Studio reads")
+    return data
+
+
+RUN_RECORD = RecordKind(INFO_FILE, INFO_FORMAT, INFO_FORMAT_VERSION, "run", MAX_INFO_BYTES, RunError)
+
+
+@dataclass(frozen=True)
 class RunInfo:
     """The contents of run.json. ``parent`` and ``fork_iteration`` are both None unless the run is a fork."""
 
@@ -64,17 +104,8 @@ class RunInfo:
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
-    def from_json(cls, text: str, where: str) -> RunInfo:
-        """Parse run.json text; any problem is a :class:`RunError` that starts with ``where``."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RunError(f"{where}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-        if not isinstance(data, dict) or data.get("format") != INFO_FORMAT:
-            raise RunError(f"{where}: not an iMAML Studio run.json (no format '{INFO_FORMAT}')")
-        version = data.get("format_version")
-        if not isinstance(version, int) or version > INFO_FORMAT_VERSION:
-            raise RunError(f"{where}: run.json format_version {version!r} is newer than this iMAML Studio reads")
+    def from_dict(cls, data: dict[str, Any], where: str) -> RunInfo:
+        """Check run.json's fields (read by :func:`read_record`); a bad one is a :class:`RunError`."""
         return cls(
             id=_text(data, "id", where, required=True),
             name=_text(data, "name", where),
@@ -89,16 +120,7 @@ class RunInfo:
 
 def read_info(folder: Path) -> RunInfo:
     """The run.json of ``folder``; a missing or invalid file is a :class:`RunError` naming the folder."""
-    path = folder / INFO_FILE
-    try:
-        if path.stat().st_size > MAX_INFO_BYTES:
-            raise RunError(f"{folder}: run.json is larger than {MAX_INFO_BYTES} bytes")
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RunError(f"{folder}: not a run folder (no {INFO_FILE})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunError(f"{folder}: cannot read {INFO_FILE} ({getattr(exc, 'strerror', None) or exc})") from None
-    return RunInfo.from_json(text, f"{folder}: {INFO_FILE}")
+    return RunInfo.from_dict(read_record(folder, RUN_RECORD), f"{folder}: {INFO_FILE}")
 
 
 def write_info(folder: str | os.PathLike[str], info: RunInfo) -> None:

@@ -106,9 +106,7 @@ class HistoryReader:
         if not self.in_process:
             try:
                 return self._ask_child(request)
-            except RunError:
-                raise
-            except CancelledError:
+            except (RunError, CancelledError):  # the history's own error, or the reader was closed
                 raise
             except Exception:  # noqa: BLE001 - a dead, stopped or garbled child: replace it next time
                 self._stop_child()

@@ -30,7 +30,7 @@ from typing import Any
 from ..config import ExperimentConfig
 from ..errors import ImamlError
 from ..files import atomic_write_text
-from ..runs._info import utc_now
+from ..runs._info import RecordKind, read_record, utc_now
 from ..runs._lock import RunLock, RunLockedError, lock_holder
 from ._space import SearchSpace, SweepError
 
@@ -40,6 +40,7 @@ TUNE_FOLDER = ".tune"
 SWEEP_FORMAT = "imaml-studio-sweep"
 SWEEP_FORMAT_VERSION = 1
 MAX_SWEEP_BYTES = 64 << 20
+SWEEP_RECORD = RecordKind(SWEEP_FILE, SWEEP_FORMAT, SWEEP_FORMAT_VERSION, "sweep", MAX_SWEEP_BYTES, SweepError)
 METRICS = ("val_mse", "eval_mse", "mse_per_second")
 # A sweep's status: running (a driver holds the lock), finished, interrupted (stopped before every trial
 # ended; ``--resume`` continues it) or failed (the driver stopped on an error, given in ``message``).
@@ -199,7 +200,7 @@ def read_sweep(folder: str | os.PathLike[str]) -> SweepSummary:
     A sweep recorded as running whose driver is gone reads as ``interrupted``, and its running trials as
     ``paused``: ``imaml sweep --resume`` continues them."""
     folder = Path(folder)
-    data = _load(folder)
+    data = read_record(folder, SWEEP_RECORD)
     where = f"{folder / SWEEP_FILE}"
     try:
         settings = SweepSettings.from_dict(data["settings"])
@@ -233,26 +234,6 @@ def read_sweep(folder: str | os.PathLike[str]) -> SweepSummary:
 def is_sweep(folder: str | os.PathLike[str]) -> bool:
     """Whether ``folder`` holds a sweep record (readable or not)."""
     return (Path(folder) / SWEEP_FILE).is_file()
-
-
-def _load(folder: Path) -> dict[str, Any]:
-    path = folder / SWEEP_FILE
-    try:
-        if path.stat().st_size > MAX_SWEEP_BYTES:
-            raise SweepError(f"{path}: larger than {MAX_SWEEP_BYTES} bytes")
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SweepError(f"{folder}: not a sweep folder (no {SWEEP_FILE})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SweepError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
-    except json.JSONDecodeError as exc:
-        raise SweepError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    if not isinstance(data, dict) or data.get("format") != SWEEP_FORMAT:
-        raise SweepError(f"{path}: not an iMAML Studio sweep record (no format '{SWEEP_FORMAT}')")
-    version = data.get("format_version")
-    if not isinstance(version, int) or version > SWEEP_FORMAT_VERSION:
-        raise SweepError(f"{path}: format_version {version!r} is newer than this iMAML Studio reads")
-    return data
 
 
 def _finite(value: float | None) -> float | None:
@@ -305,7 +286,7 @@ class SweepFile:
         """The record of an existing sweep, to continue it; a sweep another driver runs is refused."""
         lock = _take_lock(folder)
         try:
-            data = _load(folder)
+            data = read_record(folder, SWEEP_RECORD)
             read_sweep(folder)  # every field checked before anything is written
         except BaseException:
             lock.release()
