@@ -300,6 +300,8 @@ def difference_text(a: RunSummary, b: RunSummary) -> str:
 
 
 def _list(store: RunStore) -> list[RunSummary] | str:
+    if not store.root.exists():
+        return []  # the window's runs folder before its first run is recorded: made by the recorder
     try:
         return store.list()
     except Exception as exc:  # noqa: BLE001 - runs in a pool thread; the banner shows it

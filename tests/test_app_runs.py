@@ -62,6 +62,13 @@ def test_every_run_is_recorded_with_its_history_and_state(qtbot, make_window, ru
     assert len(window.runs()) == 2
 
 
+def test_a_runs_folder_not_made_yet_lists_empty_until_the_first_run_is_recorded(qtbot, make_window, runs_dir):
+    assert not runs_dir.exists()
+    window = make_window()
+    qtbot.waitUntil(lambda: len(window.runs_dock.panel.model.rows) == 1, timeout=TIMEOUT_MS)
+    assert runs_dir.is_dir() and "cannot list" not in window.banner.message()
+
+
 def test_ticked_runs_are_overlaid_under_the_live_run(qtbot, make_window, runs_dir, tmp_path):
     runs_dir.mkdir(parents=True)
     cli_run(runs_dir / "other", 30, tmp_path)
