@@ -11,23 +11,15 @@ imports this package.
 
 import os
 
+import lazy_loader
+
 # The GUI thread shares the CPU with the engine's OpenMP threads. With OpenMP's default "active" waiting,
 # idle workers spin between parallel regions and starve both the GUI thread and each other (measured on a
 # busy 2-core machine: 0.02 s -> 1.1 s per small meta-iteration). Passive waiting costs nothing here. It
 # only takes effect when set before torch is first imported, which importing ``app`` first guarantees.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-__all__ = ["MainWindow", "main"]
-
-
-def __getattr__(name: str) -> object:
-    # lazy, so `import app` stays cheap and Qt loads only when the window is wanted
-    if name == "MainWindow":
-        from .main_window import MainWindow
-
-        return MainWindow
-    if name == "main":
-        from .__main__ import main
-
-        return main
-    raise AttributeError(name)
+# Qt loads only when the window is wanted: ``import app`` stays cheap.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__, submod_attrs={"shell.main_window": ["MainWindow"], "__main__": ["main"]}
+)

@@ -11,8 +11,8 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from .main_window import MainWindow
-    from .settings import APPLICATION, ORGANISATION
+    from app.shell.main_window import MainWindow
+    from app.toolkit.settings import APPLICATION, ORGANISATION
 
     app = QApplication.instance() or QApplication(sys.argv if argv is None else [sys.argv[0], *argv])
     app.setOrganizationName(ORGANISATION)

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from imaml_core import ExperimentConfig, MetaTrainer  # noqa: E402
-from imaml_core.threads import recommended_threads  # noqa: E402
+from imaml_core.engine.threads import recommended_threads  # noqa: E402
 
 from .common import (
     THREADS,

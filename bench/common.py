@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from imaml_core.heap import keep_freed_memory
+from imaml_core.engine.heap import keep_freed_memory
 
 RESULTS = Path(__file__).resolve().parent / "results"
 THREADS = 1  # one intra-op thread: stable timings on a shared 2-core machine

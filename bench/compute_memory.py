@@ -1,6 +1,6 @@
 """Seconds and memory per meta-iteration against inner steps, by method (the paper's Figure 2b).
 
-Rows come from ``imaml_core.profiling.profile_rows`` (fresh trainer per row, same seed and tasks, one
+Rows come from ``imaml_core.engine.profiling.profile_rows`` (fresh trainer per row, same seed and tasks, one
 warm-up iteration, median of the rest). Memory is the engine's probe: on CPU the peak bytes held for
 backward during the meta-iteration, the quantity that grows with MAML's unrolled steps. The claims to
 check: iMAML's memory is flat in inner steps (<= 1.1x from 5 to 200) and MAML's grows linearly.
@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from imaml_core import ExperimentConfig  # noqa: E402
-from imaml_core.profiling import profile_rows  # noqa: E402
+from imaml_core.engine.profiling import profile_rows  # noqa: E402
 
 from .common import (
     METHODS,

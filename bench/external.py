@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from imaml_core import ExperimentConfig, MetaTrainer
-from imaml_core.sinusoid import TaskBatch, sample_tasks
+from imaml_core.tasks.sinusoid import TaskBatch, sample_tasks
 
 from .common import markdown_table, parse_args, setup_timing, write_csv, write_markdown
 

@@ -24,7 +24,7 @@ def main() -> None:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app.main_window import MainWindow
+    from app.shell.main_window import MainWindow
     from imaml_core import ExperimentConfig
 
     iterations = int(next((a for a in sys.argv[1:] if a.isdigit()), "4000"))

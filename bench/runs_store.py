@@ -23,9 +23,9 @@ from pathlib import Path
 
 from imaml_core import ExperimentConfig, MetaTrainer
 from imaml_core.cli import main as imaml
-from imaml_core.report import CSV_FIELDS
-from imaml_core.runs import HistoryReader, Run, RunStore
-from imaml_core.runs._info import new_run_id, read_info, write_info
+from imaml_core.common.report import CSV_FIELDS
+from imaml_core.experiments.runs import HistoryReader, Run, RunStore
+from imaml_core.experiments.runs._info import new_run_id, read_info, write_info
 
 from .common import environment, markdown_table, median_seconds, parse_args, write_csv, write_markdown
 

@@ -79,7 +79,7 @@ def _overlay_stalls(qapp: object, window: object) -> tuple[float, float]:
 def main() -> None:
     from PySide6.QtWidgets import QApplication
 
-    from app.main_window import MainWindow
+    from app.shell.main_window import MainWindow
     from imaml_core import ExperimentConfig
 
     args = parse_args("the Runs panel on a big runs folder", extra=_options)

@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 from imaml_core import ExperimentConfig, MetaTrainer
-from imaml_core.sweep import SearchSpace, SweepSettings, parse_search, read_sweep, run_sweep
-from imaml_core.threads import available_cores
+from imaml_core.engine.threads import available_cores
+from imaml_core.experiments.sweep import SearchSpace, SweepSettings, parse_search, read_sweep, run_sweep
 
 from .common import environment, markdown_table, parse_args, setup_timing, write_csv, write_markdown
 

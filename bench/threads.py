@@ -29,8 +29,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from imaml_core import ExperimentConfig, MetaTrainer  # noqa: E402
-from imaml_core.heap import keep_freed_memory  # noqa: E402
-from imaml_core.threads import available_cores, openmp_waits_passively, recommended_threads  # noqa: E402
+from imaml_core.engine.heap import keep_freed_memory  # noqa: E402
+from imaml_core.engine.threads import available_cores, openmp_waits_passively, recommended_threads  # noqa: E402
 
 from .common import cpu_model, markdown_table, parse_args, write_csv, write_markdown  # noqa: E402
 

@@ -23,7 +23,7 @@ ITERATIONS = 300
 def main() -> int:
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
     _qapp = QApplication(sys.argv)  # must outlive the window
-    from app.main_window import MainWindow
+    from app.shell.main_window import MainWindow
     from imaml_core import ExperimentConfig
     from imaml_core.cli import main as imaml
 

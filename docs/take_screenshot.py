@@ -24,7 +24,7 @@ def main() -> int:
     settings_dir = tempfile.mkdtemp(prefix="imaml-studio-shot-")
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, settings_dir)
     _qapp = QApplication(sys.argv)  # must outlive the window
-    from app.main_window import MainWindow
+    from app.shell.main_window import MainWindow
     from imaml_core import ExperimentConfig
 
     config = ExperimentConfig(lam_shape="layer", learn_lam=True, lam_lr=0.03)

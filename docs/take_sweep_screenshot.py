@@ -28,8 +28,8 @@ def main() -> int:
     subprocess.run(command, check=True)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
     qapp = QApplication(sys.argv)  # must outlive the view
-    from app.sweep_view import SweepView
-    from app.theme import apply_theme
+    from app.panels.sweep_view import SweepView
+    from app.toolkit.theme import apply_theme
 
     apply_theme(qapp, "dark")  # as in the window
 

@@ -40,8 +40,8 @@ def runs_dir(tmp_path):
 def make_window(qtbot, settings_dir, runs_dir):
     """Build MainWindows (small config by default) whose trainer and first preview are ready; afterwards
     close them and check that no worker thread outlived its window."""
-    from app.main_window import MainWindow
-    from app.worker_thread import WorkerThread
+    from app.shell.main_window import MainWindow
+    from app.worker.thread import WorkerThread
 
     from .app_helpers import small_config
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from imaml_core.model import MLP
+from imaml_core.engine.model import MLP
 
 F64 = torch.float64
 

@@ -9,9 +9,9 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QComboBox, QWidget
 
-from app.fields import relevant
-from app.messages import TrainerChange
-from app.sliders import LabeledLogSlider
+from app.model.fields import relevant
+from app.model.messages import TrainerChange
+from app.panels.sliders import LabeledLogSlider
 from imaml_core import ExperimentConfig
 
 from .app_helpers import small_config

@@ -8,10 +8,10 @@ import csv
 import torch
 from PySide6.QtWidgets import QWidget
 
-from app.menus import shipped_presets
+from app.shell.menus import shipped_presets
 from imaml_core import ExperimentConfig, load_checkpoint
 from imaml_core.cli import main as imaml_cli
-from imaml_core.report import CSV_FIELDS
+from imaml_core.common.report import CSV_FIELDS
 
 from .app_helpers import small_config, train
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtWidgets import QComboBox, QWidget
 
-from app.messages import TrainerChange
+from app.model.messages import TrainerChange
 
 from .app_helpers import small_config
 

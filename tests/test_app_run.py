@@ -10,7 +10,7 @@ import threading
 from PySide6.QtCore import QCoreApplication, QTimer
 from PySide6.QtWidgets import QWidget
 
-from app.worker_thread import WorkerThread
+from app.worker.thread import WorkerThread
 
 from .app_helpers import plot_points, small_config
 
@@ -41,9 +41,9 @@ def test_the_worker_starts_an_iteration_only_after_the_window_took_in_the_last_r
     still steps while a report is outstanding; acknowledgements never restart a paused run. Event-loop turns,
     not wall-clock time, are what would let a wrongly running worker go on, so the test spins a fixed number
     of them."""
-    from app.worker import Worker
+    from app.worker.worker import Worker
 
-    monkeypatch.setattr("app.worker._yield_cpu_to_gui", lambda: None)  # don't lower this test thread's priority
+    monkeypatch.setattr("app.worker.worker._yield_cpu_to_gui", lambda: None)  # don't lower this test thread's priority
     worker = Worker(small_config())
     reports: list[int] = []
     worker.reported.connect(lambda r: reports.append(r.iteration))

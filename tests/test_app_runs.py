@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from PySide6.QtWidgets import QWidget
 
-from app import runs_dock
-from app.messages import TrainerChange
+from app.model.messages import TrainerChange
+from app.panels import runs_dock
 from imaml_core import load_checkpoint
 from imaml_core.cli import main as imaml_cli
 

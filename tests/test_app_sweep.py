@@ -8,12 +8,12 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QWidget
 
-from app.messages import TrainerChange
-from app.sweep_launcher import SweepDialog
+from app.model.messages import TrainerChange
+from app.panels.sweep_launcher import SweepDialog
 from imaml_core.cli import main as imaml_cli
-from imaml_core.sweep import SweepSettings, TrialSummary, parse_search
-from imaml_core.sweep._record import SweepFile
-from imaml_core.sweep._space import SearchSpace
+from imaml_core.experiments.sweep import SweepSettings, TrialSummary, parse_search
+from imaml_core.experiments.sweep._record import SweepFile
+from imaml_core.experiments.sweep._space import SearchSpace
 
 from .app_helpers import small_config
 

@@ -5,7 +5,7 @@ import torch
 
 from bench.reference_loop import LOOPS, public_api_meta_gradient
 from imaml_core import ExperimentConfig, MetaTrainer
-from imaml_core.methods import meta_gradient
+from imaml_core.engine.methods import meta_gradient
 
 from .helpers import rel_err
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from imaml_core import conjugate_gradient
-from imaml_core.cg import batched_cg
+from imaml_core.engine.cg import batched_cg
 
 from .helpers import F64, rel_err
 
@@ -84,7 +84,7 @@ def test_zero_right_hand_side_from_a_nonzero_start_reports_the_true_residual():
     (absolute: there is no ||b|| to divide by), not claim convergence it did not reach."""
     import torch
 
-    from imaml_core.cg import batched_cg
+    from imaml_core.engine.cg import batched_cg
 
     diag = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64)
     x, info = batched_cg(lambda v: diag * v, torch.zeros_like(diag), 2, tol=1e-12, x0=torch.ones_like(diag))

@@ -7,15 +7,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from imaml_core import (
-    CheckpointError,
-    ExperimentConfig,
-    MetaTrainer,
-    load_checkpoint,
-    load_model,
-    save_checkpoint,
-)
-from imaml_core.checkpoint import _digest
+from imaml_core import CheckpointError, ExperimentConfig, MetaTrainer, load_checkpoint, load_model, save_checkpoint
+from imaml_core.engine.checkpoint import tensor_digest
 
 
 @pytest.fixture
@@ -51,7 +44,7 @@ def _write_raw(path, tensors, cfg, **meta):
         "format_version": "1",
         "config": cfg.to_toml(),
         "iteration": "3",
-        "sha256": _digest(tensors),
+        "sha256": tensor_digest(tensors),
     }
     metadata.update(meta)
     save_file(tensors, str(path), metadata=metadata)
@@ -119,7 +112,7 @@ def test_failed_save_leaves_previous_file_intact(saved, monkeypatch):
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("imaml_core.checkpoint.save_file", boom)
+    monkeypatch.setattr("imaml_core.engine.checkpoint.save_file", boom)
     with pytest.raises(OSError):
         save_checkpoint(path, trainer.params(), trainer.config, 99)
     assert path.read_bytes() == before
@@ -127,7 +120,8 @@ def test_failed_save_leaves_previous_file_intact(saved, monkeypatch):
 
 
 def test_checkpoint_records_the_package_version_which_pyproject_reads_from_the_package(saved):
-    """The version is written once, as ``imaml_core.__version__``; pyproject.toml takes it from there."""
+    """The version is written once, in ``imaml_core.common.version``; ``imaml_core.__version__`` and
+    pyproject.toml take it from there."""
     import sys
     from pathlib import Path
 
@@ -142,4 +136,4 @@ def test_checkpoint_records_the_package_version_which_pyproject_reads_from_the_p
     assert load_checkpoint(path).metadata["imaml_studio_version"] == imaml_core.__version__
     pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
     assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
-    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "imaml_core.__version__"}
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "imaml_core.common.version.VERSION"}

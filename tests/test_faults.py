@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from imaml_core import ExperimentConfig, MetaTrainer, load_checkpoint, save_checkpoint
-from imaml_core.files import atomic_write_text
+from imaml_core.common.files import atomic_write_text
 
 
 def _trainer() -> MetaTrainer:
@@ -30,16 +30,16 @@ def test_overflowing_adam_update_is_undone(monkeypatch):
 def test_out_of_memory_is_reported_and_the_run_goes_on(monkeypatch):
     trainer = _trainer()
     theta = trainer.theta.clone()
-    real = __import__("imaml_core.trainer", fromlist=["meta_gradient"]).meta_gradient
+    real = __import__("imaml_core.engine.trainer", fromlist=["meta_gradient"]).meta_gradient
 
     def oom(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
-    monkeypatch.setattr("imaml_core.trainer.meta_gradient", oom)
+    monkeypatch.setattr("imaml_core.engine.trainer.meta_gradient", oom)
     report = trainer.step()
     assert report.diverged and "out of memory" in report.message and "lower" in report.message
     assert torch.equal(trainer.theta, theta)
-    monkeypatch.setattr("imaml_core.trainer.meta_gradient", real)
+    monkeypatch.setattr("imaml_core.engine.trainer.meta_gradient", real)
     trainer.apply_config(trainer.config.replace(meta_batch=2))
     assert not trainer.step().diverged and trainer.iteration == 2
 
@@ -60,7 +60,7 @@ def test_checkpoint_write_failing_midway_keeps_the_previous_file(tmp_path, monke
             fh.write(data[:fail_after])
         raise OSError("No space left on device")
 
-    monkeypatch.setattr("imaml_core.checkpoint.save_file", partial_save)
+    monkeypatch.setattr("imaml_core.engine.checkpoint.save_file", partial_save)
     trainer.step()
     with pytest.raises(OSError):
         save_checkpoint(path, trainer.params(), trainer.config, 2)

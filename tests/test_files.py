@@ -9,7 +9,7 @@ import pytest
 
 from imaml_core import ExperimentConfig, MetaTrainer, save_checkpoint
 from imaml_core.cli import main
-from imaml_core.files import atomic_write_text
+from imaml_core.common.files import atomic_write_text
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
 

@@ -12,11 +12,11 @@ from safetensors import safe_open
 
 from imaml_core import CheckpointError, ConfigError, ExperimentConfig, MetaTrainer, load_checkpoint, save_checkpoint
 from imaml_core.cli import main
-from imaml_core.implicit import implicit_hypergradients
-from imaml_core.lam import flat_lam
-from imaml_core.lam_state import LAM_BOUNDS
-from imaml_core.methods import adapt, meta_gradient
-from imaml_core.model import mse_per_task
+from imaml_core.engine.implicit import implicit_hypergradients
+from imaml_core.engine.lam import flat_lam
+from imaml_core.engine.lam_state import LAM_BOUNDS
+from imaml_core.engine.methods import adapt, meta_gradient
+from imaml_core.engine.model import mse_per_task
 
 SMALL = ["--meta-batch", "5", "--inner-steps", "3", "--shots", "5"]
 
@@ -248,7 +248,7 @@ def test_a_skipped_iteration_leaves_lambda_untouched_and_other_methods_ignore_it
     trainer = MetaTrainer(cfg)
     trainer.step()
     lam, theta = trainer.lam(), trainer.theta.clone()
-    monkeypatch.setattr("imaml_core.trainer.diagnose", lambda *_: "meta-iteration skipped: forced")
+    monkeypatch.setattr("imaml_core.engine.trainer.diagnose", lambda *_: "meta-iteration skipped: forced")
     report = trainer.step()
     assert report.diverged and torch.equal(trainer.theta, theta)
     assert all(torch.equal(trainer.lam()[n], lam[n]) for n in lam) and report.lam_clipped == 0

@@ -3,7 +3,7 @@
 import torch
 
 from imaml_core import ExperimentConfig, MetaTrainer
-from imaml_core.methods import adapt
+from imaml_core.engine.methods import adapt
 
 
 def test_maml_gradient_matches_finite_differences_float64():

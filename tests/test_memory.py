@@ -33,7 +33,7 @@ def test_heap_policy_calls_are_safe():
 
     code = (
         "import torch\n"
-        "from imaml_core.heap import keep_freed_memory, release_free_memory\n"
+        "from imaml_core.engine.heap import keep_freed_memory, release_free_memory\n"
         "assert isinstance(keep_freed_memory(), bool)\n"
         "blocks = [torch.ones(1 << 20) for _ in range(8)]\n"
         "assert all(float(b.sum()) == 1 << 20 for b in blocks)\n"

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from imaml_core import ExperimentConfig, MetaTrainer
-from imaml_core.objective import TaskLoss
+from imaml_core.engine.objective import TaskLoss
 
 from .helpers import F64, rel_err
 
@@ -33,8 +33,8 @@ def test_analytic_gradient_and_hvp_match_autograd_float64(hidden):
 
 def test_analytic_gradient_follows_the_layout_order_of_theta():
     """Checkpoints list tensors alphabetically; gradients must land where the layout puts each name."""
-    from imaml_core.mlp_derivatives import MLPMSEDerivatives
-    from imaml_core.params import ParamLayout
+    from imaml_core.engine.mlp_derivatives import MLPMSEDerivatives
+    from imaml_core.engine.params import ParamLayout
 
     trainer = MetaTrainer(ExperimentConfig(dtype="float64", meta_batch=3, val_tasks=2))
     params = trainer.params()
@@ -60,9 +60,9 @@ def test_analytic_derivatives_of_nets_whose_inputs_and_outputs_are_not_1_wide(n_
     """The sinusoid nets are 1-wide at both ends, where the code takes shortcuts; other widths, 1-wide hidden
     layers and nets without a hidden layer take the general paths, which must be exact too, in any layout
     order (``shuffled``: names sorted, as checkpoints list them)."""
-    from imaml_core.mlp_derivatives import MLPMSEDerivatives
-    from imaml_core.model import MLP
-    from imaml_core.params import ParamLayout
+    from imaml_core.engine.mlp_derivatives import MLPMSEDerivatives
+    from imaml_core.engine.model import MLP
+    from imaml_core.engine.params import ParamLayout
 
     gen = torch.Generator().manual_seed(3)
     model = MLP(hidden, n_in=n_in, n_out=n_out)
@@ -85,7 +85,7 @@ def test_analytic_derivatives_of_nets_whose_inputs_and_outputs_are_not_1_wide(n_
 
 
 def test_compiled_derivatives_match_eager_and_fall_back_when_compiling_fails(monkeypatch):
-    from imaml_core import mlp_derivatives
+    from imaml_core.engine import mlp_derivatives
 
     cfg = ExperimentConfig(meta_batch=3, val_every=0, val_tasks=2, hidden=[8], dtype="float64")
     eager, compiled = MetaTrainer(cfg), MetaTrainer(cfg.replace(compile=True))

@@ -4,7 +4,7 @@ import csv
 import io
 
 from imaml_core import ExperimentConfig, MetaTrainer
-from imaml_core.report import CSV_FIELDS, metrics_csv, write_metrics_csv
+from imaml_core.common.report import CSV_FIELDS, metrics_csv, write_metrics_csv
 
 
 def test_metrics_csv_has_one_row_per_report_in_the_report_columns(tmp_path):

@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from app.messages import TrainerChange, TrainerInfo
-from app.run_state import MARKER_MERGE_ITERATIONS, RunState
-from app.throttle import Throttle
+from app.model.messages import TrainerChange, TrainerInfo
+from app.model.run_state import MARKER_MERGE_ITERATIONS, RunState
+from app.model.throttle import Throttle
 from imaml_core import ExperimentConfig, StepReport
 
 BASE = ExperimentConfig(meta_batch=5, inner_steps=3, val_tasks=20)
@@ -128,8 +128,8 @@ def test_throttle_lets_one_call_through_per_interval_of_its_clock():
 
 
 def test_redraw_scheduler_draws_one_stale_card_per_tick_and_each_at_most_every_interval(qtbot):
-    from app.history import History
-    from app.redraw import CARD_MIN_INTERVAL_S, RedrawScheduler
+    from app.model.history import History
+    from app.plots.redraw import CARD_MIN_INTERVAL_S, RedrawScheduler
 
     class Card:
         def __init__(self) -> None:

@@ -19,8 +19,8 @@ import torch
 
 from imaml_core import ExperimentConfig, MetaTrainer, __version__, load_checkpoint
 from imaml_core.cli import main
-from imaml_core.errors import CheckpointError
-from imaml_core.runs import (
+from imaml_core.common.errors import CheckpointError
+from imaml_core.experiments.runs import (
     SUMMARY_KEYS,
     TRASH_FOLDER,
     HistoryReader,
@@ -32,9 +32,9 @@ from imaml_core.runs import (
     _store,
     downsample,
 )
-from imaml_core.runs._history import _parse_fast, _parse_slow, read_metrics, tail_summary
-from imaml_core.runs._metrics import trim_metrics
-from imaml_core.runs._reader import MAX_CHILD_FAILURES
+from imaml_core.experiments.runs._history import _parse_fast, _parse_slow, read_metrics, tail_summary
+from imaml_core.experiments.runs._metrics import trim_metrics
+from imaml_core.experiments.runs._reader import MAX_CHILD_FAILURES
 
 from .helpers import interrupted_training
 
@@ -200,7 +200,7 @@ def test_run_files_are_written_atomically_with_the_umask_mode(tmp_path, monkeypa
     def broken_save(*_args, **_kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("imaml_core.runs._resume.save_file", broken_save)
+    monkeypatch.setattr("imaml_core.experiments.runs._resume.save_file", broken_save)
     train(trainer, 2)
     with pytest.raises(OSError):
         run.save_checkpoint(trainer)
@@ -339,8 +339,8 @@ def test_closing_the_history_reader_cancels_what_is_queued_and_ends_the_child(on
 
 def _reader_child_with(monkeypatch, code: str) -> None:
     """The history reader's child runs ``code`` (with ``_reader`` imported) before it serves."""
-    start = _reader._BOOTSTRAP.split("from imaml_core.runs._reader import")[0]
-    monkeypatch.setattr(_reader, "_BOOTSTRAP", start + "from imaml_core.runs import _reader\n" + code)
+    start = _reader._BOOTSTRAP.split("from imaml_core.experiments.runs._reader import")[0]
+    monkeypatch.setattr(_reader, "_BOOTSTRAP", start + "from imaml_core.experiments.runs import _reader\n" + code)
 
 
 def test_a_stray_print_in_the_reader_process_does_not_garble_its_replies(one_run, monkeypatch):
@@ -374,7 +374,7 @@ def test_a_reply_to_another_request_stops_the_child_and_the_read_is_done_here(on
 
 
 def test_the_history_module_loads_without_torch():
-    code = "import sys, imaml_core.runs._reader; assert 'torch' not in sys.modules, 'torch was imported'"
+    code = "import sys, imaml_core.experiments.runs._reader; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
@@ -602,7 +602,7 @@ def test_a_failing_tensorboard_writer_warns_once_and_training_records_go_on(tmp_
     def broken(_self):
         raise ImportError("protobuf is too old")
 
-    monkeypatch.setattr("imaml_core.runs._tensorboard.ScalarWriter._open", broken)
+    monkeypatch.setattr("imaml_core.experiments.runs._tensorboard.ScalarWriter._open", broken)
     with Run.create(tmp_path / "r", tiny(), tensorboard=True) as run:
         trainer = MetaTrainer(tiny())
         with pytest.warns(RuntimeWarning, match="protobuf is too old"):

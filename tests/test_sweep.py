@@ -22,7 +22,7 @@ import pytest
 
 from imaml_core import ExperimentConfig
 from imaml_core.cli import main
-from imaml_core.sweep import (
+from imaml_core.experiments.sweep import (
     SearchSpace,
     SweepError,
     SweepSettings,
@@ -33,7 +33,7 @@ from imaml_core.sweep import (
     read_sweep,
     sweep_available,
 )
-from imaml_core.sweep._record import SWEEP_LOCK, SweepFile
+from imaml_core.experiments.sweep._record import SWEEP_LOCK, SweepFile
 
 pytestmark = pytest.mark.skipif(not sweep_available(), reason='needs the sweep extra: pip install ".[sweep]"')
 
@@ -278,7 +278,7 @@ def test_seeds_are_one_run_each_and_mse_per_second_is_their_mean_val_mse_times_s
 
 
 def test_eval_mse_is_the_final_evaluation_on_600_tasks_with_the_trials_inner_steps(tmp_path):
-    from imaml_core.runs import Run
+    from imaml_core.experiments.runs import Run
 
     out = tmp_path / "sweep"
     done = run_imaml(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from imaml_core.threads import (
+from imaml_core.engine.threads import (
     PARALLEL_WORK,
     PARALLEL_WORK_PASSIVE,
     available_cores,

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from imaml_core import implicit_hypergradients, implicit_meta_gradient, solve_inner
-from imaml_core.implicit import implicit_batched
-from imaml_core.inner import gd_step, solve_batched
-from imaml_core.lam import flat_lam, lam_of_shape, reduce_to_lam
-from imaml_core.mlp_derivatives import MLPMSEDerivatives
-from imaml_core.model import MLP, mse_per_task
-from imaml_core.objective import TaskLoss
-from imaml_core.params import ParamLayout
+from imaml_core.engine.implicit import implicit_batched
+from imaml_core.engine.inner import gd_step, solve_batched
+from imaml_core.engine.lam import flat_lam, lam_of_shape, reduce_to_lam
+from imaml_core.engine.mlp_derivatives import MLPMSEDerivatives
+from imaml_core.engine.model import MLP, mse_per_task
+from imaml_core.engine.objective import TaskLoss
+from imaml_core.engine.params import ParamLayout
 
 from .helpers import F64, dense_hessian, flat, rel_err, tiny_mlp_problem
 

@@ -1,0 +1,123 @@
+"""What crosses between the GUI thread and the worker thread: plain, immutable data and enums.
+
+Commands carry configs and requests down; results carry reports, previews and failures up. Nothing here
+holds a tensor or a widget, so a message can be queued across threads and kept by either side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+from imaml_core.common.config import ExperimentConfig
+
+
+class Job(Enum):
+    """What the worker was doing when something failed (and which waiting call a result completes)."""
+
+    INIT = "start-up"
+    CONFIG = "setting"
+    RESET = "reset"
+    IMPORT = "import"
+    EXPORT = "export"
+    STEP = "step"
+    PREVIEW = "preview"
+    PROFILE = "profile"
+    EVAL = "evaluation"
+    RECORD = "recording"
+    FORK = "fork"
+    OPEN = "open run"
+    RENAME = "rename"
+
+
+class TrainerChange(Enum):
+    """Why the worker built a new trainer; the window re-syncs differently for each."""
+
+    INIT = "init"
+    RESET = "reset"
+    IMPORT = "import"
+    OPEN = "open"  # a recorded run, continued exactly
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A one-line problem the window shows in its banner."""
+
+    job: Job
+    message: str
+
+
+@dataclass(frozen=True)
+class PreviewTask:
+    """The preview sinusoid and the support points θ adapts to (the user may move or add points)."""
+
+    amplitude: float
+    phase: float
+    x_support: np.ndarray
+    y_support: np.ndarray
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PreviewResult:
+    """What the adaptation plot shows: true curve, predictions before/after, MSE per adaptation step."""
+
+    task: PreviewTask
+    x_grid: np.ndarray
+    y_true: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
+    mse_per_step: np.ndarray
+    steps: int
+    iteration: int
+
+
+@dataclass(frozen=True)
+class TrainerInfo:
+    """Sent when the worker builds a trainer: the config it was built with, where it runs, and why."""
+
+    config: ExperimentConfig
+    iteration: int
+    device: str
+    reason: TrainerChange
+
+
+class RunStart(Enum):
+    """How the live trainer came to record into a run."""
+
+    NEW = "new"  # a new trainer (start-up, reset, import)
+    FORK = "fork"  # the live trainer, from this iteration on
+    CONTINUE = "continue"  # an opened run, continued where it stopped
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """The run the live trainer is recorded into now (sent whenever that changes)."""
+
+    id: str
+    path: str
+    name: str
+    parent: str | None
+    fork_iteration: int | None
+    start: RunStart = RunStart.NEW
+
+
+@dataclass(frozen=True)
+class ProfileRequest:
+    """Memory-vs-inner-steps profile of ``methods`` at the settings of ``base``."""
+
+    base: ExperimentConfig
+    methods: tuple[str, ...]
+    inner_steps: tuple[int, ...]
+    iterations: int = 1
+
+
+@dataclass(frozen=True)
+class ProfileProgress:
+    """Rows measured so far (``profile_rows`` dicts); ``done == total`` when finished."""
+
+    rows: tuple[dict[str, object], ...] = field(default_factory=tuple)
+    done: int = 0
+    total: int = 0

@@ -1,0 +1,147 @@
+"""The window's model of the run, without Qt: what the user asked for, what the engine ran, what it reported.
+
+The window and the control panel subscribe to its events (psygnal, as napari's models do); the model never
+sees a widget, so every rule here — which edits need a new θ, how change markers merge while a slider is
+dragged, what a new trainer resets — is tested without a window.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from psygnal import Signal
+
+from app.model.fields import LABELS
+from app.model.history import History
+from app.model.messages import TrainerChange, TrainerInfo
+from imaml_core.common.config import ExperimentConfig
+from imaml_core.common.errors import ConfigError
+from imaml_core.common.report import StepReport
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+MARKER_MERGE_ITERATIONS = 10  # live changes this close together (a slider being dragged) share one marker
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A candidate config and what adopting it means."""
+
+    config: ExperimentConfig
+    changed: tuple[str, ...]
+    restart: tuple[str, ...]  # changed fields that need a new θ
+    discards_progress: bool  # a restart field changes while θ has trained: ask first
+
+
+class RunState:
+    """Desired and applied configs, the iteration, the history and the change markers of the live run."""
+
+    config_changed = Signal(object)  # ExperimentConfig: what the controls should show
+    marker_added = Signal(int, str)  # (iteration, label)
+    marker_relabelled = Signal(str)  # the newest marker's label, after a merged change
+    cleared = Signal()  # a new θ: history and markers start over
+
+    def __init__(self, config: ExperimentConfig) -> None:
+        self.config = config  # what the controls show and the next meta-iteration will use
+        self.applied = config  # what the last finished meta-iteration used
+        self.iteration = 0
+        self.history = History()
+        self._marker_base: ExperimentConfig | None = None  # config of the previous report of this θ
+        self._last_change: tuple[int, ExperimentConfig] | None = None  # (iteration, config before it)
+
+    # -- edits -------------------------------------------------------------------------------------
+    def propose(self, config: ExperimentConfig) -> Proposal:
+        changed = tuple(config.changed(self.config))
+        restart = tuple(k for k in changed if not ExperimentConfig.is_live(k))
+        return Proposal(config, changed, restart, bool(restart) and self.iteration > 0)
+
+    def propose_edit(self, name: str, value: Any) -> Proposal:
+        """One field edited; raises ``ImamlError`` (naming the field) for an invalid value."""
+        return self.propose(self.config.replace(**{name: value}))
+
+    def adopt(self, config: ExperimentConfig) -> None:
+        self.config = config
+        self.config_changed.emit(config)
+
+    def reshow(self) -> None:
+        """Show the desired config again (after an edit was refused, the control must snap back)."""
+        self.config_changed.emit(self.config)
+
+    def preset(self, path: str | os.PathLike[str]) -> ExperimentConfig:
+        """A preset file as a config for this run: keys it leaves out take the defaults, and the device stays
+        this run's unless the preset names one. Raises ``ImamlError`` naming the problem."""
+        config = ExperimentConfig.load(path)
+        try:
+            named = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:  # ``load`` read it a moment ago
+            raise ConfigError(f"cannot read preset {path}: {exc}") from None
+        return config if "device" in named else config.replace(device=self.config.device)
+
+    def keep_applied_restart_fields(self) -> None:
+        """A reset failed: the desired config takes the running trainer's restart fields back."""
+        restart = {k: getattr(self.applied, k) for k in ExperimentConfig.restart_fields()}
+        self.adopt(self.config.replace(**restart))
+
+    # -- what the worker reports -------------------------------------------------------------------
+    def take_report(self, report: StepReport) -> None:
+        base = self._marker_base
+        if base is not None and not report.diverged and report.config.changed(base):
+            self._mark_change(report, base)
+        self._marker_base = report.config
+        self.applied = report.config
+        self.iteration = report.iteration
+        self.history.append(report)
+
+    def take_trainer(self, info: TrainerInfo) -> None:
+        """A new trainer: an imported or continued one brings its whole config; a reset one its restart
+        fields, so live edits made while it was built are kept."""
+        if info.reason in (TrainerChange.IMPORT, TrainerChange.OPEN):
+            config = info.config
+        else:
+            config = self.config.replace(**{k: getattr(info.config, k) for k in ExperimentConfig.restart_fields()})
+        self.applied = info.config
+        self._marker_base = info.config
+        self._last_change = None
+        self.iteration = info.iteration
+        self.history.clear()
+        self.cleared.emit()
+        self.adopt(config)
+
+    def begin_segment(self) -> None:
+        """The live trainer goes on in a new run (a fork): its history starts empty at this iteration."""
+        self._last_change = None
+        self.history.clear()
+        self.cleared.emit()
+
+    def _mark_change(self, report: StepReport, base: ExperimentConfig) -> None:
+        """A labelled marker where live settings changed. Changes that follow within a few iterations update
+        the same marker, from the first old values to the latest new ones."""
+        last = self._last_change
+        if last is not None and report.iteration - last[0] <= MARKER_MERGE_ITERATIONS:
+            first_base = last[1]
+            fields = report.config.changed(first_base)
+            if fields:
+                self.marker_relabelled.emit(change_label(first_base, report.config, fields))
+            self._last_change = (report.iteration, first_base)
+            return
+        self.marker_added.emit(report.iteration, change_label(base, report.config, report.config.changed(base)))
+        self._last_change = (report.iteration, base)
+
+
+def change_label(old: ExperimentConfig, new: ExperimentConfig, fields: list[str]) -> str:
+    """``λ 20→3, inner steps 3→4`` for the first three changed fields."""
+    parts = [
+        f"{LABELS.get(name, name)} {_short(getattr(old, name))}→{_short(getattr(new, name))}" for name in fields[:3]
+    ]
+    return ", ".join(parts) + (" …" if len(fields) > 3 else "")
+
+
+def _short(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

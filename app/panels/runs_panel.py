@@ -1,0 +1,323 @@
+"""The Runs panel: every run in the runs folder, ticked to overlay, renamed in place, continued, compared,
+deleted (to the folder's ``.trash``).
+
+Listing reads only each run's record and the tail of its metrics, in a pool thread; the live run's row
+follows the window's own numbers between listings. The panel holds no run state: the window tells it which
+run is live and acts on what it asks for.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QColor, QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.model.fields import LABELS
+from app.panels.overlays import run_colour
+from app.toolkit.background import in_background
+from imaml_core.common.config import ExperimentConfig
+from imaml_core.experiments.runs import RunStore, RunSummary
+
+COLUMNS = (  # header, RunSummary field
+    ("", "id"),
+    ("name", "name"),
+    ("method", "method"),
+    ("λ", "lam"),
+    ("CG iterations", "cg_steps"),
+    ("inner steps", "inner_steps"),
+    ("iterations", "iterations"),
+    ("last val MSE", "val_mse"),
+    ("status", "status"),
+    ("parent", "parent"),
+)
+NAME_COLUMN = 1
+RESIZE_ROWS = 30  # rows whose text sizes the columns
+Index = QModelIndex | QPersistentModelIndex
+
+
+class RunsModel(QAbstractTableModel):
+    """Rows of ``RunSummary``; column 0 is the overlay tick with the run's colour, the name is editable."""
+
+    ticks_changed = Signal()
+    renamed = Signal(str, str)  # run id, new name
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[RunSummary] = []
+        self.ticked: list[str] = []  # overlay order
+        self.live: str | None = None
+        self._names: dict[str, str] = {}
+        self._rows_at: dict[str, int] = {}
+
+    def set_rows(self, rows: list[RunSummary]) -> None:
+        if self._comparable(rows) == self._comparable(self.rows):
+            return  # nothing new on disk (the live row's numbers follow the window meanwhile)
+        self.beginResetModel()
+        self.rows = rows
+        self._names = {r.id: r.name for r in rows}
+        self._rows_at = {r.id: i for i, r in enumerate(rows)}
+        known = set(self._names)
+        self.ticked = [r for r in self.ticked if r in known]
+        self.endResetModel()
+
+    def _comparable(self, rows: list[RunSummary]) -> list[object]:
+        """Rows as a listing compares them: the live row by what only the disk knows (name, parentage)."""
+        return [(r.id, r.name, r.parent, r.fork_iteration) if r.id == self.live else r for r in rows]
+
+    def colour(self, run_id: str) -> str:
+        """The run's colour, by its row (asked for every painted row, so a lookup, not a search)."""
+        return run_colour(self._rows_at.get(run_id, len(self.rows)))
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 (Qt API)
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 (Qt API)
+        return len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section][0]
+        return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        if index.column() == 0 and self.rows[index.row()].readable:
+            flags |= Qt.ItemFlag.ItemIsUserCheckable
+        if index.column() == NAME_COLUMN and self.rows[index.row()].readable:
+            flags |= Qt.ItemFlag.ItemIsEditable
+        return flags
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        row = self.rows[index.row()]
+        column = COLUMNS[index.column()][1]
+        if role == Qt.ItemDataRole.CheckStateRole and index.column() == 0 and row.readable:
+            return Qt.CheckState.Checked if row.id in self.ticked else Qt.CheckState.Unchecked
+        if role == Qt.ItemDataRole.DecorationRole and index.column() == 0:
+            return QColor(self.colour(row.id))
+        if role == Qt.ItemDataRole.FontRole and row.id == self.live:
+            font = QFont()
+            font.setBold(True)
+            return font
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return row.reason or row.path
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole) and index.column() > 0:
+            value = getattr(row, column)
+            if column == "status" and row.id == self.live:
+                return f"{value} (live)"
+            if column == "parent" and value:
+                return self._names.get(value, value) + (f" @ {row.fork_iteration}" if row.fork_iteration else "")
+            return _shown(value)
+        return None
+
+    def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:  # noqa: N802
+        row = self.rows[index.row()]
+        if role == Qt.ItemDataRole.CheckStateRole and index.column() == 0:
+            on = Qt.CheckState(value) == Qt.CheckState.Checked
+            self.set_ticked([r for r in self.ticked if r != row.id] + ([row.id] if on else []))
+            return True
+        if role == Qt.ItemDataRole.EditRole and index.column() == NAME_COLUMN and str(value).strip():
+            self.renamed.emit(row.id, str(value).strip())
+            return True
+        return False
+
+    def set_ticked(self, ids: list[str]) -> None:
+        known = {r.id for r in self.rows if r.readable}
+        ticked = [r for r in dict.fromkeys(ids) if r in known]
+        if ticked != self.ticked:
+            self.ticked = ticked
+            self.dataChanged.emit(self.index(0, 0), self.index(max(0, len(self.rows) - 1), 0))
+            self.ticks_changed.emit()
+
+    def update_live(self, iterations: int, val_mse: float | None, running: bool, config: ExperimentConfig) -> None:
+        """The live run's numbers and settings from the window, between listings (which lag behind them)."""
+        for i, row in enumerate(self.rows):
+            if row.id != self.live:
+                continue
+            new = _replace(
+                row,
+                iterations=iterations,
+                val_mse=val_mse,
+                status="running" if running else "paused",
+                lam=config.lam,
+                cg_steps=config.cg_steps,
+                inner_steps=config.inner_steps,
+            )
+            if new != row:
+                self.rows[i] = new
+                self.dataChanged.emit(self.index(i, 0), self.index(i, len(COLUMNS) - 1))
+
+
+class RunsPanel(QWidget):
+    """The table with its buttons and the config difference of two selected runs."""
+
+    overlay_changed = Signal()
+    continue_requested = Signal(str)  # run folder
+    rename_requested = Signal(str, str)  # run id, name
+    delete_requested = Signal(str)  # run id
+    open_folder_requested = Signal()
+    failed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("runs_panel")
+        self.store: RunStore | None = None
+        self._listing = False
+        self._again = False
+        self.model = RunsModel()
+        self.model.ticks_changed.connect(self.overlay_changed)
+        self.model.renamed.connect(self.rename_requested)
+        self.table = QTableView()
+        self.table.setObjectName("runs_table")
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed
+        )
+        self.table.verticalHeader().hide()
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setResizeContentsPrecision(RESIZE_ROWS)  # sizing every row of a big folder stalls the GUI
+        header.setSectionResizeMode(NAME_COLUMN, QHeaderView.ResizeMode.Stretch)
+        self.table.selectionModel().selectionChanged.connect(self._show_difference)
+
+        self.folder = QLabel()
+        self.folder.setObjectName("runs_folder")
+        self.folder.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.folder, 1)
+        for name, text, tip, slot in (
+            ("button_open_runs", "Folder…", "Open another runs folder", self.open_folder_requested.emit),
+            ("button_continue_run", "Continue", "Continue the selected run in the window, exactly", self._continue),
+            ("button_delete_run", "Delete", "Move the selected runs to the folder's .trash", self._delete),
+        ):
+            b = QPushButton(text)
+            b.setObjectName(name)
+            b.setToolTip(tip)
+            b.clicked.connect(lambda _c=False, s=slot: s())
+            buttons.addWidget(b)
+        self.diff = QLabel("Tick runs to overlay them; select two to compare their settings.")
+        self.diff.setObjectName("runs_diff")
+        self.diff.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 4)
+        layout.addLayout(buttons)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.diff)
+
+    # -- what the window tells it -------------------------------------------------------------------
+    def set_store(self, store: RunStore) -> None:
+        self.store = store
+        self.folder.setText(str(store.root))
+        self.model.set_rows([])
+        self.refresh()
+
+    def set_live(self, run_id: str | None) -> None:
+        self.model.live = run_id
+        self.refresh()
+
+    def refresh(self) -> None:
+        """List the folder again, in a pool thread (one listing at a time; a request meanwhile re-lists)."""
+        if self.store is None:
+            return
+        if self._listing:
+            self._again = True
+            return
+        self._listing = True
+        store = self.store
+        in_background(lambda: _list(store), lambda rows, s=store: self._listed(s, rows), self)
+
+    def overlaid(self) -> list[tuple[str, str, str]]:
+        """(id, folder, colour) of every ticked run but the live one (the live run is drawn already)."""
+        paths = {r.id: r.path for r in self.model.rows}
+        return [(r, paths[r], self.model.colour(r)) for r in self.model.ticked if r != self.model.live]
+
+    def selected(self) -> list[RunSummary]:
+        rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
+        return [self.model.rows[i] for i in rows]
+
+    # -- internals ----------------------------------------------------------------------------------
+    def _listed(self, store: RunStore, rows: object) -> None:
+        self._listing = False
+        if store is self.store:
+            if isinstance(rows, str):
+                self.failed.emit(rows)
+            else:
+                selected = {r.id for r in self.selected()}
+                self.model.set_rows(rows)  # type: ignore[arg-type]
+                for i, row in enumerate(self.model.rows):
+                    if row.id in selected:
+                        self.table.selectRow(i)
+                self.overlay_changed.emit()
+        if self._again:
+            self._again = False
+            self.refresh()
+
+    def _continue(self) -> None:
+        chosen = self.selected()
+        if len(chosen) != 1 or not chosen[0].readable:
+            self.failed.emit("Select one readable run to continue.")
+            return
+        self.continue_requested.emit(chosen[0].path)
+
+    def _delete(self) -> None:
+        for row in self.selected():
+            self.delete_requested.emit(row.id)
+
+    def _show_difference(self) -> None:
+        chosen = self.selected()
+        if len(chosen) != 2:
+            self.diff.setText("Tick runs to overlay them; select two to compare their settings.")
+            return
+        self.diff.setText(difference_text(chosen[0], chosen[1]))
+
+
+def difference_text(a: RunSummary, b: RunSummary) -> str:
+    """How two runs' settings differ, in the controls' words."""
+    try:
+        ca = ExperimentConfig.load(Path(a.path) / "config.toml")
+        cb = ExperimentConfig.load(Path(b.path) / "config.toml")
+    except Exception as exc:  # noqa: BLE001 - an unreadable run is said, not raised
+        return f"Cannot compare: {exc}"
+    fields = ca.changed(cb)
+    if not fields:
+        return f"<b>{a.name}</b> and <b>{b.name}</b> have the same settings."
+    parts = [f"{LABELS.get(f, f)}: {_shown(getattr(ca, f))} vs {_shown(getattr(cb, f))}" for f in fields]
+    return f"<b>{a.name}</b> vs <b>{b.name}</b>: " + "; ".join(parts)
+
+
+def _list(store: RunStore) -> list[RunSummary] | str:
+    if not store.root.exists():
+        return []  # the window's runs folder before its first run is recorded: made by the recorder
+    try:
+        return store.list()
+    except Exception as exc:  # noqa: BLE001 - runs in a pool thread; the banner shows it
+        return f"cannot list {store.root}: {exc}"
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.4g}"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _replace(row: RunSummary, **changes: Any) -> RunSummary:
+    from dataclasses import replace
+
+    return replace(row, **changes)

@@ -1,0 +1,69 @@
+"""An in-window message strip for errors, warnings and notices: never modal, so a run can't hang on it."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QStyle, QToolButton, QWidget
+
+from app.model.messages import Failure, Job
+
+LEVELS = ("error", "warning", "info")
+FAILURE_TEXT = {
+    Job.IMPORT: "Import failed: {}. θ and the history are unchanged.",
+    Job.EXPORT: "Export failed: {}. Choose another folder or file name.",
+    Job.RESET: "Could not start a run with these settings: {}. θ was not reset.",
+    Job.STEP: "{}. The run is paused; θ and the history are intact.",
+    Job.CONFIG: "Invalid setting: {}.",
+    Job.INIT: "Start-up: {}.",
+}
+
+
+def failure_text(failure: Failure) -> tuple[str, str]:
+    """(level, message) for a worker failure: what went wrong, and what is (still) true afterwards."""
+    text = FAILURE_TEXT.get(failure.job)
+    if text is None:
+        return "warning", f"{failure.job.value.capitalize()} failed: {failure.message}"
+    return "error", text.format(failure.message)
+
+
+class Banner(QFrame):
+    """Hidden until ``show_message``; the level styles it (see the QSS ``Banner[level=...]`` rules)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("banner")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(12, 6, 6, 6)
+        self.icon = QLabel()
+        self.icon.setObjectName("banner_icon")
+        self.text = QLabel()
+        self.text.setObjectName("banner_text")
+        self.text.setWordWrap(True)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QToolButton()
+        close.setObjectName("banner_close")
+        close.setText("✕")
+        close.setToolTip("Dismiss")
+        close.clicked.connect(self.hide)
+        layout.addWidget(self.icon)
+        layout.addWidget(self.text, 1)
+        layout.addWidget(close)
+        self.level = "info"
+        self.hide()
+
+    def show_message(self, level: str, message: str) -> None:
+        self.level = level if level in LEVELS else "info"
+        self.setProperty("level", self.level)
+        icon = {
+            "error": QStyle.StandardPixmap.SP_MessageBoxCritical,
+            "warning": QStyle.StandardPixmap.SP_MessageBoxWarning,
+            "info": QStyle.StandardPixmap.SP_MessageBoxInformation,
+        }[self.level]
+        self.icon.setPixmap(self.style().standardIcon(icon).pixmap(18, 18))
+        self.text.setText(message)
+        self.style().unpolish(self)
+        self.style().polish(self)
+        self.show()
+
+    def message(self) -> str:
+        return self.text.text() if self.isVisible() else ""

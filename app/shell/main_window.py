@@ -1,0 +1,348 @@
+"""The main window: controls on the left, four plot cards in the centre, run buttons on top.
+
+The run's state (desired and applied configs, history, markers) lives in a Qt-free ``RunState``; the
+window wires it to the widgets and to the worker. Edits become configs for the worker — live fields at
+once, restart fields after asking; reports arrive straight from the worker's signals and a ~30 Hz timer
+redraws the plots from the history. Nothing here computes on tensors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QShowEvent
+from PySide6.QtWidgets import QApplication, QMainWindow
+
+from app.model.history import History
+from app.model.messages import Failure, Job, PreviewResult, ProfileProgress, ProfileRequest, TrainerChange, TrainerInfo
+from app.model.run_state import RunState
+from app.model.throttle import Throttle
+from app.panels.controls import ControlPanel
+from app.panels.runs_dock import RunsDock
+from app.panels.sweep_launcher import SweepProcess
+from app.plots.adaptation import AdaptationCard
+from app.plots.base import MetaLossCard
+from app.plots.cards import CGCard, MemoryCard
+from app.plots.redraw import RedrawScheduler
+from app.shell.banner import Banner, failure_text
+from app.shell.dialogs import choose_runs_folder, confirm_delete, confirm_reset, interactive
+from app.shell.file_actions import FileActions
+from app.shell.layout import body, plot_grid, run_toolbar, show_running
+from app.shell.menus import build_menus
+from app.shell.run_actions import RunActions
+from app.shell.status import StatusBar, readout_text
+from app.toolkit import settings
+from app.toolkit.theme import apply_theme
+from app.worker.thread import WorkerThread
+from imaml_core.common.config import METHODS, ExperimentConfig
+from imaml_core.common.errors import ImamlError
+from imaml_core.common.report import EvalResult, StepReport
+from imaml_core.engine.heap import release_free_memory
+from imaml_core.experiments.runs import RunStore
+
+STATUS_MS = 500
+SWEEP_STOP_MS = 15_000  # a sweep interrupted on close records its trials and stops Ray
+# Freed heap goes back to the OS after heavy iterations, at most ~4 times a second: hundreds of tiny
+# iterations a second must not each pay for a trim, and a slow, heavy iteration still gets one after it.
+TRIM_INTERVAL_S = 0.25
+
+
+class MainWindow(FileActions, RunActions, QMainWindow):
+    """iMAML Studio's window. ``config`` defaults to the last launch's (QSettings), else the defaults."""
+
+    report_received = Signal(object)  # StepReport, after the window has recorded it
+    preview_shown = Signal(object)  # PreviewResult
+    trainer_ready = Signal(object)  # TrainerInfo
+
+    def __init__(
+        self, config: ExperimentConfig | None = None, *, restore: bool = True, runs_folder: str | None = None
+    ) -> None:
+        """``runs_folder``: where runs are recorded (default: the last one opened, else the app-data one)."""
+        super().__init__()
+        self.setWindowTitle("iMAML Studio")
+        self.setObjectName("main_window")
+        self.state = RunState(config or (settings.last_config() if restore else None) or ExperimentConfig())
+        self.running = False
+        self._closing = False
+        self._revealed = False
+        self._trim = Throttle(TRIM_INTERVAL_S)
+        self._sweeps: list[SweepProcess] = []
+        self.confirm_restarts = interactive()  # tests and scripts: set False to reset without asking
+        self.profile_methods: tuple[str, ...] = METHODS
+        self.profile_steps: tuple[int, ...] = (1, 2, 4, 8, 16)
+        self.profile_iterations = 1
+        self.theme = settings.theme() if restore else "dark"
+
+        self._build()
+        build_menus(self)
+        self.controls.show_config(self.state.config)
+        self.set_theme(self.theme)
+        self.resize(1280, 800)
+        if restore:
+            geometry, window_state = settings.window_geometry()
+            if geometry is not None:
+                self.restoreGeometry(geometry)
+            if window_state is not None:
+                self.restoreState(window_state)
+
+        self.state.config_changed.connect(self.controls.show_config)
+        self.state.marker_added.connect(self.meta_card.add_marker)
+        self.state.marker_relabelled.connect(self.meta_card.relabel_last_marker)
+        self.state.cleared.connect(self._clear_plots)
+
+        runs_folder = str(Path(runs_folder or settings.runs_folder()).expanduser())
+        self.worker_thread = WorkerThread(self.state.config, runs_folder, self)
+        plots = {w.objectName(): w for card in self.cards for w in card.plots}
+        self.runs_dock = RunsDock(self.state, self.worker_thread, plots, self)
+        self.runs_dock.message.connect(lambda level, text: self._error(text, level))
+        self.runs_dock.confirm_delete = lambda run_id: not self.confirm_restarts or confirm_delete(self, run_id)
+        self.runs_dock.panel.open_folder_requested.connect(lambda: choose_runs_folder(self))
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.runs_dock)
+        self.resizeDocks([self.runs_dock], [190], Qt.Orientation.Vertical)
+        self.runs_dock.panel.set_store(RunStore(runs_folder))
+        w = self.worker_thread.worker
+        w.run_changed.connect(self.runs_dock.on_run_changed)
+        w.reported.connect(self._on_report)
+        w.previewed.connect(self._on_preview)
+        w.profiled.connect(self._on_profile)
+        w.evaluated.connect(self._on_evaluated)
+        w.trainer_changed.connect(self._on_trainer_changed)
+        w.running_changed.connect(self._show_running)
+        w.failed.connect(self._on_failed)
+        self.worker_thread.launch()
+
+        self._redraw = RedrawScheduler((self.meta_card, self.memory_card, self.cg_card), self.history, self)
+        self._redraw.start()
+        self._status_timer = QTimer(self)
+        self._status_timer.setInterval(STATUS_MS)
+        self._status_timer.timeout.connect(self._refresh_status)
+        self._status_timer.start()
+
+    def _build(self) -> None:
+        self.controls = ControlPanel()
+        self.controls.setMinimumWidth(330)
+        self.controls.edited.connect(self._on_edited)
+        bar, buttons, self.readout = run_toolbar(
+            self.style(),
+            {
+                "button_start": self.toggle_run,
+                "button_step": self.step,
+                "button_reset": self.reset,
+                "button_fork": self.fork,
+            },
+        )
+        self.button_start, self.button_step, self.button_reset, self.button_fork = buttons.values()
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+
+        self.meta_card = MetaLossCard()
+        self.adaptation = AdaptationCard()
+        self.memory_card = MemoryCard()
+        self.cg_card = CGCard()
+        self.adaptation.task_edited.connect(lambda task: self.worker_thread.set_preview_task(task))
+        self.adaptation.resample_requested.connect(lambda seed: self.worker_thread.resample_preview(seed))
+        self.memory_card.button.clicked.connect(self.run_profile)
+        self.cards = (self.meta_card, self.adaptation, self.memory_card, self.cg_card)
+
+        self.banner = Banner()
+        grid = plot_grid(self.meta_card, self.adaptation, self.memory_card, self.cg_card)
+        self.setCentralWidget(body(self.controls, self.banner, grid))
+        self.status = StatusBar()
+        self.setStatusBar(self.status)
+
+    # -- the run, as automated checks see it -------------------------------------------------------
+    @property
+    def iteration(self) -> int:
+        return self.state.iteration
+
+    @property
+    def history(self) -> History:
+        return self.state.history
+
+    def applied_config(self) -> ExperimentConfig:
+        """The config used by the last finished meta-iteration (or the trainer's, before the first)."""
+        return self.state.applied
+
+    def config(self) -> ExperimentConfig:
+        """The config the controls show (what the next meta-iteration will use)."""
+        return self.state.config
+
+    # -- run control -------------------------------------------------------------------------------
+    def toggle_run(self) -> None:
+        if self.running:
+            self.worker_thread.pause()
+        else:
+            self.worker_thread.start()
+        self._show_running(not self.running)
+
+    def start(self) -> None:
+        if not self.running:
+            self.toggle_run()
+
+    def pause(self) -> None:
+        if self.running:
+            self.toggle_run()
+
+    def step(self) -> None:
+        self._show_running(False)
+        self.worker_thread.step()
+
+    def reset(self) -> None:
+        """A new θ from the current settings (the run pauses; history is cleared when the worker confirms)."""
+        self._show_running(False)
+        self.worker_thread.reset(self.state.config, keep_running=False)
+
+    def adopt_config(self, config: ExperimentConfig) -> bool:
+        """Make ``config`` the run's, as if every control had been edited; False when the user declined a reset."""
+        proposal = self.state.propose(config)
+        if not proposal.changed:
+            return True
+        if proposal.discards_progress and self.confirm_restarts and not self._ask_reset(list(proposal.restart)):
+            self.state.reshow()
+            return False
+        self.state.adopt(config)
+        if proposal.restart:
+            self.worker_thread.reset(config, keep_running=self.running)
+        else:
+            self.worker_thread.send_config(config)
+        return True
+
+    def restore_defaults(self) -> None:
+        self.adopt_config(ExperimentConfig().replace(device=self.state.config.device))
+
+    def run_profile(self) -> None:
+        """Memory vs inner steps for every method at the current settings, measured in the worker."""
+        request = ProfileRequest(
+            self.state.config, tuple(self.profile_methods), tuple(self.profile_steps), self.profile_iterations
+        )
+        self.memory_card.start_profile(len(request.methods) * len(request.inner_steps))
+        self.worker_thread.profile(request)
+
+    def evaluate(self, tasks: int = 200) -> None:
+        self.worker_thread.evaluate(tasks, self.state.config.inner_steps)
+        self.status.showMessage(f"evaluating θ on {tasks} fresh tasks…", 3000)
+
+    # -- theme -------------------------------------------------------------------------------------
+    def set_theme(self, name: str) -> None:
+        app = QApplication.instance()
+        if not isinstance(app, QApplication):
+            return
+        palette = apply_theme(app, name)
+        self.theme = name
+        for card in self.cards:
+            card.apply_palette(palette)
+
+    # -- edits and results -------------------------------------------------------------------------
+    def _on_edited(self, name: str, value: object) -> None:
+        try:
+            proposal = self.state.propose_edit(name, value)
+        except ImamlError as exc:
+            self._error(f"Invalid setting: {exc}. The previous value is kept.")
+            self.state.reshow()
+            return
+        self.adopt_config(proposal.config)
+
+    def _ask_reset(self, fields: list[str]) -> bool:
+        return confirm_reset(self, fields, self.iteration)
+
+    def _on_report(self, report: StepReport) -> None:
+        """Record the report, then acknowledge it — even if a handler raises: a failing plot must not stop
+        training."""
+        try:
+            self.state.take_report(report)
+            if self._trim.ready():  # between paints, in this thread: see imaml_core.engine.heap
+                release_free_memory()
+            self.status.note_report(report)
+            if report.diverged:
+                self._show_running(False)
+                self._error(
+                    f"{report.message}. The run is paused; θ and the history are intact — change the "
+                    "setting and press Start to continue."
+                )
+            self.report_received.emit(report)
+        finally:
+            self.worker_thread.acknowledge_report()
+
+    def _on_preview(self, result: PreviewResult) -> None:
+        self.adaptation.show_result(result)
+        self.preview_shown.emit(result)
+
+    def _on_profile(self, progress: ProfileProgress) -> None:
+        self.memory_card.show_profile(list(progress.rows), progress.done, progress.total)
+
+    def _on_evaluated(self, result: EvalResult) -> None:
+        self.banner.show_message(
+            "info",
+            f"θ at iteration {self.iteration} on {result.tasks} fresh {result.shots}-shot tasks: query MSE "
+            f"{result.mse:.4g} ± {result.ci95:.2g} after {result.steps} adaptation steps "
+            f"(before adaptation {result.mse_per_step[0]:.4g}).",
+        )
+
+    def _on_trainer_changed(self, info: TrainerInfo) -> None:
+        self.state.take_trainer(info)
+        self.status.set_device(info.device)
+        self.status.reset_rate()
+        self.status.refresh(self.iteration)
+        if info.reason in (TrainerChange.IMPORT, TrainerChange.OPEN):
+            self.banner.show_message(
+                "info",
+                f"{'Imported θ' if info.reason is TrainerChange.IMPORT else 'Opened the run'} "
+                f"({info.config.method}, iteration {info.iteration}). Press Start to continue "
+                "training, or watch the adaptation plot to evaluate it.",
+            )
+        elif info.reason is TrainerChange.RESET:
+            self.banner.hide()
+        self.trainer_ready.emit(info)
+
+    def _clear_plots(self) -> None:
+        for card in (self.meta_card, self.memory_card, self.cg_card):
+            card.clear()
+        self._redraw.invalidate()
+
+    def _on_failed(self, failure: Failure) -> None:
+        self._error(*reversed(failure_text(failure)))
+        if failure.job is Job.RESET:
+            self.state.keep_applied_restart_fields()
+        if failure.job is Job.STEP:
+            self._show_running(False)
+
+    # -- drawing -----------------------------------------------------------------------------------
+    def _refresh_status(self) -> None:
+        self.status.refresh(self.iteration)
+        val = self.history.column("val_loss")
+        seen = val[np.isfinite(val)]
+        last_val = float(seen[-1]) if len(seen) else None
+        self.runs_dock.panel.model.update_live(self.iteration, last_val, self.running, self.state.applied)
+        self.readout.setText(readout_text(self.state.applied.method, self.iteration, self.history))
+
+    def _show_running(self, running: bool) -> None:
+        self.running = running
+        show_running(self.button_start, running)
+        self.status.set_state("running" if running else "paused")
+
+    def _error(self, message: str, level: str = "error") -> None:
+        self.banner.show_message(level, message)
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt API)
+        super().showEvent(event)
+        if not self._revealed:  # first show: plots appear one per event-loop turn (see redraw.py)
+            self._revealed = True
+            self._redraw.reveal([w for card in self.cards for w in card.plots])
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        """Cancel the worker's current iteration, join it, remember geometry and config."""
+        if not self._closing:
+            self._closing = True
+            self._redraw.stop()
+            self._status_timer.stop()
+            self.runs_dock.stop()
+            for sweep in self._sweeps:  # interrupted, not killed: `imaml sweep --resume` continues it
+                sweep.interrupt()
+                sweep.process.waitForFinished(SWEEP_STOP_MS)
+            if not self.worker_thread.shutdown():
+                # The engine polls the cancel flag between inner steps and CG iterations; a single step of
+                # a huge setting can still outlast the join budget, so wait rather than destroy the thread.
+                self.worker_thread.thread.wait()
+            settings.save_session(self.state.config, self.saveGeometry(), self.saveState(), self.theme)
+        event.accept()

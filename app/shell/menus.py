@@ -1,0 +1,213 @@
+"""Menus and shortcuts. Each file action asks for a path, then calls the window's public method for it
+(``export_meta_parameters``, ``import_meta_parameters``, ``export_metrics_csv``, ``export_plots``,
+``save_preset``, ``load_preset``), so scripts and tests drive exactly what the menus do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from app.shell.dialogs import choose_runs_folder
+from app.toolkit.theme import THEMES, resources_dir
+
+if TYPE_CHECKING:  # pragma: no cover
+    from app.shell.main_window import MainWindow
+
+CHECKPOINT_FILTER = "Checkpoints (*.safetensors);;All files (*)"
+PRESET_FILTER = "Presets (*.toml);;All files (*)"
+
+
+def shipped_presets() -> list[Path]:
+    """The presets in ``resources/presets/`` (sorted by file name)."""
+    return sorted((resources_dir() / "presets").glob("*.toml"))
+
+
+def preset_title(path: Path) -> str:
+    return path.stem.replace("_", " ").capitalize().replace("Maml", "MAML").replace("imaml", "iMAML")
+
+
+def preset_summary(path: Path) -> str:
+    """The preset's first comment line (its one-line description), for the tooltip."""
+    try:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("#"):
+                return line.lstrip("# ").strip()
+    except OSError:
+        pass
+    return ""
+
+
+def _action(window: MainWindow, text: str, slot: object, shortcut: str | None = None, tip: str = "") -> QAction:
+    action = QAction(text, window)
+    if shortcut:
+        action.setShortcut(QKeySequence(shortcut))
+    if tip:
+        action.setStatusTip(tip)
+        action.setToolTip(tip)
+    action.triggered.connect(lambda _checked=False: slot())  # type: ignore[operator]
+    window.addAction(action)  # shortcuts work even while the menu bar is hidden
+    return action
+
+
+def build_menus(window: MainWindow) -> dict[str, QAction]:
+    """Create the menu bar; returns the actions by name (tests and the toolbar reuse them)."""
+    bar = window.menuBar()
+    actions: dict[str, QAction] = {}
+
+    file_menu = bar.addMenu("&File")
+    actions["import"] = _action(
+        window,
+        "&Import meta-parameters…",
+        lambda: _import(window),
+        "Ctrl+O",
+        "Load θ from a checkpoint to continue training or to evaluate it",
+    )
+    actions["export"] = _action(
+        window,
+        "&Export meta-parameters…",
+        lambda: _export(window),
+        "Ctrl+E",
+        "Save θ, its config and iteration as a safetensors checkpoint",
+    )
+    file_menu.addActions([actions["import"], actions["export"]])
+    actions["runs_folder"] = _action(
+        window,
+        "Open &runs folder…",
+        lambda: choose_runs_folder(window),
+        None,
+        "Record runs into another folder and list its runs",
+    )
+    actions["open_sweep"] = _action(
+        window,
+        "Open s&weep folder…",
+        lambda: _open_sweep(window),
+        None,
+        "Show a sweep's trials, their settings against the metric, and the best",
+    )
+    file_menu.addActions([actions["runs_folder"], actions["open_sweep"]])
+    file_menu.addSeparator()
+    actions["export_csv"] = _action(window, "Export metrics &CSV…", lambda: _export_csv(window))
+    actions["export_png"] = _action(window, "Export plots as &PNG…", lambda: _export_plots(window, "png"))
+    actions["export_svg"] = _action(window, "Export plots as &SVG…", lambda: _export_plots(window, "svg"))
+    file_menu.addActions([actions["export_csv"], actions["export_png"], actions["export_svg"]])
+    file_menu.addSeparator()
+    actions["quit"] = _action(window, "&Quit", window.close, "Ctrl+Q")
+    file_menu.addAction(actions["quit"])
+
+    presets = bar.addMenu("&Presets")
+    for path in shipped_presets():
+        act = _action(window, preset_title(path), lambda p=path: window.load_preset(p), tip=preset_summary(path))
+        presets.addAction(act)
+    presets.addSeparator()
+    actions["load_preset"] = _action(window, "&Load preset…", lambda: _load_preset(window))
+    actions["save_preset"] = _action(window, "&Save preset…", lambda: _save_preset(window))
+    actions["defaults"] = _action(window, "Restore &defaults", window.restore_defaults)
+    presets.addActions([actions["load_preset"], actions["save_preset"], actions["defaults"]])
+
+    run = bar.addMenu("&Run")
+    actions["start"] = _action(window, "Start / Pause", window.toggle_run, "Space")
+    actions["step"] = _action(window, "Step one meta-iteration", window.step, "S")
+    actions["reset"] = _action(window, "Reset θ", window.reset, "Ctrl+R")
+    actions["fork"] = _action(
+        window,
+        "Fork here",
+        window.fork,
+        "Ctrl+F",
+        "Go on in a new run from this iteration; the current run keeps its state",
+    )
+    run.addActions([actions["start"], actions["step"], actions["reset"], actions["fork"]])
+    run.addSeparator()
+    actions["profile"] = _action(window, "Profile methods (memory vs inner steps)", window.run_profile)
+    actions["evaluate"] = _action(window, "Evaluate θ on fresh tasks", window.evaluate, "Ctrl+T")
+    actions["resample"] = _action(window, "New preview task", window.adaptation.resample, "N")
+    actions["sweep"] = _action(
+        window,
+        "S&weep from these settings…",
+        window.start_sweep,
+        None,
+        "Search λ, CG iterations, inner steps… on Ray Tune with Optuna, in another process",
+    )
+    run.addActions([actions["profile"], actions["evaluate"], actions["resample"], actions["sweep"]])
+
+    view = bar.addMenu("&View")
+    group = QActionGroup(window)
+    for name in THEMES:
+        act = QAction(f"{name.capitalize()} theme", window, checkable=True)
+        act.setChecked(name == window.theme)
+        act.triggered.connect(lambda _c=False, n=name: window.set_theme(n))
+        group.addAction(act)
+        view.addAction(act)
+        actions[f"theme_{name}"] = act
+
+    help_menu = bar.addMenu("&Help")
+    actions["tour"] = _action(window, "Tour of the controls", lambda: _tour(window))
+    help_menu.addAction(actions["tour"])
+    return actions
+
+
+# -- dialogs, then the window's public methods -------------------------------------------------------
+def _save_path(window: MainWindow, title: str, name: str, filt: str) -> str:
+    path, _ = QFileDialog.getSaveFileName(window, title, str(Path.cwd() / name), filt)
+    return path
+
+
+def _import(window: MainWindow) -> None:
+    path, _ = QFileDialog.getOpenFileName(window, "Import meta-parameters", str(Path.cwd()), CHECKPOINT_FILTER)
+    if path:
+        window.import_meta_parameters(path)
+
+
+def _export(window: MainWindow) -> None:
+    name = f"theta_{window.applied_config().method}_it{window.iteration}.safetensors"
+    path = _save_path(window, "Export meta-parameters", name, CHECKPOINT_FILTER)
+    if path:
+        window.export_meta_parameters(path)
+
+
+def _export_csv(window: MainWindow) -> None:
+    path = _save_path(window, "Export metrics", "metrics.csv", "CSV (*.csv)")
+    if path:
+        window.export_metrics_csv(path)
+
+
+def _export_plots(window: MainWindow, fmt: str) -> None:
+    folder = QFileDialog.getExistingDirectory(window, f"Export plots as {fmt.upper()} into folder", str(Path.cwd()))
+    if folder:
+        window.export_plots(folder, fmt)
+
+
+def _open_sweep(window: MainWindow) -> None:
+    folder = QFileDialog.getExistingDirectory(window, "Open sweep folder", str(Path.cwd()))
+    if folder:
+        window.open_sweep(folder)
+
+
+def _load_preset(window: MainWindow) -> None:
+    start = str(resources_dir() / "presets")
+    path, _ = QFileDialog.getOpenFileName(window, "Load preset", start, PRESET_FILTER)
+    if path:
+        window.load_preset(path)
+
+
+def _save_preset(window: MainWindow) -> None:
+    path = _save_path(window, "Save preset", "preset.toml", PRESET_FILTER)
+    if path:
+        window.save_preset(path)
+
+
+TOUR = """<h3>iMAML Studio</h3>
+<p><b>Start / Pause</b> (Space), <b>Step</b> (S) one meta-iteration, <b>Reset</b> (Ctrl+R) θ.</p>
+<p>Controls marked <span style='color:#3fb950'>live</span> apply at the next meta-iteration and leave a
+dashed marker on the meta-loss plot. Controls marked <span style='color:#d29922'>restart</span> need a
+new θ; you are asked before θ is reset. Dimmed controls are not used by the current method.</p>
+<p><b>Adaptation</b>: click to add support points, drag them, shift-click to remove; θ adapts to them.
+<b>Memory</b>: <i>Profile methods</i> measures memory vs inner steps for every method.</p>
+<p>File menu: export/import θ (Ctrl+E / Ctrl+O), metrics CSV, plots. Presets menu: shipped settings.</p>"""
+
+
+def _tour(window: MainWindow) -> None:
+    QMessageBox.information(window, "Tour", TOUR)

@@ -1,0 +1,402 @@
+"""The worker: owns the ``MetaTrainer`` inside a background QThread.
+
+Commands arrive as queued slot calls; results leave as signals carrying plain data (``StepReport``,
+``PreviewResult``, profile rows). Meta-iterations run one per turn of a zero-interval QTimer, so the
+thread's event loop handles commands (pause, a new λ, stop) between any two iterations. The worker never
+touches a widget; all numerics are calls into ``imaml_core``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal, Slot
+
+from app.model.messages import (
+    Failure,
+    Job,
+    PreviewTask,
+    ProfileProgress,
+    ProfileRequest,
+    RunRef,
+    RunStart,
+    TrainerChange,
+    TrainerInfo,
+)
+from app.worker.previews import make_preview, next_preview_at, preview_task
+from imaml_core.common.config import ExperimentConfig
+from imaml_core.common.errors import ImamlError, StepCancelled
+from imaml_core.engine.checkpoint import load_checkpoint, save_checkpoint
+from imaml_core.engine.profiling import profile_rows
+from imaml_core.engine.threads import use_threads_for
+from imaml_core.engine.trainer import MetaTrainer
+from imaml_core.experiments.runs import RunKeeper
+from imaml_core.experiments.training import DivergenceGuard, TrainingSession
+
+WORKER_NICENESS = 10  # the GUI thread wins the CPU when both want it
+# A new meta-iteration starts only once the window has taken in every earlier report (``report_seen``), so
+# the worker never runs ahead of what the window shows: a slider moved while the window shows iteration n
+# is used by n + 1 or n + 2. The cost is a queued round trip per iteration.
+
+
+class Worker(QObject):
+    """Runs meta-iterations, previews, profiles, import and export for the GUI, one at a time."""
+
+    reported = Signal(object)  # StepReport
+    previewed = Signal(object)  # PreviewResult
+    profiled = Signal(object)  # ProfileProgress
+    evaluated = Signal(object)  # EvalResult
+    trainer_changed = Signal(object)  # TrainerInfo
+    running_changed = Signal(bool)
+    exported = Signal(str)  # path written
+    failed = Signal(object)  # Failure
+    run_changed = Signal(object)  # RunRef: the run being recorded now
+
+    def __init__(
+        self, config: ExperimentConfig, runs_folder: str | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """Every trainer is recorded as a run in ``runs_folder`` (None: not recorded); ``clock`` paces the
+        previews (tests may pass a fake one)."""
+        super().__init__()
+        self._clock = clock
+        self._initial = config
+        self._runs_folder = runs_folder
+        self._runs = RunKeeper()
+        self._trainer: MetaTrainer | None = None
+        self._session: TrainingSession | None = None
+        self._running = False
+        self._timer = QTimer(self)  # moves to the worker thread with its parent
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self._tick)
+        self._task: PreviewTask | None = None
+        self._next_preview = 0.0
+        self._profile_jobs: list[tuple[ProfileRequest, str, int]] = []
+        self._profile: ProfileProgress | None = None
+        self._unseen = 0  # reports emitted that the window has not acknowledged yet
+        # Set from the GUI thread when the window closes: the engine polls it between inner steps and CG
+        # iterations, so even a huge meta-iteration ends within milliseconds instead of holding the join.
+        self.cancel = threading.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    @Slot()
+    def initialise(self) -> None:
+        """Build the first trainer inside the worker thread (never in the GUI thread)."""
+        _yield_cpu_to_gui()
+        try:
+            self._trainer = MetaTrainer(self._initial)
+        except ImamlError as exc:
+            fallback = self._initial.replace(device="cpu")
+            self.failed.emit(Failure(Job.INIT, f"{exc}; using the CPU instead"))
+            self._trainer = MetaTrainer(fallback)
+        if self._runs_folder is not None:
+            self._recording(lambda: self._runs.set_root(self._runs_folder))
+        self._switch(self._trainer, TrainerChange.INIT)
+        self._sample_preview(0)
+
+    @Slot()
+    def stop(self) -> None:
+        """Stop all work, save the run, end the thread's event loop; hand this object back to the GUI thread."""
+        if self._trainer is not None:
+            self._recording(lambda: self._runs.end(self._trainer))
+        self._timer.stop()
+        self._running = False
+        self._profile_jobs.clear()
+        thread = self.thread()
+        app = QCoreApplication.instance()
+        if app is not None:
+            self.moveToThread(app.thread())
+        thread.quit()
+
+    # -- run control -------------------------------------------------------------------------------
+    @Slot()
+    def start(self) -> None:
+        if self._trainer is None or self._running:
+            return
+        self._running = True
+        self._timer.start()
+        self._recording(self._runs.running)
+        self.running_changed.emit(True)
+
+    @Slot()
+    def pause(self) -> None:
+        if not self._running:
+            return
+        self._running = False
+        if not self._profile_jobs:
+            self._timer.stop()
+        if self._trainer is not None:
+            self._recording(lambda: self._runs.pause(self._trainer))
+        self.running_changed.emit(False)
+
+    @Slot()
+    def step_once(self) -> None:
+        """One meta-iteration (pauses first when running); the run is saved after it, as on a pause."""
+        self.pause()
+        if self._trainer is not None:
+            self._step(force_preview=True)
+            self._recording(lambda: self._runs.pause(self._trainer))
+
+    @property
+    def loop_active(self) -> bool:
+        """Whether the loop will run another turn by itself (off while paused or waiting for the window)."""
+        return self._timer.isActive()
+
+    @Slot()
+    def report_seen(self) -> None:
+        """The window has taken in one more report: if training waits for it, go on."""
+        self._unseen = max(0, self._unseen - 1)
+        if self._running and not self._timer.isActive():
+            self._timer.start()
+
+    @Slot(object)
+    def apply_config(self, config: ExperimentConfig) -> None:
+        """Live settings: applied to the trainer now, so the next meta-iteration uses them."""
+        if self._trainer is None:
+            return
+        try:
+            self._trainer.apply_config(config)
+        except ImamlError as exc:
+            self.failed.emit(Failure(Job.CONFIG, str(exc)))
+            return
+        self._apply_thread_policy()
+
+    @Slot(object, bool)
+    def reset(self, config: ExperimentConfig, keep_running: bool) -> None:
+        """A fresh θ (and Adam state, task stream) from ``config``; the old trainer survives a failure."""
+        try:
+            trainer = MetaTrainer(config)
+        except ImamlError as exc:
+            self.failed.emit(Failure(Job.RESET, str(exc)))
+            return
+        if not keep_running:
+            self.pause()
+        self._switch(trainer, TrainerChange.RESET)
+        self._preview_now()
+
+    # -- files -------------------------------------------------------------------------------------
+    @Slot(str)
+    def export_params(self, path: str) -> None:
+        """Write θ, its config and iteration as a checkpoint (atomic; same format as the CLI)."""
+        trainer = self._trainer
+        if trainer is None:
+            self.failed.emit(Failure(Job.EXPORT, "the trainer is not ready yet"))
+            return
+        try:
+            save_checkpoint(path, trainer.params(), trainer.config, trainer.iteration, trainer.lam())
+        except (ImamlError, OSError) as exc:
+            self.failed.emit(Failure(Job.EXPORT, f"could not write {path}: {_one_line(exc)}"))
+            return
+        self.exported.emit(path)
+
+    @Slot(str)
+    def import_params(self, path: str) -> None:
+        """Continue from a checkpoint's θ; any problem leaves the current θ untouched."""
+        try:
+            ckpt = load_checkpoint(path)
+            device = self._trainer.config.device if self._trainer is not None else ckpt.config.device
+            config = ckpt.config.replace(device=device)  # where to run is this machine's choice
+            trainer = MetaTrainer(config, theta=ckpt.params, iteration=ckpt.iteration, lam=ckpt.lam)
+        except (ImamlError, OSError) as exc:
+            self.failed.emit(Failure(Job.IMPORT, _one_line(exc)))
+            return
+        self.pause()
+        self._switch(trainer, TrainerChange.IMPORT, name=f"imported {Path(path).stem}")
+        self._preview_now()
+
+    # -- runs --------------------------------------------------------------------------------------
+    @Slot(str)
+    def set_runs_folder(self, path: str) -> None:
+        """New runs go to ``path``; with nothing recorded yet, the live trainer starts one there now."""
+        if self._recording(lambda: self._runs.set_root(path)) and self._runs.run is None and self._trainer:
+            self._begin_run(self._trainer)
+
+    @Slot()
+    def fork(self) -> None:
+        """Continue the live trainer in a new run that starts at this iteration (the parent is saved first)."""
+        trainer = self._trainer
+        if trainer is None:
+            return
+        try:
+            run = self._runs.fork(trainer)
+        except (ImamlError, OSError) as exc:
+            self.failed.emit(Failure(Job.FORK, _one_line(exc)))
+            return
+        self._announce_run(run, RunStart.FORK)
+
+    @Slot(str)
+    def open_run(self, path: str) -> None:
+        """Continue a recorded run exactly (θ, Adam, task stream, iteration); a problem changes nothing."""
+        try:
+            run, trainer = self._runs.load(path)
+        except (ImamlError, OSError) as exc:
+            self.failed.emit(Failure(Job.OPEN, _one_line(exc)))
+            return
+        self.pause()
+        self._switch(trainer, TrainerChange.OPEN, adopt=run)
+        self._preview_now()
+
+    @Slot(str, str)
+    def rename_run(self, run_id: str, name: str) -> None:
+        try:
+            self._runs.rename(run_id, name)
+        except (ImamlError, OSError) as exc:
+            self.failed.emit(Failure(Job.RENAME, _one_line(exc)))
+
+    # -- preview, profile, evaluation ----------------------------------------------------------------
+    @Slot(int)
+    def resample_preview(self, seed: int) -> None:
+        self._sample_preview(seed)
+
+    @Slot(object)
+    def set_preview_task(self, task: PreviewTask) -> None:
+        """Use the user's support points (dragged or added on the plot) and show the adaptation now."""
+        self._task = task
+        self._preview_now()
+
+    @Slot(object)
+    def profile(self, request: ProfileRequest) -> None:
+        """Queue one measurement per (method, inner steps); they run between iterations, one per turn."""
+        self._profile_jobs = [(request, m, s) for m in request.methods for s in request.inner_steps]
+        self._profile = ProfileProgress(total=len(self._profile_jobs))
+        self._timer.start()
+
+    @Slot(int, int)
+    def evaluate(self, tasks: int, steps: int) -> None:
+        if self._trainer is None:
+            return
+        try:
+            self.evaluated.emit(self._trainer.evaluate(tasks=tasks, steps=steps))
+        except ImamlError as exc:
+            self.failed.emit(Failure(Job.EVAL, str(exc)))
+
+    # -- the loop ----------------------------------------------------------------------------------
+    @Slot()
+    def _tick(self) -> None:
+        if self._profile_jobs:
+            self._profile_one()
+        elif self._running and not self._unseen:
+            self._step(force_preview=False)
+        waiting = not self._running or self._unseen > 0
+        if waiting and not self._profile_jobs:
+            self._timer.stop()  # ``report_seen`` or ``start`` turns it on again
+
+    def _step(self, force_preview: bool) -> None:
+        assert self._trainer is not None
+        session = self._session
+        assert session is not None and session.trainer is self._trainer
+        session.recorder = self._runs.recorder
+        try:
+            report = session.step(should_stop=self.cancel.is_set)
+        except StepCancelled:
+            return  # the window is closing; θ is untouched
+        except Exception as exc:  # an engine bug must not kill the thread: pause and say so
+            self.pause()
+            self.failed.emit(Failure(Job.STEP, f"the meta-iteration failed: {_one_line(exc)}"))
+            return
+        self._unseen += 1
+        self.reported.emit(report)
+        if session.record_error:
+            self._runs.recorder = None
+            self.failed.emit(Failure(Job.RECORD, f"{session.record_error}; this run is no longer recorded"))
+            session.record_error = ""
+        if session.stop_reason:
+            self.pause()
+        if force_preview or self._clock() >= self._next_preview:
+            self._preview_now()
+
+    def _profile_one(self) -> None:
+        request, method, steps = self._profile_jobs.pop(0)
+        progress = self._profile
+        assert progress is not None
+        try:
+            rows = profile_rows(request.base, [method], [steps], iterations=request.iterations)
+        except Exception as exc:  # e.g. out of memory for a long unroll: report, continue with the rest
+            self.failed.emit(Failure(Job.PROFILE, f"{method} with {steps} inner steps: {_one_line(exc)}"))
+            rows = []
+        progress = replace(progress, rows=(*progress.rows, *rows), done=progress.done + 1)
+        self._profile = progress
+        self.profiled.emit(progress)
+
+    def _switch(self, trainer: MetaTrainer, reason: TrainerChange, name: str = "", adopt: Any = None) -> None:
+        """Make ``trainer`` the live one: save and close the previous run, then record into a new run (or
+        into ``adopt``, a run being continued)."""
+        previous, self._trainer = self._trainer, trainer
+        self._session = TrainingSession(trainer, guard=DivergenceGuard(limit=1))  # the window pauses at once
+        if previous is not None and previous is not trainer:
+            self._recording(lambda: self._runs.end(previous))
+        self._announce(reason)
+        if adopt is not None:
+            if self._recording(lambda: self._runs.adopt(adopt, trainer)):
+                self._announce_run(adopt, RunStart.CONTINUE)
+        else:
+            self._begin_run(trainer, name)
+
+    def _begin_run(self, trainer: MetaTrainer, name: str = "") -> None:
+        if self._recording(lambda: self._runs.begin(trainer, name)):
+            self._announce_run(self._runs.run)
+
+    def _announce_run(self, run: Any, start: RunStart = RunStart.NEW) -> None:
+        if run is not None:
+            info = run.info
+            ref = RunRef(info.id, str(run.path), info.name, info.parent, info.fork_iteration, start)
+            self.run_changed.emit(ref)
+
+    def _recording(self, write: Callable[[], object]) -> bool:
+        """Run one recording step; a failure (disk full, a folder gone) stops recording, never training."""
+        try:
+            write()
+        except (ImamlError, OSError) as exc:
+            self._runs.recorder = None
+            self.failed.emit(Failure(Job.RECORD, f"{_one_line(exc)}; this run is no longer recorded"))
+            return False
+        return True
+
+    def _announce(self, reason: TrainerChange) -> None:
+        trainer = self._trainer
+        assert trainer is not None
+        self._apply_thread_policy()
+        self.trainer_changed.emit(TrainerInfo(trainer.config, trainer.iteration, str(trainer.device), reason))
+
+    def _apply_thread_policy(self) -> None:
+        """The engine's CPU thread policy for this batch size (as the CLI applies it before training)."""
+        trainer = self._trainer
+        if trainer is not None:
+            use_threads_for(trainer.config.meta_batch, trainer.theta.numel(), trainer.device)
+
+    def _sample_preview(self, seed: int) -> None:
+        if self._trainer is not None:
+            self._task = preview_task(self._trainer.config, seed)
+            self._preview_now()
+
+    def _preview_now(self) -> None:
+        trainer, task = self._trainer, self._task
+        if trainer is None or task is None or len(task.x_support) == 0:
+            return
+        started = self._clock()
+        try:
+            result = make_preview(trainer, task)
+        except Exception as exc:
+            self.failed.emit(Failure(Job.PREVIEW, f"the adaptation preview failed: {_one_line(exc)}"))
+            return
+        self._next_preview = next_preview_at(started, self._clock())
+        self.previewed.emit(result)
+
+
+def _yield_cpu_to_gui() -> None:
+    """Lower this thread's scheduling priority (Linux: per-thread niceness), so that when the CPU is
+    contended the GUI thread is scheduled first. Threads the engine starts from here (OpenMP's pool)
+    inherit it. Elsewhere this is a no-op."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted: keep the default
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICENESS)
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -1,0 +1,155 @@
+"""``imaml runs``: list a runs folder, show one run, diff two.
+
+RUN arguments name a run folder by path, or by folder name or run id within ``--root`` (default: the
+current folder). Listing shows unreadable folders too, with status ``unreadable`` and a warning line on
+stderr saying why; it exits 0 unless the folder holds entries and none of them is a readable run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from imaml_core.common.errors import ImamlError
+from imaml_core.experiments.runs import SUMMARY_KEYS, Run, RunStore, RunSummary, summarize
+
+# Column headings of the ``runs list`` table, by summary key.
+_HEADINGS = {
+    "id": "id",
+    "name": "name",
+    "method": "method",
+    "lam": "λ",
+    "cg_steps": "CG",
+    "inner_steps": "inner",
+    "iterations": "iterations",
+    "val_mse": "val MSE",
+    "status": "status",
+    "parent": "parent",
+    "fork_iteration": "fork at",
+    "path": "path",
+}
+
+
+def add_runs_parser(sub: Any) -> None:
+    """Register ``runs list``, ``runs show`` and ``runs diff`` under the ``imaml`` parser's subcommands."""
+    runs = sub.add_parser("runs", help="list, show and compare run folders")
+    verbs = runs.add_subparsers(dest="runs_command", required=True, parser_class=type(runs))
+    ls = verbs.add_parser("list", help="one row per run of a runs folder")
+    ls.add_argument("root", type=Path, help="runs folder (a folder of run folders)")
+    ls.add_argument("--json", action="store_true", help="a JSON list of rows on stdout")
+    show = verbs.add_parser("show", help="one run's record, settings and progress")
+    show.add_argument("run", help="run folder, or a folder name or run id within --root")
+    show.add_argument("--root", type=Path, default=Path("."), help="runs folder for names and ids (default: .)")
+    show.add_argument("--json", action="store_true")
+    diff = verbs.add_parser("diff", help="the settings and lineage in which two runs differ")
+    diff.add_argument("run_a")
+    diff.add_argument("run_b")
+    diff.add_argument("--root", type=Path, default=Path("."), help="runs folder for names and ids (default: .)")
+    diff.add_argument("--json", action="store_true")
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    handler = {"list": _list, "show": _show, "diff": _diff}[args.runs_command]
+    return handler(args)
+
+
+class _NothingReadable(ImamlError):
+    pass
+
+
+def _list(args: argparse.Namespace) -> int:
+    rows = RunStore(args.root).list()
+    for row in rows:
+        if not row.readable:
+            print(f"warning: unreadable: {row.reason}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([row.row() for row in rows], ensure_ascii=False))
+    else:
+        _print_table(rows)
+    if rows and not any(row.readable for row in rows):
+        raise _NothingReadable(f"none of the {len(rows)} folders in {args.root} is a readable run")
+    return 0
+
+
+def _cell(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if key == "val_mse":
+        return f"{value:.4g}"
+    if key == "lam":
+        return f"{value:g}"
+    return str(value)
+
+
+def _print_table(rows: list[RunSummary]) -> None:
+    keys = [k for k in SUMMARY_KEYS if k != "path"]
+    table = [[_HEADINGS[k] for k in keys]] + [[_cell(k, getattr(r, k)) for k in keys] for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(keys))]
+    for line in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+
+
+def _open(ref: str, root: Path) -> Run:
+    return RunStore(root).open(ref, tensorboard=False)
+
+
+def _show(args: argparse.Namespace) -> int:
+    run = _open(args.run, args.root)
+    summary = summarize(run.path)
+    data: dict[str, Any] = {
+        **dataclasses.asdict(run.info),
+        "iterations": summary.iterations,
+        "val_mse": summary.val_mse,
+        "listed_status": summary.status,
+        "reason": summary.reason,
+        "path": str(run.path),
+        "config": run.config.to_dict(),
+    }
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False))
+        return 0
+    lineage = f"{run.info.parent} at iteration {run.info.fork_iteration}" if run.info.parent else "-"
+    val = "-" if summary.val_mse is None or not math.isfinite(summary.val_mse) else f"{summary.val_mse:.4g}"
+    status = run.info.status if summary.status == run.info.status else f"{summary.status} (recorded {run.info.status})"
+    for label, value in (
+        ("id", run.id),
+        ("name", run.info.name),
+        ("status", status),
+        ("created", run.info.created),
+        ("forked from", lineage),
+        ("iterations", "-" if summary.iterations is None else summary.iterations),
+        ("val MSE", val),
+        ("engine", run.info.engine_version),
+        ("path", run.path),
+        ("notes", run.info.notes or "-"),
+        *((("problem", summary.reason),) if summary.reason else ()),
+    ):
+        print(f"{label + ':':13}{value}")
+    print("config:")
+    for key, value in run.config.to_dict().items():
+        print(f"  {key} = {value!r}")
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    a, b = _open(args.run_a, args.root), _open(args.run_b, args.root)
+    config = {k: [getattr(a.config, k), getattr(b.config, k)] for k in a.config.changed(b.config)}
+    lineage = {
+        k: [getattr(a.info, k), getattr(b.info, k)]
+        for k in ("parent", "fork_iteration")
+        if getattr(a.info, k) != getattr(b.info, k)
+    }
+    if args.json:
+        print(json.dumps({"a": a.id, "b": b.id, "config": config, "run": lineage}, ensure_ascii=False))
+        return 0
+    print(f"a: {a.id} ({a.info.name})  b: {b.id} ({b.info.name})")
+    if not config and not lineage:
+        print("same settings, parent and fork iteration")
+    for key, (va, vb) in {**config, **lineage}.items():
+        print(f"{key}: {va!r} -> {vb!r}")
+    return 0

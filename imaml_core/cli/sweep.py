@@ -1,0 +1,180 @@
+"""``imaml sweep``: search config fields with Optuna, run the trials on Ray Tune, every trial a run folder.
+
+Bad input (an unknown field or distribution, an empty or inverted range, a log range touching 0, an empty
+choice list, an unreachable ``--address``) is one line ``error: ...``, exit status 2, and nothing written.
+An interrupted sweep (Ctrl-C, SIGTERM) records where it stopped and exits 130; ``--resume DIR`` continues it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from imaml_core.common.config import ExperimentConfig
+from imaml_core.experiments.sweep import (
+    METRICS,
+    SearchSpace,
+    SweepError,
+    SweepSettings,
+    SweepSummary,
+    TrialSummary,
+    load_spec,
+    parse_search,
+    read_sweep,
+    resume_sweep,
+    run_sweep,
+)
+
+EXIT_INTERRUPTED = 130
+_DEFAULTS = SweepSettings()
+# Flags that describe a new sweep; --resume takes the recorded ones.
+_NEW_SWEEP_FLAGS = (
+    "config",
+    "search",
+    "spec",
+    "trials",
+    "iterations",
+    "metric",
+    "seeds",
+    "report_every",
+    "cpus_per_trial",
+)
+
+
+def add_sweep_parser(sub: Any) -> None:
+    """Register ``imaml sweep`` under the ``imaml`` parser's subcommands."""
+    sweep = sub.add_parser(
+        "sweep",
+        help="search config fields (Optuna TPE, ASHA early stopping) on Ray Tune; every trial a run folder",
+        description=(
+            "SPEC: loguniform:LO:HI, uniform:LO:HI, int:LO:HI, intlog:LO:HI (ranges include both ends) or "
+            "choice:A,B,... Metrics (minimised, mean over seeds): val_mse, the final validation MSE; eval_mse, "
+            "the final MSE on 600 fresh tasks; mse_per_second, val_mse times the seconds training took."
+        ),
+    )
+    sweep.add_argument("--out", type=Path, help="folder of a new sweep (its trials' run folders go inside)")
+    sweep.add_argument("--resume", type=Path, help="sweep folder to continue without repeating ended trials")
+    sweep.add_argument("--config", type=Path, help="base TOML config (searched fields vary around it)")
+    sweep.add_argument("--search", action="append", metavar="FIELD=SPEC", help="a searched field (repeatable)")
+    sweep.add_argument("--spec", type=Path, help='TOML file with a [search] table of FIELD = "SPEC"')
+    sweep.add_argument("--trials", type=int, help=f"trials in all (default {_DEFAULTS.trials})")
+    sweep.add_argument("--iterations", type=int, help=f"meta-iterations per trial (default {_DEFAULTS.iterations})")
+    sweep.add_argument("--metric", choices=METRICS, help="what to minimise, mean over seeds (default val_mse)")
+    sweep.add_argument("--seeds", type=int, help="runs per trial with seeds seed, seed+1, ... (default 1)")
+    sweep.add_argument(
+        "--report-every",
+        type=int,
+        help=f"meta-iterations between reports, where ASHA may stop a trial (default {_DEFAULTS.report_every})",
+    )
+    sweep.add_argument("--address", help="Ray cluster to run on (default: Ray inside this process)")
+    sweep.add_argument("--cpus-per-trial", type=int, help="CPUs (and torch threads) per trial (default 1)")
+    sweep.add_argument("--json", action="store_true", help="print the best trial and every trial as JSON")
+    sweep.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def _settings(args: argparse.Namespace) -> SweepSettings:
+    values = {
+        name: getattr(args, name)
+        for name in ("metric", "trials", "iterations", "seeds", "report_every", "cpus_per_trial", "address")
+        if getattr(args, name) is not None
+    }
+    return SweepSettings(**{**_DEFAULTS.to_dict(), **values}).validate()
+
+
+def _space(args: argparse.Namespace) -> SearchSpace:
+    dimensions = load_spec(args.spec) if args.spec else []
+    dimensions += [parse_search(text) for text in args.search or []]
+    return SearchSpace.combine(dimensions)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    if (args.out is None) == (args.resume is None):
+        raise SweepError("sweep needs either --out DIR (a new sweep) or --resume DIR (continue one)")
+    if args.resume is not None:
+        given = [k for k in _NEW_SWEEP_FLAGS if getattr(args, k) is not None]
+        if given:
+            raise SweepError(
+                f"--resume continues with the sweep's own settings; --{given[0].replace('_', '-')} does not apply"
+            )
+    progress = None if args.quiet else _Progress()
+    previous = signal.signal(signal.SIGTERM, _as_interrupt)
+    try:
+        if args.resume is not None:
+            read_sweep(args.resume)  # a one-line error for a folder that is not a sweep, before Ray starts
+            summary = resume_sweep(args.resume, args.address, progress)
+        else:
+            base = ExperimentConfig.load(args.config) if args.config else ExperimentConfig()
+            space = _space(args)
+            summary = run_sweep(args.out, base, space, _settings(args), progress)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if args.json:
+        print(json.dumps(summary.to_json(), ensure_ascii=False))
+    else:
+        _print_summary(summary)
+    if summary.status != "finished":
+        counts = summary.counts()
+        ended = counts["finished"] + counts["pruned"] + counts["failed"]
+        print(
+            f"interrupted: {ended} of {summary.settings.trials} trials ended; continue with "
+            f"imaml sweep --resume {summary.path}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def _as_interrupt(_signum: int, _frame: Any) -> None:
+    """SIGTERM stops the sweep as Ctrl-C does: Ray Tune saves its state on SIGINT."""
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+class _Progress:
+    """One stderr line per trial event."""
+
+    def __call__(self, kind: str, trial: TrialSummary) -> None:
+        values = " ".join(f"{k}={_value(v)}" for k, v in trial.config.items())
+        if kind == "started":
+            line = f"trial {trial.number} ({trial.id}) started: {values}"
+        elif kind in ("finished", "pruned"):
+            metric = _num(trial.metric)
+            line = f"trial {trial.number} ({trial.id}) {kind} at {trial.iterations} iterations: metric {metric}"
+        elif kind == "restarted":
+            line = f"trial {trial.number} ({trial.id}) {trial.reason}"
+        else:
+            line = f"trial {trial.number} ({trial.id}) {kind}: {trial.reason}"
+        print(line, file=sys.stderr, flush=True)
+
+
+def _value(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None or not math.isfinite(v) else f"{v:.4g}"
+
+
+def _print_summary(summary: SweepSummary) -> None:
+    fields = list(summary.space.fields)
+    head = ["#", "status", "iterations", summary.metric, *fields]
+    order = sorted(
+        summary.trials, key=lambda t: (t.status != "finished", t.metric if t.metric is not None else math.inf)
+    )
+    rows = [head] + [
+        [str(t.number), t.status, str(t.iterations), _num(t.metric), *(_value(t.config.get(f)) for f in fields)]
+        for t in order
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    best = summary.best
+    if best is None:
+        print("no trial finished", file=sys.stderr)
+    else:
+        print(f"best: trial {best.number}, {summary.metric} {_num(best.metric)}, run {best.run}")

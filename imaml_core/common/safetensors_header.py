@@ -1,0 +1,60 @@
+"""The header of a safetensors file (its metadata and tensor table), read without PyTorch.
+
+A safetensors file starts with the header's length (8 bytes, little-endian) and the header itself (JSON).
+Listings check a run's files through here, so ``imaml runs list`` never loads torch; the engine's loaders
+check the same header before handing the file to ``safetensors``. Reading is bounded: a header longer than
+``MAX_HEADER_BYTES`` or the file is refused before it is parsed.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+from imaml_core.common.errors import CheckpointError
+
+CHECKPOINT_FORMAT = "imaml-studio"  # the format tag of meta_params.safetensors (a checkpoint of theta)
+MAX_HEADER_BYTES = 1 << 20  # a theta header is a few hundred bytes; refuse to parse megabytes of JSON
+
+
+def check_header(path: Path) -> int:
+    """Check that ``path`` can hold a safetensors header of sane size; returns the header's length.
+    Any problem is a :class:`CheckpointError` naming the file."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint not found: {path}") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"checkpoint path is a directory: {path}") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    if size < 10 or len(head) < 8:
+        raise CheckpointError(f"{path} is not a safetensors checkpoint (file is {size} bytes)")
+    (header_len,) = struct.unpack("<Q", head)
+    if header_len > min(size - 8, MAX_HEADER_BYTES):
+        raise CheckpointError(f"{path} is not a valid safetensors checkpoint (corrupt or oversized header)")
+    return header_len
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The file's ``__metadata__`` (string keys and values); a :class:`CheckpointError` for a file whose
+    header is not a safetensors header."""
+    length = check_header(path)
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(8)
+            header: Any = json.loads(fh.read(length).decode("utf-8"))
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise CheckpointError(f"{path} is corrupt (its safetensors header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path} is corrupt (its safetensors header is not a JSON object)")
+    metadata = header.get("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise CheckpointError(f"{path} is corrupt (its safetensors metadata is not text)")
+    return metadata

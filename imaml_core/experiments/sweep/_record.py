@@ -1,0 +1,364 @@
+"""sweep.json: a sweep's own record, beside its trials' run folders. Qt-free and Ray-free.
+
+The sweep's driver is its one writer (it holds ``sweep.lock``) and replaces the file atomically whenever
+a trial starts, ends, or (at most every few seconds) reports progress. Everything a viewer shows comes from
+this one small file (settings, search space, base config, and per trial its searched values, metric,
+status, iterations and run folders), so a window can poll it cheaply and never waits on Ray.
+
+A sweep folder::
+
+    DIR/sweep.json           this record
+    DIR/sweep.lock           while a driver runs the sweep
+    DIR/trial-<id>/          one run folder per trial (trial-<id>-seed<k>/ with --seeds K > 1)
+    DIR/.tune/               Ray Tune's experiment state, for ``imaml sweep --resume``
+
+Readers accept unknown keys; a missing or damaged file is a :class:`SweepError` naming the folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imaml_core.common.config import ExperimentConfig
+from imaml_core.common.errors import ImamlError
+from imaml_core.common.files import atomic_write_text
+from imaml_core.experiments.runs import RecordKind, RunLock, RunLockedError, lock_holder, read_record, utc_now
+from imaml_core.experiments.sweep._space import SearchSpace, SweepError
+
+SWEEP_FILE = "sweep.json"
+SWEEP_LOCK = "sweep.lock"
+TUNE_FOLDER = ".tune"
+SWEEP_FORMAT = "imaml-studio-sweep"
+SWEEP_FORMAT_VERSION = 1
+MAX_SWEEP_BYTES = 64 << 20
+SWEEP_RECORD = RecordKind(SWEEP_FILE, SWEEP_FORMAT, SWEEP_FORMAT_VERSION, "sweep", MAX_SWEEP_BYTES, SweepError)
+METRICS = ("val_mse", "eval_mse", "mse_per_second")
+# A sweep's status: running (a driver holds the lock), finished, interrupted (stopped before every trial
+# ended; ``--resume`` continues it) or failed (the driver stopped on an error, given in ``message``).
+SWEEP_STATUSES = ("running", "finished", "interrupted", "failed")
+# A trial's status: running, finished (all iterations), pruned (stopped early by ASHA), failed (the
+# reason says why), or paused (its sweep was interrupted; ``--resume`` continues it).
+TRIAL_STATUSES = ("running", "finished", "pruned", "failed", "paused")
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """How a sweep runs. The metric is minimised; see imaml_core/sweep/__init__.py for its definitions."""
+
+    metric: str = "val_mse"
+    trials: int = 16
+    iterations: int = 500
+    seeds: int = 1
+    report_every: int = 50
+    cpus_per_trial: int = 1
+    address: str | None = None  # None: Ray started inside the sweep's process
+
+    def validate(self) -> SweepSettings:
+        if self.metric not in METRICS:
+            raise SweepError(f"--metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
+        for name in ("trials", "iterations", "seeds", "report_every", "cpus_per_trial"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SweepError(f"--{name.replace('_', '-')} must be an integer >= 1, got {value!r}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SweepSettings:
+        names = {f.name for f in dataclasses.fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in names}).validate()
+        except TypeError as exc:
+            raise SweepError(f"invalid sweep settings: {exc}") from None
+
+
+@dataclass(frozen=True)
+class TrialSummary:
+    """One trial as the record holds it. ``runs`` are the trial's run folders (one per seed, absolute
+    paths when read with :func:`read_sweep`); ``metric`` is the sweep's metric (mean over seeds; for a
+    trial that did not finish, its last value, an estimate); ``reason`` says why a trial failed, or that
+    Ray restarted it (a lost node)."""
+
+    id: str
+    number: int
+    config: dict[str, Any]
+    status: str = "running"
+    metric: float | None = None
+    val_mse: float | None = None
+    iterations: int = 0
+    seconds: float = 0.0
+    runs: tuple[str, ...] = ()
+    reason: str = ""
+    node: str = ""  # the Ray node that last reported for the trial
+
+    @property
+    def run(self) -> str | None:
+        """The trial's (first seed's) run folder."""
+        return self.runs[0] if self.runs else None
+
+    def replace(self, **changes: Any) -> TrialSummary:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["runs"] = list(self.runs)
+        data["metric"] = _finite(self.metric)
+        data["val_mse"] = _finite(self.val_mse)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrialSummary:
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["runs"] = tuple(values.get("runs", ()))
+        return cls(**values)
+
+    def row(self) -> dict[str, Any]:
+        """The trial as ``imaml sweep --json`` prints it."""
+        return {
+            "id": self.id,
+            "number": self.number,
+            "config": dict(self.config),
+            "metric": _finite(self.metric),
+            "val_mse": _finite(self.val_mse),
+            "status": self.status,
+            "iterations": self.iterations,
+            "seconds": self.seconds,
+            "run": self.run,
+            "runs": list(self.runs),
+            "reason": self.reason,
+            "node": self.node,
+        }
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """A sweep folder as :func:`read_sweep` reads it: what a viewer shows and ``--json`` prints."""
+
+    path: str
+    status: str
+    settings: SweepSettings
+    space: SearchSpace
+    base: dict[str, Any]
+    trials: tuple[TrialSummary, ...]
+    created: str = ""
+    updated: str = ""
+    message: str = ""
+
+    @property
+    def metric(self) -> str:
+        return self.settings.metric
+
+    @property
+    def log_fields(self) -> tuple[str, ...]:
+        """Searched fields drawn on a log scale: their axes want a log scale too."""
+        return self.space.log_fields
+
+    @property
+    def best(self) -> TrialSummary | None:
+        """The finished trial with the lowest metric (pruned and failed trials never count)."""
+        done = [t for t in self.trials if t.status == "finished" and t.metric is not None]
+        return min(done, key=lambda t: (t.metric, t.number)) if done else None
+
+    def counts(self) -> dict[str, int]:
+        """Trials by status."""
+        out = {s: 0 for s in TRIAL_STATUSES}
+        for t in self.trials:
+            out[t.status] = out.get(t.status, 0) + 1
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"best": {"config", "metric", "run"}, "trials": [...]}`` plus the sweep's own fields."""
+        best = self.best
+        return {
+            "best": None if best is None else {"config": best.config, "metric": best.metric, "run": best.run},
+            "trials": [t.row() for t in self.trials],
+            "metric": self.metric,
+            "status": self.status,
+            "path": self.path,
+            "search": {d.field: d.spec() for d in self.space.dimensions},
+            "log_fields": list(self.log_fields),
+            "settings": self.settings.to_dict(),
+            "message": self.message,
+        }
+
+
+def read_sweep(folder: str | os.PathLike[str]) -> SweepSummary:
+    """The sweep in ``folder``, read now from its sweep.json (nothing is written; no Ray needed).
+
+    A sweep recorded as running whose driver is gone reads as ``interrupted``, and its running trials as
+    ``paused``: ``imaml sweep --resume`` continues them."""
+    folder = Path(folder)
+    data = read_record(folder, SWEEP_RECORD)
+    where = f"{folder / SWEEP_FILE}"
+    try:
+        settings = SweepSettings.from_dict(data["settings"])
+        space = SearchSpace.from_list(data["space"])
+        base = dict(data["base"])
+        trials = tuple(TrialSummary.from_dict(t) for t in data.get("trials", []))
+        status = data["status"]
+    except (KeyError, TypeError, ValueError, ImamlError) as exc:
+        raise SweepError(f"{where}: damaged ({exc})") from None
+    if status not in SWEEP_STATUSES:
+        raise SweepError(f"{where}: unknown status {status!r}")
+    if status == "running" and lock_holder(folder, SWEEP_LOCK) is None:
+        status = "interrupted"
+    if status != "running":
+        trials = tuple(t.replace(status="paused") if t.status == "running" else t for t in trials)
+    root = folder.resolve()
+    trials = tuple(t.replace(runs=tuple(str(root / r) for r in t.runs)) for t in trials)
+    return SweepSummary(
+        path=str(root),
+        status=status,
+        settings=settings,
+        space=space,
+        base=base,
+        trials=trials,
+        created=str(data.get("created", "")),
+        updated=str(data.get("updated", "")),
+        message=str(data.get("message", "")),
+    )
+
+
+def is_sweep(folder: str | os.PathLike[str]) -> bool:
+    """Whether ``folder`` holds a sweep record (readable or not)."""
+    return (Path(folder) / SWEEP_FILE).is_file()
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+class SweepFile:
+    """The writer of sweep.json, holding the sweep's lock from :meth:`create` or :meth:`reopen` to
+    :meth:`close`. Progress writes are throttled to one per ``min_interval`` seconds of ``clock``;
+    starts, ends and status changes are written at once."""
+
+    def __init__(
+        self,
+        folder: Path,
+        data: dict[str, Any],
+        lock: RunLock,
+        min_interval: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.folder = folder
+        self.data = data
+        self.lock = lock
+        self.min_interval = min_interval
+        self.clock = clock
+        self._dirty = False
+        self._written_at = -math.inf
+
+    @classmethod
+    def create(cls, folder: Path, settings: SweepSettings, space: SearchSpace, base: ExperimentConfig) -> SweepFile:
+        """A new record in ``folder`` (which must exist), with no trials yet."""
+        now = utc_now()
+        data = {
+            "format": SWEEP_FORMAT,
+            "format_version": SWEEP_FORMAT_VERSION,
+            "created": now,
+            "updated": now,
+            "status": "running",
+            "message": "",
+            "settings": settings.to_dict(),
+            "space": space.to_list(),
+            "base": base.to_dict(),
+            "trials": [],
+        }
+        record = cls(folder, data, _take_lock(folder))
+        record.flush(force=True)
+        return record
+
+    @classmethod
+    def reopen(cls, folder: Path) -> SweepFile:
+        """The record of an existing sweep, to continue it; a sweep another driver runs is refused."""
+        lock = _take_lock(folder)
+        try:
+            data = read_record(folder, SWEEP_RECORD)
+            read_sweep(folder)  # every field checked before anything is written
+        except BaseException:
+            lock.release()
+            raise
+        data["status"], data["message"] = "running", ""
+        record = cls(folder, data, lock)
+        record.flush(force=True)
+        return record
+
+    @property
+    def settings(self) -> SweepSettings:
+        return SweepSettings.from_dict(self.data["settings"])
+
+    @property
+    def space(self) -> SearchSpace:
+        return SearchSpace.from_list(self.data["space"])
+
+    @property
+    def base(self) -> ExperimentConfig:
+        return ExperimentConfig.from_dict(self.data["base"])
+
+    def trials(self) -> dict[str, TrialSummary]:
+        return {t["id"]: TrialSummary.from_dict(t) for t in self.data["trials"]}
+
+    def trial(self, trial_id: str) -> TrialSummary | None:
+        return self.trials().get(trial_id)
+
+    def put_trial(self, trial: TrialSummary, urgent: bool = True) -> None:
+        """Add or replace a trial; ``urgent`` writes now, otherwise within ``min_interval``."""
+        rows = self.data["trials"]
+        for i, row in enumerate(rows):
+            if row["id"] == trial.id:
+                rows[i] = trial.to_dict()
+                break
+        else:
+            rows.append(trial.to_dict())
+        self._dirty = True
+        self.flush(force=urgent)
+
+    def set_status(self, status: str, message: str = "") -> None:
+        self.data["status"], self.data["message"] = status, message
+        if status != "running":
+            for row in self.data["trials"]:
+                if row["status"] == "running":
+                    row["status"] = "paused"
+        self._dirty = True
+        self.flush(force=True)
+
+    def flush(self, force: bool = False) -> None:
+        """Write the record if it changed (or ``force``), unless the last write is too recent."""
+        now = self.clock()
+        if not force and (not self._dirty or now - self._written_at < self.min_interval):
+            return
+        self.data["updated"] = utc_now()
+        try:
+            atomic_write_text(self.folder / SWEEP_FILE, json.dumps(self.data, indent=1, ensure_ascii=False) + "\n")
+        except OSError as exc:
+            raise SweepError(f"cannot write {self.folder / SWEEP_FILE}: {exc.strerror or exc}") from None
+        self._dirty, self._written_at = False, now
+
+    def close(self) -> None:
+        if self._dirty:
+            self.flush(force=True)
+        self.lock.release()
+
+
+def _take_lock(folder: Path) -> RunLock:
+    lock = RunLock(folder, SWEEP_LOCK)
+    try:
+        lock.acquire()
+    except RunLockedError:
+        holder = lock_holder(folder, SWEEP_LOCK) or {}
+        raise SweepError(
+            f"{folder}: the sweep is being run by process {holder.get('pid')} on {holder.get('host')}"
+        ) from None
+    return lock

@@ -1,0 +1,167 @@
+"""The Ray Tune callback that keeps sweep.json: what Ray Tune reports about each trial, as it happens.
+
+It runs in the sweep's driver, inside Ray Tune's loop, and writes nothing but the record and (for trials
+Ray Tune ends from outside: pruned, or failed in Ray) the status of their runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from imaml_core.experiments.runs import RunError, read_info, release_ended, write_info
+from imaml_core.experiments.sweep._record import SweepFile, TrialSummary
+from imaml_core.experiments.sweep._trial import run_folder_name
+
+# Sweep events a caller may follow (``on_event(kind, trial)``): a trial started, ended or was restarted.
+Event = Callable[[str, TrialSummary], None]
+
+
+# The record of the sweep this process runs, with the caller's event hook. Ray Tune pickles its callbacks
+# with the experiment (a restored sweep gets those copies back, possibly from a moved folder), so the
+# callback holds nothing and finds the record, and its lock, here. Ray Tune runs one experiment at a time.
+@dataclass
+class Active:
+    record: SweepFile
+    on_event: Event | None
+    reconciled: bool = False  # trials Ray Tune lost track of are marked (see Recorder.on_step_begin)
+    complete: bool = False  # Ray Tune ended every trial of the sweep
+
+
+ACTIVE: list[Active] = []
+
+
+class Recorder(tune.Callback):
+    """Writes what Ray Tune reports into sweep.json, and marks the runs of trials Tune ended from outside."""
+
+    @property
+    def _file(self) -> SweepFile:
+        return ACTIVE[-1].record
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        record = self._file
+        known = record.trial(trial.trial_id)
+        settings = record.settings
+        if known is None:
+            number = len(record.data["trials"]) + 1
+            runs = tuple(run_folder_name(trial.trial_id, k, settings.seeds) for k in range(settings.seeds))
+            values = record.space.config_values(trial.config)
+            known = TrialSummary(trial.trial_id, number, values, runs=runs)
+        known = known.replace(status="running")
+        record.put_trial(known)
+        self._emit("started", known)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any) -> None:
+        known = self._file.trial(trial.trial_id)
+        if known is None or "failed" in result:
+            return
+        moved = known.node != result.get("node", "")
+        known = known.replace(
+            metric=float(result["objective"]),
+            val_mse=float(result["val_mse"]),
+            iterations=int(result["iteration"]),
+            seconds=float(result["seconds"]),
+            node=str(result.get("node", "")),
+        )
+        self._file.put_trial(known, urgent=moved)  # where a trial runs is news; its progress can wait
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        known = self._file.trial(trial.trial_id)
+        if known is None:
+            return
+        result = trial.last_result or {}
+        if "failed" in result:
+            known = known.replace(status="failed", reason=str(result["failed"]), iterations=int(result["iteration"]))
+        elif known.iterations >= self._file.settings.iterations:
+            known = known.replace(status="finished")
+        else:
+            known = known.replace(status="pruned")
+            self._mark_runs(known, "pruned", "")
+        self._file.put_trial(known)
+        self._emit(known.status, known)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        known = self._file.trial(trial.trial_id)
+        if known is not None:
+            known = known.replace(reason=f"restarted after: {error_line(trial)}")
+            self._file.put_trial(known)
+            self._emit("restarted", known)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        known = self._file.trial(trial.trial_id)
+        if known is None:
+            settings = self._file.settings
+            runs = tuple(run_folder_name(trial.trial_id, k, settings.seeds) for k in range(settings.seeds))
+            values = self._file.space.config_values(trial.config)
+            known = TrialSummary(trial.trial_id, len(self._file.data["trials"]) + 1, values, runs=runs)
+        reason = error_line(trial)
+        known = known.replace(status="failed", reason=reason)
+        self._mark_runs(known, "failed", reason)
+        self._file.put_trial(known)
+        self._emit("failed", known)
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        """At the first step, Ray Tune holds the trials it restored. A trial the record holds as still going
+        that Ray Tune does not know started after Ray Tune's last saved state (a sweep killed with SIGKILL,
+        or a lost head node): Ray Tune draws its place again, so the record marks it failed and says why."""
+        active = ACTIVE[-1]
+        if active.reconciled:
+            return
+        active.reconciled = True
+        known = {t.trial_id for t in trials}
+        for trial in self._file.trials().values():
+            if trial.id not in known and trial.status not in ("finished", "pruned", "failed"):
+                reason = "the sweep stopped before Ray Tune saved this trial; a new trial takes its place"
+                trial = trial.replace(status="failed", reason=reason)
+                self._mark_runs(trial, "failed", reason)
+                self._file.put_trial(trial)
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self._file.flush()
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        ended = [t for t in trials if t.status in (t.TERMINATED, t.ERROR)]
+        ACTIVE[-1].complete = len(ended) == len(trials) >= self._file.settings.trials
+        self._file.flush(force=True)
+
+    def _mark_runs(self, trial: TrialSummary, status: str, reason: str) -> None:
+        """Set the status of a trial's runs after Ray Tune ended the trial from outside.
+
+        The trial's own writer writes run.json only when its runs start and when they end by themselves,
+        neither of which can follow a pruning or an error, and Ray Tune runs no further attempt of an
+        ended trial: so this write cannot cross one of the writer's. A lock left by the ended attempt on
+        another host (a lost node) is removed: that attempt no longer writes."""
+        for name in trial.runs:
+            folder = self._file.folder / name
+            try:
+                info = read_info(folder)
+            except RunError:
+                continue  # the trial ended before its run existed
+            notes = f"{info.notes}; {status}: {reason}" if reason else info.notes
+            write_info(folder, info.replace(status=status, notes=notes))
+            release_ended(folder)
+
+    def _emit(self, kind: str, trial: TrialSummary) -> None:
+        on_event = ACTIVE[-1].on_event
+        if on_event is not None:
+            on_event(kind, trial)
+
+
+def error_line(trial: Any) -> str:
+    """The last meaningful line of the trial's error (Ray's text ends with the exception itself)."""
+    text = ""
+    with contextlib.suppress(Exception):
+        text = Path(trial.error_file).read_text(encoding="utf-8", errors="replace") if trial.error_file else ""
+    if not text:
+        with contextlib.suppress(Exception):
+            text = str(trial.get_error() or "")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("Failure #")]
+    for line in reversed(lines):
+        if not line.startswith(("File ", "^", "~", "Traceback")):
+            return line[:500]
+    return "the trial's worker failed"

@@ -1,0 +1,218 @@
+"""One trial of a sweep, as Ray Tune runs it: K seeded runs of one config, trained side by side.
+
+The trial is a class trainable: Ray Tune calls ``step()`` for every ``report_every`` meta-iterations and
+reads back the mean validation MSE over the seeds (what ASHA compares) and the sweep's metric (what
+Optuna learns from). Each seed is a run folder in the run store's format, written by this trial alone:
+metrics are appended and theta and the resume state saved at every report, so a trial that Ray restarts
+(a lost node, a resumed sweep) continues its runs from their last report instead of starting over.
+
+The trial writes run.json only when its runs start and when they end by themselves (finished, or failed
+with the reason); the driver marks runs that Ray Tune ends from outside (pruned, or failed in Ray).
+
+This module imports Ray: only the sweep driver and Ray's workers load it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+import torch
+from ray import tune
+
+from imaml_core.common.config import ExperimentConfig
+from imaml_core.common.errors import ImamlError
+from imaml_core.engine.trainer import MetaTrainer
+from imaml_core.experiments.runs import RESUME_FILE, Run, RunError, RunLockedError, RunRecorder, release_ended
+from imaml_core.experiments.sweep._space import SearchSpace
+from imaml_core.experiments.training import TrainingSession
+
+EVAL_TASKS = 600  # tasks of --metric eval_mse (the evaluation stream is the same for every trial)
+LOCK_WAIT_S = 30.0  # how long a restarted trial waits for its previous attempt's process to let go
+
+
+def run_folder_name(trial_id: str, seed_index: int, seeds: int) -> str:
+    """The folder of one seed of a trial, inside the sweep folder."""
+    return f"trial-{trial_id}" if seeds == 1 else f"trial-{trial_id}-seed{seed_index}"
+
+
+def describe(values: dict[str, Any]) -> str:
+    """Searched values as a short run name: ``lam=3.2 cg_steps=7``."""
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+
+
+class _Seed:
+    """One seed's run, trained through the one train-and-record loop, and what the trial tracks about it."""
+
+    def __init__(self, run: Run, trainer: MetaTrainer, seconds: float, finished: bool = False) -> None:
+        self.run = run
+        self.trainer = trainer
+        # the run's writer; saves come at each report boundary, never in between
+        self.session = TrainingSession(trainer, RunRecorder(run, 0, saved_iteration=trainer.iteration))
+        self.seconds = seconds  # wall-clock seconds of its meta-iterations (metrics.csv's), every attempt
+        self.finished = finished  # ended before this attempt: only read, never written
+
+
+class SweepTrial(tune.Trainable):
+    """A sweep's trainable. ``job`` (given through ``tune.with_parameters``) holds the sweep's fixed
+    settings: ``out``, ``base``, ``space``, ``iterations``, ``report_every``, ``seeds``, ``metric``, ``cpus``."""
+
+    def setup(self, config: dict[str, Any], job: dict[str, Any]) -> None:
+        """Only remember the trial: with actor reuse, Ray Tune may set up a trial in an actor and then run
+        it in another one, so the run folders are opened at the first ``step()``, by the actor that trains."""
+        self._job = job
+        self._seeds: list[_Seed] = []
+        self._opened = False
+        torch.set_num_threads(int(job["cpus"]))  # one thread per CPU Ray gave the trial
+        self._values = SearchSpace.from_list(job["space"]).config_values(config)
+
+    def _open_runs(self) -> None:
+        config = ExperimentConfig.from_dict(self._job["base"]).replace(**self._values)
+        out = Path(self._job["out"])
+        seeds = int(self._job["seeds"])
+        self._opened = True
+        try:
+            for k in range(seeds):
+                folder = out / run_folder_name(self.trial_id, k, seeds)
+                self._seeds.append(self._open(folder, config.replace(seed=config.seed + k), k))
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def _open(self, folder: Path, config: ExperimentConfig, k: int) -> _Seed:
+        """The seed's run: continued from its last saved state when an earlier attempt left one, and only
+        read when that attempt finished it (Ray Tune may not have heard of the end before it stopped)."""
+        if (folder / RESUME_FILE).exists():
+            run = Run.open(folder)
+            trainer = run.trainer()
+            if run.info.status == "finished" and trainer.iteration >= int(self._job["iterations"]):
+                return _Seed(run, trainer, _seconds(run), finished=True)
+            _take_over_lock(folder, lambda: run.continue_from_checkpoint(trainer.iteration))
+            return _Seed(run, trainer, _seconds(run))  # rows past the checkpoint are trimmed by now
+        seed_note = f" seed {k}" if int(self._job["seeds"]) > 1 else ""
+        name = f"trial {self.trial_id}{seed_note}: {describe(self._values)}"
+        notes = f"sweep {Path(self._job['out']).name}, trial {self.trial_id}{seed_note}"
+        trainer = MetaTrainer(config)
+        run = _take_over_lock(folder, lambda: Run.create(folder, config, name=name, notes=notes))
+        try:
+            run.save_checkpoint(trainer)  # resumable from iteration 0
+        except BaseException:
+            run.close()
+            raise
+        return _Seed(run, trainer, 0.0)
+
+    def step(self) -> dict[str, Any]:
+        if not self._opened:
+            self._open_runs()
+        total, every = int(self._job["iterations"]), int(self._job["report_every"])
+        failure = ""
+        for seed in self._seeds:
+            target = min(total, (seed.trainer.iteration // every + 1) * every)
+            failure = self._train(seed, target)
+            if failure:
+                break
+        vals = [s.trainer.validation_loss() for s in self._seeds] if not failure else []
+        if not failure and not all(math.isfinite(v) for v in vals):
+            failure = "the validation MSE is not finite"
+        done_iterations = min(s.trainer.iteration for s in self._seeds)
+        node = ray.get_runtime_context().get_node_id()
+        if failure:
+            self._end("failed", failure)
+            return {**_failed_result(done_iterations, failure), "node": node, "done": True}
+        done = done_iterations >= total
+        result = {
+            "val_mse": sum(vals) / len(vals),
+            "objective": self._objective(vals, done),
+            "iteration": done_iterations,
+            "seconds": sum(s.seconds for s in self._seeds) / len(self._seeds),
+            "node": node,
+            "done": done,
+        }
+        if done:
+            self._end("finished")
+        return result
+
+    def _end(self, status: str, reason: str = "") -> None:
+        """The runs' last write (status, and the reason in the notes), all before Ray Tune hears the end."""
+        for seed in self._seeds:
+            if seed.finished:
+                continue
+            if reason:
+                seed.run.rename(seed.run.info.name, f"{seed.run.info.notes}; {status}: {reason}")
+            seed.run.set_status(status)
+        self.cleanup()
+
+    def _train(self, seed: _Seed, target: int) -> str:
+        """Meta-iterations up to ``target``, then the rows and a checkpoint; a failure's reason or ""."""
+        if seed.trainer.iteration >= target:
+            return ""
+        before = seed.session.seconds
+        seed.session.train(target)
+        seed.seconds += seed.session.seconds - before
+        seed.session.save()
+        return seed.session.stop_reason or seed.session.record_error
+
+    def _objective(self, vals: list[float], done: bool) -> float:
+        """The sweep's metric, mean over seeds. Before the end it is an estimate of the final value:
+        eval_mse's is the validation MSE, mse_per_second's projects the seconds to all iterations."""
+        metric, total = self._job["metric"], int(self._job["iterations"])
+        if metric == "eval_mse" and done:
+            mses = [s.trainer.evaluate(tasks=EVAL_TASKS, steps=s.trainer.config.inner_steps).mse for s in self._seeds]
+            return sum(mses) / len(mses)
+        if metric == "mse_per_second":
+            per_seed = [
+                v * s.seconds * total / max(s.trainer.iteration, 1) for v, s in zip(vals, self._seeds, strict=True)
+            ]
+            return sum(per_seed) / len(per_seed)
+        return sum(vals) / len(vals)
+
+    def cleanup(self) -> None:
+        """Let go of the runs (their locks); a run stopped from outside keeps its last saved state."""
+        for seed in getattr(self, "_seeds", []):
+            seed.run.close()
+        self._seeds = []
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        """Reuse this actor for the next trial (saves starting a process and importing torch)."""
+        self.cleanup()
+        self.setup(new_config)  # tune.with_parameters' setup passes the job again
+        return True
+
+    def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any]:
+        """Nothing for Ray to keep: the run folders hold each seed's exact state."""
+        return {}
+
+    def load_checkpoint(self, checkpoint: Any) -> None:
+        pass
+
+
+def _seconds(run: Run) -> float:
+    """Seconds the run's recorded meta-iterations took (metrics.csv's ``seconds`` column)."""
+    return float(np.nansum(run.metrics(columns=["seconds"]).get("seconds", np.zeros(0))))
+
+
+def _failed_result(iteration: int, reason: str) -> dict[str, Any]:
+    # ASHA and Optuna need their keys in every result; infinity ranks a failed trial last in both.
+    return {"val_mse": math.inf, "objective": math.inf, "iteration": iteration, "seconds": 0.0, "failed": reason}
+
+
+def _take_over_lock(folder: Path, write: Any) -> Any:
+    """Run ``write`` (which takes the run's lock). Ray Tune runs one attempt of a trial at a time, so a
+    lock left by an earlier attempt on another host (a lost node) is taken over; one on this host is
+    waited for while that attempt's process exits."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            return write()
+        except RunLockedError:
+            if release_ended(folder):
+                continue
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+        except ImamlError as exc:
+            raise RunError(str(exc)) from None
