@@ -122,7 +122,7 @@ def _row(
     """Validation and evaluation of ``trainer`` as it is now, with its training statistics."""
     val = trainer.validation_loss()
     result = trainer.evaluate(tasks=eval_tasks, shots=SHOTS, steps=STEPS, seed=EVAL_SEED)
-    lam = trainer.lam()
+    lam = trainer.current_lam()
     by_layer = {"λ": lam} if isinstance(lam, float) else {k: float(v.log().mean().exp()) for k, v in lam.items()}
     maml = is_maml(label)
     row = {

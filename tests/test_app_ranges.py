@@ -12,7 +12,7 @@ from imaml_core import ExperimentConfig, StepReport
 
 
 def test_nice_ceil_rounds_up_by_at_most_a_third():
-    from app.model.ranges import log_ceil, log_floor, nice_ceil
+    from app.plots.ranges import log_ceil, log_floor, nice_ceil
 
     for value in np.geomspace(1e-9, 1e9, 2000):
         up = nice_ceil(float(value))
@@ -77,7 +77,7 @@ def test_anchor_starts_at_the_first_iteration_and_fits_narrow_linear_data(qtbot)
     gets edges on a grid of its own spread instead of being squashed into a sliver."""
     import pyqtgraph as pg
 
-    from app.model.ranges import RangeAnchor, _linear_edges
+    from app.plots.ranges import RangeAnchor, _linear_edges
 
     plot = pg.PlotWidget()
     qtbot.addWidget(plot)

@@ -44,8 +44,8 @@ def test_learned_per_layer_lambda_through_the_cli_moves_and_eval_uses_it(tmp_pat
     path = out / "meta_params.safetensors"
     ckpt = load_checkpoint(path)
     assert ckpt.config.learn_lam and ckpt.config.lam_shape == "layer"
-    assert set(ckpt.lam) == set(ckpt.params)
-    values = torch.stack([ckpt.lam[n] for n in ckpt.params])
+    assert set(ckpt.current_lam) == set(ckpt.params)
+    values = torch.stack([ckpt.current_lam[n] for n in ckpt.params])
     assert bool(torch.isfinite(values).all()) and bool((values > 0).all())
     # 30 Adam steps of size 0.05 in log space move every entry with a non-zero gradient by far more than 1e-3.
     assert float((values.log() - math.log(20.0)).abs().max()) > 1e-2
@@ -67,7 +67,7 @@ def test_log_lambda_gradient_matches_finite_differences_float64(shape):
     _converged(mg)
     g = trainer.log_lam_gradient(mg)
     theta_b = trainer.theta.expand(len(tasks), -1)
-    lam = trainer.lam()
+    lam = trainer.current_lam()
 
     def meta_loss(log_shift: dict[str, float] | float) -> float:
         if isinstance(lam, float):
@@ -97,7 +97,7 @@ def test_trainer_lambda_gradient_equals_implicit_hypergradients_task_by_task_flo
     mg = trainer.meta_gradient(tasks)
     _converged(mg)
     g = trainer.log_lam_gradient(mg)
-    lam = trainer.lam()
+    lam = trainer.current_lam()
     theta = trainer.params()
     per_task = []
     for b in range(len(tasks)):
@@ -179,11 +179,11 @@ def test_bad_lambda_settings_are_one_line_errors(tmp_path, capsys):
     cfg = ExperimentConfig(hidden=[4], lam_shape="layer", learn_lam=True, val_every=0)
     params = MetaTrainer(cfg).params()
     with pytest.raises(ConfigError, match=r"lam\['0.weight'\] of shape \(3,\) does not broadcast"):
-        MetaTrainer(cfg, lam={n: torch.ones(3) for n in params})
+        MetaTrainer(cfg, current_lam={n: torch.ones(3) for n in params})
     with pytest.raises(ConfigError, match=r"lam_shape is layer, but lam\['0.weight'\] holds more than one value"):
-        MetaTrainer(cfg, lam={n: torch.ones_like(p) for n, p in params.items()})
+        MetaTrainer(cfg, current_lam={n: torch.ones_like(p) for n, p in params.items()})
     with pytest.raises(ConfigError, match=r"lam\['2.bias'\] must be positive"):
-        MetaTrainer(cfg, lam={n: torch.tensor(-1.0 if n == "2.bias" else 1.0) for n in params})
+        MetaTrainer(cfg, current_lam={n: torch.tensor(-1.0 if n == "2.bias" else 1.0) for n in params})
 
 
 def test_learned_lambda_checkpoint_round_trip_and_refusals(tmp_path):
@@ -193,13 +193,13 @@ def test_learned_lambda_checkpoint_round_trip_and_refusals(tmp_path):
     for _ in range(3):
         trainer.step()
     path = tmp_path / "p.safetensors"
-    save_checkpoint(path, trainer.params(), trainer.config, trainer.iteration, trainer.lam())
+    save_checkpoint(path, trainer.params(), trainer.config, trainer.iteration, trainer.current_lam())
     ckpt = load_checkpoint(path)
-    saved = trainer.lam()
-    assert all(torch.equal(ckpt.lam[n], saved[n]) for n in saved)
+    saved = trainer.current_lam()
+    assert all(torch.equal(ckpt.current_lam[n], saved[n]) for n in saved)
     assert set(ckpt.params) == set(trainer.params())
-    again = MetaTrainer(ckpt.config, theta=ckpt.params, iteration=ckpt.iteration, lam=ckpt.lam)
-    restored = again.lam()
+    again = MetaTrainer(ckpt.config, theta=ckpt.params, iteration=ckpt.iteration, current_lam=ckpt.current_lam)
+    restored = again.current_lam()
     # lambda -> log -> exp in float32: a few ulps.
     assert all(float(((restored[n] - saved[n]) / saved[n]).abs().max()) < 1e-6 for n in saved)
     assert again.evaluate(tasks=20, steps=3).mse == pytest.approx(trainer.evaluate(tasks=20, steps=3).mse, rel=1e-5)
@@ -211,15 +211,15 @@ def test_learned_lambda_checkpoint_round_trip_and_refusals(tmp_path):
             load_checkpoint(path)
         assert "'lam.2.weight'" in str(exc.value) and "\n" not in str(exc.value)
     fixed = MetaTrainer(ExperimentConfig(hidden=[8], val_every=0))
-    save_checkpoint(path, fixed.params(), fixed.config, 0, fixed.lam())
-    assert load_checkpoint(path).lam == 20.0
+    save_checkpoint(path, fixed.params(), fixed.config, 0, fixed.current_lam())
+    assert load_checkpoint(path).current_lam == 20.0
 
 
 def test_evaluation_adapts_with_the_learned_lambda():
     cfg = ExperimentConfig(hidden=[8], val_tasks=10, lam_shape="scalar", learn_lam=True, val_every=0)
-    learned = MetaTrainer(cfg, lam=200.0)
+    learned = MetaTrainer(cfg, current_lam=200.0)
     fixed = MetaTrainer(cfg.replace(lam=200.0, learn_lam=False), theta=learned.params())
-    assert learned.lam() == pytest.approx(200.0, rel=1e-6)
+    assert learned.current_lam() == pytest.approx(200.0, rel=1e-6)
     # The same theta and (to float32 rounding of log lambda) the same lambda: the same adaptation.
     assert learned.evaluate(tasks=40, steps=4).mse == pytest.approx(fixed.evaluate(tasks=40, steps=4).mse, rel=1e-4)
     assert learned.validation_loss() == pytest.approx(fixed.validation_loss(), rel=1e-4)
@@ -232,9 +232,9 @@ def test_a_new_base_value_rescales_a_learned_lambda_and_resets_a_fixed_one():
     learned = MetaTrainer(cfg)
     for _ in range(3):
         learned.step()
-    before = learned.lam()
+    before = learned.current_lam()
     learned.apply_config(cfg.replace(lam=40.0))
-    after = learned.lam()
+    after = learned.current_lam()
     assert all(float(after[n] / before[n]) == pytest.approx(2.0, rel=1e-5) for n in before)
     fixed = MetaTrainer(cfg.replace(learn_lam=False))
     fixed.step()
@@ -247,11 +247,11 @@ def test_a_skipped_iteration_leaves_lambda_untouched_and_other_methods_ignore_it
                            lam_lr=0.1, val_every=0)  # fmt: skip
     trainer = MetaTrainer(cfg)
     trainer.step()
-    lam, theta = trainer.lam(), trainer.theta.clone()
+    lam, theta = trainer.current_lam(), trainer.theta.clone()
     monkeypatch.setattr("imaml_core.engine.trainer.diagnose", lambda *_: "meta-iteration skipped: forced")
     report = trainer.step()
     assert report.diverged and torch.equal(trainer.theta, theta)
-    assert all(torch.equal(trainer.lam()[n], lam[n]) for n in lam) and report.lam_clipped == 0
+    assert all(torch.equal(trainer.current_lam()[n], lam[n]) for n in lam) and report.lam_clipped == 0
     monkeypatch.undo()
     maml = MetaTrainer(cfg.replace(method="maml"))
     assert not maml.lam_learned and maml.step().lam_by_layer == {}

@@ -36,7 +36,7 @@ class Recorder:
 
 def test_run_state_never_imports_qt():
     code = (
-        "import sys, app.run_state, app.throttle, app.fields\n"
+        "import sys, app.model.run_state, app.model.throttle, app.model.fields, app.model.history\n"
         "sys.exit(any(m.startswith('PySide6') for m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -92,7 +92,7 @@ def test_resume_state_of_a_learned_lambda_continues_bitwise():
     second.load_resume_state(first.resume_state())
     train(second, 35)
     assert torch.equal(second.theta, straight.theta)
-    lam_a, lam_b = second.lam(), straight.lam()
+    lam_a, lam_b = second.current_lam(), straight.current_lam()
     assert all(torch.equal(lam_a[k], lam_b[k]) for k in lam_b)
     assert any(float(v) != cfg.lam for v in lam_b.values())  # lambda did move, so the test means something
 
@@ -619,7 +619,7 @@ def test_cli_resume_of_a_learned_lambda_equals_straight_training(tmp_path, small
     a = load_checkpoint(tmp_path / "cut" / "meta_params.safetensors")
     b = load_checkpoint(tmp_path / "straight" / "meta_params.safetensors")
     assert all(torch.equal(a.params[k], b.params[k]) for k in b.params)
-    assert all(torch.equal(a.lam[k], b.lam[k]) for k in b.lam)
+    assert all(torch.equal(a.current_lam[k], b.current_lam[k]) for k in b.current_lam)
 
 
 def test_a_run_whose_writer_is_gone_lists_as_paused(tmp_path):

@@ -15,8 +15,8 @@ from PySide6.QtWidgets import QLabel, QPushButton, QWidget
 from superqt.utils import QSignalThrottler
 
 from app.model.messages import PreviewResult, PreviewTask
-from app.model.ranges import RangeAnchor
 from app.plots.base import Card, cache_axes, make_opaque, make_plot, pen, positive
+from app.plots.ranges import RangeAnchor
 from app.toolkit.theme import SERIES
 
 EDIT_THROTTLE_MS = 100

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.model.history import History
-from app.model.ranges import RangeAnchor
+from app.plots.ranges import RangeAnchor
 from app.toolkit.theme import SERIES, Palette
 
 MAX_MARKERS = 40  # older change markers are dropped so a long run stays legible

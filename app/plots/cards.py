@@ -8,8 +8,8 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QPushButton, QWidget
 
 from app.model.history import History
-from app.model.ranges import RangeAnchor, nice_ceil
 from app.plots.base import Card, make_plot, pen, positive, thin_samples
+from app.plots.ranges import RangeAnchor, nice_ceil
 from app.toolkit.theme import SERIES
 
 # λ lines, one per layer: distinct hues that read on both themes

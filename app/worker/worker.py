@@ -189,7 +189,7 @@ class Worker(QObject):
             self.failed.emit(Failure(Job.EXPORT, "the trainer is not ready yet"))
             return
         try:
-            save_checkpoint(path, trainer.params(), trainer.config, trainer.iteration, trainer.lam())
+            save_checkpoint(path, trainer.params(), trainer.config, trainer.iteration, trainer.current_lam())
         except (ImamlError, OSError) as exc:
             self.failed.emit(Failure(Job.EXPORT, f"could not write {path}: {_one_line(exc)}"))
             return
@@ -202,7 +202,7 @@ class Worker(QObject):
             ckpt = load_checkpoint(path)
             device = self._trainer.config.device if self._trainer is not None else ckpt.config.device
             config = ckpt.config.replace(device=device)  # where to run is this machine's choice
-            trainer = MetaTrainer(config, theta=ckpt.params, iteration=ckpt.iteration, lam=ckpt.lam)
+            trainer = MetaTrainer(config, theta=ckpt.params, iteration=ckpt.iteration, current_lam=ckpt.current_lam)
         except (ImamlError, OSError) as exc:
             self.failed.emit(Failure(Job.IMPORT, _one_line(exc)))
             return

@@ -247,7 +247,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     ckpt = load_checkpoint(args.params)
     cfg = ckpt.config.replace(device=args.device)
-    trainer = MetaTrainer(cfg, theta=ckpt.params, iteration=ckpt.iteration, lam=ckpt.lam)
+    trainer = MetaTrainer(cfg, theta=ckpt.params, iteration=ckpt.iteration, current_lam=ckpt.current_lam)
     if args.threads is None:
         use_threads_for(args.tasks, trainer.theta.numel(), trainer.device)
     result = trainer.evaluate(tasks=args.tasks, shots=args.shots, steps=args.steps, seed=args.seed)

@@ -46,7 +46,7 @@ class Checkpoint:
     config: ExperimentConfig
     iteration: int
     metadata: dict[str, str]
-    lam: float | dict[str, Tensor]  # in config.lam_shape's structure (see MetaTrainer.lam); a fixed scalar: config.lam
+    current_lam: float | dict[str, Tensor]  # in config.lam_shape's structure (see MetaTrainer.lam); a fixed scalar: config.lam
 
 
 def lam_tensor_names(config: ExperimentConfig) -> dict[str, tuple[int, ...]]:
@@ -82,16 +82,16 @@ def tensor_digest(params: Params) -> str:
 
 
 def save_checkpoint(
-    path: str | os.PathLike[str], params: Params, config: ExperimentConfig, iteration: int, lam: Lam | None = None
+    path: str | os.PathLike[str], params: Params, config: ExperimentConfig, iteration: int, current_lam: Lam | None = None
 ) -> None:
     """Write theta, lambda and their metadata to ``path`` atomically (the previous file survives any failure).
 
-    ``lam`` is the trainer's lambda (``MetaTrainer.lam()``); without it a lambda the config stores is
+    ``current_lam`` is the trainer's lambda (``MetaTrainer.current_lam()``); without it a lambda the config stores is
     written as the base value ``config.lam`` everywhere."""
     from imaml_core.common.version import VERSION as __version__
 
     tensors = {k: v.detach().contiguous().cpu() for k, v in params.items()}
-    tensors.update(_lam_tensors(lam, config))
+    tensors.update(_lam_tensors(current_lam, config))
     metadata = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),

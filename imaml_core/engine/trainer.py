@@ -58,11 +58,11 @@ class MetaTrainer:
         theta: Params | None = None,
         model: FunctionalModel | None = None,
         iteration: int = 0,
-        lam: Lam | None = None,
+        current_lam: Lam | None = None,
     ) -> None:
-        """``theta`` and ``iteration`` continue a run (e.g. from a checkpoint), and so does ``lam``, a
-        learned lambda in ``config.lam_shape``'s structure (a number fills every entry); a fixed lambda is
-        the config's base value ``lam`` and ignores it."""
+        """``theta`` and ``iteration`` continue a run (e.g. from a checkpoint), and so does ``current_lam``,
+        a learned lambda in ``config.lam_shape``'s structure (a number fills every entry). The config's
+        ``lam`` is where lambda starts: a fixed lambda stays there and ignores ``current_lam``."""
         cfg = (config or ExperimentConfig()).validate()
         self._config = cfg
         self.device = resolve_device(cfg.device)
@@ -81,7 +81,7 @@ class MetaTrainer:
         self.optimizer = _adam(self.theta, cfg.meta_lr)
         learned = cfg.learn_lam and cfg.method == "imaml"
         self._lam = LamState(
-            self.layout, cfg.lam_shape, learned, cfg.lam, cfg.lam_lr, self.dtype, self.device, lam if learned else None
+            self.layout, cfg.lam_shape, learned, cfg.lam, cfg.lam_lr, self.dtype, self.device, current_lam if learned else None
         )
         self._tasks = generator(self.device, cfg.seed, TRAINING_TASKS)
         val_gen = generator(self.device, cfg.seed, VALIDATION_TASKS)
@@ -156,7 +156,7 @@ class MetaTrainer:
         """Whether this run meta-learns lambda (``learn_lam`` with iMAML)."""
         return self._lam.learned
 
-    def lam(self) -> float | dict[str, Tensor]:
+    def current_lam(self) -> float | dict[str, Tensor]:
         """The current lambda (a copy) in ``lam_shape``'s structure: a float, a 0-d tensor per parameter
         tensor, or a tensor of each parameter's shape, keyed by parameter name."""
         return self._lam.value()
