@@ -46,7 +46,8 @@ class Checkpoint:
     config: ExperimentConfig
     iteration: int
     metadata: dict[str, str]
-    current_lam: float | dict[str, Tensor]  # in config.lam_shape's structure (see MetaTrainer.lam); a fixed scalar: config.lam
+    # in config.lam_shape's structure (see MetaTrainer.current_lam); a fixed scalar: config.lam
+    current_lam: float | dict[str, Tensor]
 
 
 def lam_tensor_names(config: ExperimentConfig) -> dict[str, tuple[int, ...]]:
@@ -82,7 +83,11 @@ def tensor_digest(params: Params) -> str:
 
 
 def save_checkpoint(
-    path: str | os.PathLike[str], params: Params, config: ExperimentConfig, iteration: int, current_lam: Lam | None = None
+    path: str | os.PathLike[str],
+    params: Params,
+    config: ExperimentConfig,
+    iteration: int,
+    current_lam: Lam | None = None,
 ) -> None:
     """Write theta, lambda and their metadata to ``path`` atomically (the previous file survives any failure).
 

@@ -81,7 +81,14 @@ class MetaTrainer:
         self.optimizer = _adam(self.theta, cfg.meta_lr)
         learned = cfg.learn_lam and cfg.method == "imaml"
         self._lam = LamState(
-            self.layout, cfg.lam_shape, learned, cfg.lam, cfg.lam_lr, self.dtype, self.device, current_lam if learned else None
+            self.layout,
+            cfg.lam_shape,
+            learned,
+            cfg.lam,
+            cfg.lam_lr,
+            self.dtype,
+            self.device,
+            current_lam if learned else None,
         )
         self._tasks = generator(self.device, cfg.seed, TRAINING_TASKS)
         val_gen = generator(self.device, cfg.seed, VALIDATION_TASKS)

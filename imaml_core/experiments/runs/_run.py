@@ -217,7 +217,9 @@ class Run:
 
         self._lock.acquire()
         save_resume(self.path / RESUME_FILE, trainer.resume_state(), trainer.config, trainer.device.type)
-        save_checkpoint(self.path / PARAMS_FILE, trainer.params(), trainer.config, trainer.iteration, trainer.current_lam())
+        save_checkpoint(
+            self.path / PARAMS_FILE, trainer.params(), trainer.config, trainer.iteration, trainer.current_lam()
+        )
         if trainer.config != self._config:
             trainer.config.save(self.path / CONFIG_FILE)
             self._config = trainer.config
