@@ -16,7 +16,7 @@ from imaml_core.engine.implicit import implicit_hypergradients
 from imaml_core.engine.lam import flat_lam
 from imaml_core.engine.lam_state import LAM_BOUNDS
 from imaml_core.engine.methods import adapt, meta_gradient
-from imaml_core.engine.model import mse_per_task
+from imaml_core.tasks.sinusoid import mse_per_task
 
 SMALL = ["--meta-batch", "5", "--inner-steps", "3", "--shots", "5"]
 

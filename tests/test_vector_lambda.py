@@ -13,9 +13,10 @@ from imaml_core.engine.implicit import implicit_batched
 from imaml_core.engine.inner import gd_step, solve_batched
 from imaml_core.engine.lam import flat_lam, lam_of_shape, reduce_to_lam
 from imaml_core.engine.mlp_derivatives import MLPMSEDerivatives
-from imaml_core.engine.model import MLP, mse_per_task
+from imaml_core.engine.model import MLP
 from imaml_core.engine.objective import TaskLoss
 from imaml_core.engine.params import ParamLayout
+from imaml_core.tasks.sinusoid import mse_per_task
 
 from .helpers import F64, dense_hessian, flat, rel_err, tiny_mlp_problem
 

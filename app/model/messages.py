@@ -51,10 +51,10 @@ class Failure:
 
 @dataclass(frozen=True)
 class PreviewTask:
-    """The preview sinusoid and the support points θ adapts to (the user may move or add points)."""
+    """The preview task (its family's parameters, which fix its truth) and the support points θ adapts to
+    (the user may move or add points)."""
 
-    amplitude: float
-    phase: float
+    params: tuple[float, ...]
     x_support: np.ndarray
     y_support: np.ndarray
     seed: int = 0
@@ -102,6 +102,7 @@ class RunRef:
     parent: str | None
     fork_iteration: int | None
     start: RunStart = RunStart.NEW
+    parent_name: str = ""  # the parent's name, for a parent listed in another folder (a sweep's trial)
 
 
 @dataclass(frozen=True)

@@ -217,5 +217,5 @@ class AdaptationCard(Card):
         if self.task is None:
             return
         t = self.task
-        self.task = PreviewTask(t.amplitude, t.phase, self.points.xs.copy(), self.points.ys.copy(), t.seed)
+        self.task = PreviewTask(t.params, self.points.xs.copy(), self.points.ys.copy(), t.seed)
         self.task_edited.emit(self.task)

@@ -8,27 +8,29 @@ from __future__ import annotations
 import numpy as np
 
 from app.model.messages import PreviewResult, PreviewTask
-from imaml_core.common.config import ExperimentConfig
-from imaml_core.engine.preview import X_RANGE, adapt_preview, sample_preview_task, true_curve
+from imaml_core.engine.adaptation import adapt_one_task, sample_preview_task
+from imaml_core.engine.trainer import MetaTrainer
 
 PREVIEW_GRID = 200  # x points on which the preview curves are drawn
 PREVIEW_MIN_INTERVAL_S = 0.4  # at most ~2 previews a second while training
 PREVIEW_MAX_SHARE = 0.2  # and never more than ~20% of the worker's time
 
 
-def preview_task(config: ExperimentConfig, seed: int) -> PreviewTask:
-    """The sinusoid and support points drawn from ``seed`` (the same for every θ, so previews compare)."""
-    amplitude, phase, xs = sample_preview_task(config, seed)
-    return PreviewTask(amplitude, phase, xs.copy(), true_curve(xs, amplitude, phase), seed)
+def preview_task(trainer: MetaTrainer, seed: int) -> PreviewTask:
+    """A task of the trainer's family and its support set drawn from ``seed`` (the same for every θ, so
+    previews compare)."""
+    task = sample_preview_task(trainer.tasks, trainer.config.shots, seed)
+    return PreviewTask(task.params, task.x_support, task.y_support, seed)
 
 
-def make_preview(trainer: object, task: PreviewTask) -> PreviewResult:
-    """θ adapted to ``task``'s support points with the trainer's own inner solver and steps."""
-    x_grid = np.linspace(X_RANGE[0], X_RANGE[1], PREVIEW_GRID)
-    y_true = true_curve(x_grid, task.amplitude, task.phase)
-    steps = trainer.config.inner_steps  # type: ignore[attr-defined]
-    pv = adapt_preview(trainer, task.x_support, task.y_support, x_grid, y_true, steps)
-    return PreviewResult(task, x_grid, y_true, pv.before, pv.after, pv.mse_per_step, steps, trainer.iteration)  # type: ignore[attr-defined]
+def make_preview(trainer: MetaTrainer, task: PreviewTask) -> PreviewResult:
+    """θ adapted to ``task``'s support set with the trainer's own inner solver and steps."""
+    lo, hi = trainer.tasks.input_range
+    x_grid = np.linspace(lo, hi, PREVIEW_GRID)
+    y_true = trainer.tasks.truth(task.params, x_grid)
+    steps = trainer.config.inner_steps
+    pv = adapt_one_task(trainer, task.x_support, task.y_support, x_grid, y_true, steps)
+    return PreviewResult(task, x_grid, y_true, pv.before, pv.after, pv.loss_per_step, steps, trainer.iteration)
 
 
 def next_preview_at(started: float, finished: float) -> float:

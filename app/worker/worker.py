@@ -31,6 +31,7 @@ from app.model.messages import (
     TrainerInfo,
 )
 from app.worker.previews import make_preview, next_preview_at, preview_task
+from app.worker.recording import RunNamer
 from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.errors import ImamlError, StepCancelled
 from imaml_core.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -69,6 +70,7 @@ class Worker(QObject):
         self._initial = config
         self._runs_folder = runs_folder
         self._runs = RunKeeper()
+        self._names = RunNamer(self._runs)
         self._trainer: MetaTrainer | None = None
         self._session: TrainingSession | None = None
         self._running = False
@@ -166,6 +168,8 @@ class Worker(QObject):
             self.failed.emit(Failure(Job.CONFIG, str(exc)))
             return
         self._apply_thread_policy()
+        if self._trainer is not None:
+            self._recording(lambda: self._names.follow_settings(self._trainer))
 
     @Slot(object, bool)
     def reset(self, config: ExperimentConfig, keep_running: bool) -> None:
@@ -217,18 +221,21 @@ class Worker(QObject):
         if self._recording(lambda: self._runs.set_root(path)) and self._runs.run is None and self._trainer:
             self._begin_run(self._trainer)
 
-    @Slot()
-    def fork(self) -> None:
-        """Continue the live trainer in a new run that starts at this iteration (the parent is saved first)."""
+    @Slot(object)
+    def fork(self, config: ExperimentConfig | None) -> None:
+        """Continue the live trainer in a new run that starts at this iteration, with ``config``'s live
+        settings (None: the same); the parent is saved first and keeps its own."""
         trainer = self._trainer
         if trainer is None:
+            self.failed.emit(Failure(Job.FORK, "the trainer is not ready yet"))
             return
         try:
-            run = self._runs.fork(trainer)
+            run, parent = self._names.fork(trainer, config)
         except (ImamlError, OSError) as exc:
             self.failed.emit(Failure(Job.FORK, _one_line(exc)))
             return
-        self._announce_run(run, RunStart.FORK)
+        self._apply_thread_policy()
+        self._announce_run(run, RunStart.FORK, parent.name)
 
     @Slot(str)
     def open_run(self, path: str) -> None:
@@ -244,6 +251,8 @@ class Worker(QObject):
 
     @Slot(str, str)
     def rename_run(self, run_id: str, name: str) -> None:
+        """The user's name for a run; the live run's name then no longer follows its settings."""
+        self._names.renamed(run_id)
         try:
             self._runs.rename(run_id, name)
         except (ImamlError, OSError) as exc:
@@ -333,19 +342,21 @@ class Worker(QObject):
             self._recording(lambda: self._runs.end(previous))
         self._announce(reason)
         if adopt is not None:
+            self._names.adopted()
             if self._recording(lambda: self._runs.adopt(adopt, trainer)):
                 self._announce_run(adopt, RunStart.CONTINUE)
         else:
             self._begin_run(trainer, name)
 
     def _begin_run(self, trainer: MetaTrainer, name: str = "") -> None:
-        if self._recording(lambda: self._runs.begin(trainer, name)):
+        """A new run for ``trainer``, named ``name`` or by its settings."""
+        if self._recording(lambda: self._names.begin(trainer, name)):
             self._announce_run(self._runs.run)
 
-    def _announce_run(self, run: Any, start: RunStart = RunStart.NEW) -> None:
+    def _announce_run(self, run: Any, start: RunStart = RunStart.NEW, parent_name: str = "") -> None:
         if run is not None:
             info = run.info
-            ref = RunRef(info.id, str(run.path), info.name, info.parent, info.fork_iteration, start)
+            ref = RunRef(info.id, str(run.path), info.name, info.parent, info.fork_iteration, start, parent_name)
             self.run_changed.emit(ref)
 
     def _recording(self, write: Callable[[], object]) -> bool:
@@ -372,7 +383,7 @@ class Worker(QObject):
 
     def _sample_preview(self, seed: int) -> None:
         if self._trainer is not None:
-            self._task = preview_task(self._trainer.config, seed)
+            self._task = preview_task(self._trainer, seed)
             self._preview_now()
 
     def _preview_now(self) -> None:

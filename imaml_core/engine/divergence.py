@@ -33,7 +33,7 @@ def diagnose(cfg: ExperimentConfig, mg: MetaGradient, grad: Tensor) -> str:
     shown = ", ".join(str(t) for t in tasks[:5]) + (" ..." if len(tasks) > 5 else "")
     if cfg.method == "imaml" and cfg.inner_solver == "gd" and not cfg.inner_safeguard or cfg.method != "imaml":
         cause = (
-            f"inner step size {cfg.inner_lr:g} is likely too large (sinusoid curvature reaches ~100; "
+            f"inner step size {cfg.inner_lr:g} is likely too large (the default task family's curvature reaches ~100; "
             f"try inner_lr < {2 / (100 + (cfg.lam if cfg.method == 'imaml' else 0.0)):.3g})"
         )
     elif bool(bad_phi.any()) or bool(bad_loss.any()):

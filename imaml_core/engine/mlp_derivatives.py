@@ -1,6 +1,6 @@
 """Exact, hand-written batched derivatives of the MSE of a ReLU MLP: gradient and Hessian-vector product.
 
-The sinusoid networks are tiny, so a meta-iteration's time goes to per-operation overhead; autograd adds a
+The regression networks are tiny, so a meta-iteration's time goes to per-operation overhead; autograd adds a
 node per view, reshape and split. Writing the backward pass (and Pearlmutter's R-operator for H v) by hand
 with one batched matmul per layer roughly halves the operations. Exactness against autograd is tested in
 float64 (tests/test_mlp_derivatives.py). ReLU's second derivative is zero almost everywhere, so the
@@ -75,7 +75,7 @@ def _weights(plan: Plan, phi: Tensor) -> Weights:
     ]
 
 
-# The first and last layers go through the helpers below, which special-case 1-wide sides (the sinusoid
+# The first and last layers go through the helpers below, which special-case 1-wide sides (the regression
 # nets' input and output), where a batched matmul is mostly per-matrix overhead: a contraction of length 1
 # is a broadcast multiply, and a matrix-vector product a broadcast multiply and a sum (measured 3-7x faster
 # at meta-batch 400). In the hot paths (``forward_backward``, ``hvp``) middle layers call ``bmm``/``baddbmm``

@@ -1,6 +1,6 @@
 """Functional models: parameters are ``dict[str, Tensor]``; the engine calls ``forward`` with a task axis.
 
-``MLP`` is the default sinusoid regressor with a hand-batched forward (one ``baddbmm`` per layer for the
+``MLP`` is the default regressor (1 input, 1 output) with a hand-batched forward (one ``baddbmm`` per layer for the
 whole meta-batch). ``ModuleModel`` makes any ``nn.Module`` usable by vmapping ``functional_call`` over
 tasks, so the engine stays model-agnostic.
 """
@@ -96,8 +96,3 @@ class ModuleModel:
 
     def forward(self, params: Params, x: Tensor) -> Tensor:
         return self._batched(params, x)
-
-
-def mse_per_task(pred: Tensor, target: Tensor) -> Tensor:
-    """Mean squared error of each task over its points: (B, N, out) -> (B,)."""
-    return ((pred - target) ** 2).flatten(1).mean(dim=1)

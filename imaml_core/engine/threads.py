@@ -1,6 +1,6 @@
 """CPU thread policy for the engine.
 
-A sinusoid meta-iteration is thousands of small operations: spread over several threads, a small one costs
+A small regression meta-iteration is thousands of small operations: spread over several threads, a small one costs
 more in synchronisation than it saves, a large one (a big batched matmul, a (B, P) update) runs nearly
 twice as fast on two cores. Where the crossover lies depends on how OpenMP's idle threads wait
 (``python -m bench.threads`` measures both; bench/RESULTS.md holds the table):

@@ -29,12 +29,12 @@ from imaml_core.engine.lam_state import LamState
 from imaml_core.engine.memory import measure_step
 from imaml_core.engine.methods import MetaGradient, adapt, meta_gradient
 from imaml_core.engine.mlp_derivatives import MLPMSEDerivatives
-from imaml_core.engine.model import MLP, FunctionalModel, mse_per_task
+from imaml_core.engine.model import MLP, FunctionalModel
 from imaml_core.engine.objective import TaskLoss
 from imaml_core.engine.optim_state import check_optimizer_tensors, load_optimizer_tensors, optimizer_tensors
 from imaml_core.engine.params import ParamLayout, Params
 from imaml_core.engine.streams import EVALUATION_TASKS, THETA_INIT, TRAINING_TASKS, VALIDATION_TASKS, generator
-from imaml_core.tasks.sinusoid import TaskBatch, sample_tasks
+from imaml_core.tasks import TaskBatch, TaskFamily, family
 
 EVAL_QUERY = 100  # query points per task for validation and evaluation (training uses cfg.query)
 _EVAL_CHUNK = 1000  # tasks adapted at once in evaluate()
@@ -50,7 +50,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 class MetaTrainer:
-    """Meta-trains theta on sinusoid tasks with the method and settings of an :class:`ExperimentConfig`."""
+    """Meta-trains theta on the tasks of a family (:mod:`imaml_core.tasks`) with the method and settings of an
+    :class:`ExperimentConfig`."""
 
     def __init__(
         self,
@@ -59,12 +60,15 @@ class MetaTrainer:
         model: FunctionalModel | None = None,
         iteration: int = 0,
         current_lam: Lam | None = None,
+        tasks: TaskFamily | None = None,
     ) -> None:
         """``theta`` and ``iteration`` continue a run (e.g. from a checkpoint), and so does ``current_lam``,
         a learned lambda in ``config.lam_shape``'s structure (a number fills every entry). The config's
-        ``lam`` is where lambda starts: a fixed lambda stays there and ignores ``current_lam``."""
+        ``lam`` is where lambda starts: a fixed lambda stays there and ignores ``current_lam``. ``tasks`` is
+        the task family (default: :func:`imaml_core.tasks.family`'s default)."""
         cfg = (config or ExperimentConfig()).validate()
         self._config = cfg
+        self.tasks: TaskFamily = tasks or family()
         self.device = resolve_device(cfg.device)
         self.dtype = getattr(torch, cfg.dtype)
         self.model: FunctionalModel = model or MLP(cfg.hidden)
@@ -128,16 +132,16 @@ class MetaTrainer:
         )
 
     def _draw(self, n: int, shots: int, query: int, gen: torch.Generator) -> TaskBatch:
-        return sample_tasks(n, shots, query, gen, dtype=self.dtype, device=self.device)
+        return self.tasks.sample(n, shots, query, gen, self.dtype, self.device)
 
     def losses(self, x: Tensor, y: Tensor) -> TaskLoss:
-        """Per-task MSE of flat task parameters (B, P) on points x, y of shape (B, N, 1)."""
+        """Per-task loss (the family's) of flat task parameters (B, P) on examples x, y of shape (B, N, ...)."""
 
         def per_task(phi: Tensor) -> Tensor:
-            return mse_per_task(self.model.forward(self.layout.unflatten(phi), x), y)
+            return self.tasks.loss_per_task(self.model.forward(self.layout.unflatten(phi), x), y)
 
         exact = None
-        if self._config.analytic_grads and isinstance(self.model, MLP):
+        if self._config.analytic_grads and isinstance(self.model, MLP) and self.tasks.loss_name == "MSE":
             n_layers = len(self.model.widths) - 1
             exact = MLPMSEDerivatives(self.layout, n_layers, x, y, compiled=self._config.compile)
         return TaskLoss(per_task, exact)
@@ -287,7 +291,7 @@ class MetaTrainer:
 
     # -- evaluation -------------------------------------------------------------------------------
     def _adapt_losses(self, tasks: TaskBatch, steps: int, cfg: ExperimentConfig) -> list[Tensor]:
-        """Per-task query MSE after 0..steps adaptation steps (list of (B,) tensors)."""
+        """Per-task query loss after 0..steps adaptation steps (list of (B,) tensors)."""
         train = self.losses(tasks.x_support, tasks.y_support)
         test = self.losses(tasks.x_query, tasks.y_query)
         out: list[Tensor] = []
@@ -299,12 +303,13 @@ class MetaTrainer:
         return out
 
     def validation_loss(self) -> float:
-        """Post-adaptation query MSE on the fixed validation set, with the training inner steps."""
+        """Post-adaptation query loss on the fixed validation set, with the training inner steps."""
         cfg = self._config
         return float(self._adapt_losses(self.val_set, cfg.inner_steps, cfg)[-1].mean())
 
     def evaluate(self, tasks: int = 600, shots: int | None = None, steps: int = 10, seed: int = 1) -> EvalResult:
-        """Mean query MSE (on ``EVAL_QUERY`` points) of ``tasks`` fresh tasks after 0..steps adaptation steps.
+        """Mean query loss (the family's; MSE for regression) on ``EVAL_QUERY`` examples of ``tasks`` fresh tasks,
+        after 0..steps adaptation steps.
 
         Adaptation is the method's own (iMAML: its inner solver on the proximal problem with the current,
         possibly learned, lambda; others: GD).

@@ -8,8 +8,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from imaml_core.tasks.family import PreviewTask
 
 AMPLITUDE = (0.1, 5.0)
 PHASE = (0.0, math.pi)
@@ -63,3 +66,35 @@ def sample_tasks(
 def sinusoid(x: Tensor, amplitude: Tensor, phase: Tensor) -> Tensor:
     """A sin(x + p) for x of shape (B, N, 1) and per-task A, p of shape (B,)."""
     return amplitude[:, None, None] * torch.sin(x + phase[:, None, None])
+
+
+def mse_per_task(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean squared error of each task over its points: (B, N, out) -> (B,)."""
+    return ((pred - target) ** 2).flatten(1).mean(dim=1)
+
+
+class Sinusoid:
+    """The sinusoid family (a :class:`~imaml_core.tasks.family.TaskFamily`): regression under MSE."""
+
+    name = "sinusoid"
+    loss_name = "MSE"
+    input_range = X_RANGE
+
+    def sample(
+        self, n: int, shots: int, query: int, generator: torch.Generator, dtype: torch.dtype, device: torch.device
+    ) -> TaskBatch:
+        return sample_tasks(n, shots, query, generator, dtype=dtype, device=device)
+
+    def loss_per_task(self, prediction: Tensor, target: Tensor) -> Tensor:
+        return mse_per_task(prediction, target)
+
+    def preview_task(self, shots: int, generator: torch.Generator) -> PreviewTask:
+        """Amplitude and phase, and the support points, of one task drawn from ``generator`` (float64)."""
+        tb = sample_tasks(1, shots, 1, generator, dtype=torch.float64)
+        x = tb.x_support.reshape(-1).numpy().copy()
+        params = (float(tb.amplitude[0]), float(tb.phase[0]))
+        return PreviewTask(params, x, self.truth(params, x))
+
+    def truth(self, params: tuple[float, ...], x: np.ndarray) -> np.ndarray:
+        amplitude, phase = params
+        return amplitude * np.sin(np.asarray(x, dtype=np.float64) + phase)

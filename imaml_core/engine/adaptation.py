@@ -1,4 +1,5 @@
-"""The window's adaptation preview: one sinusoid task, θ adapted to its support points, predictions on a grid.
+"""One task adapted from θ, as a front end shows it: θ's predictions on chosen inputs before adaptation, after
+each adaptation step and at the end (the window's adaptation card draws them; a notebook may too).
 
 Plain numpy in and out, so the GUI worker hands the results to the window without touching a tensor.
 """
@@ -12,53 +13,41 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from imaml_core.common.config import ExperimentConfig
 from imaml_core.engine.methods import adapt
 from imaml_core.engine.streams import PREVIEW_TASK, generator
-from imaml_core.tasks.sinusoid import X_RANGE, sample_tasks, sinusoid
+from imaml_core.tasks import PreviewTask, TaskFamily
 
 if TYPE_CHECKING:
     from imaml_core.engine.trainer import MetaTrainer
 
-__all__ = ["X_RANGE", "Preview", "adapt_preview", "sample_preview_task", "true_curve"]
+__all__ = ["Adaptation", "adapt_one_task", "sample_preview_task"]
 
 
 @dataclass
-class Preview:
+class Adaptation:
     """Adaptation of theta to one task's support points, on a grid of x (numpy, for plotting)."""
 
     before: np.ndarray  # prediction of theta on the grid
     after: np.ndarray  # prediction after ``steps`` adaptation steps
-    mse_per_step: np.ndarray  # MSE on the grid's true curve after 0..steps steps
+    loss_per_step: np.ndarray  # the family's loss on the grid's truth after 0..steps steps
 
 
-def true_curve(x: np.ndarray, amplitude: float, phase: float) -> np.ndarray:
-    """The task's sinusoid at ``x``, as a flat float64 array (a fresh copy the caller may keep)."""
-    t = torch.as_tensor(np.asarray(x, dtype=np.float64)).reshape(1, -1, 1)
-    y = sinusoid(t, torch.tensor([amplitude], dtype=torch.float64), torch.tensor([phase], dtype=torch.float64))
-    return y.reshape(-1).numpy().copy()
-
-
-def sample_preview_task(
-    config: ExperimentConfig, seed: int, shots: int | None = None
-) -> tuple[float, float, np.ndarray]:
-    """Amplitude, phase and support x of one task drawn from ``seed``.
+def sample_preview_task(tasks: TaskFamily, shots: int, seed: int) -> PreviewTask:
+    """One task of ``tasks`` drawn from ``seed``, with ``shots`` support examples.
 
     Drawn on the CPU from a stream of its own, so picking a preview task never moves the training stream.
     """
-    gen = generator(torch.device("cpu"), seed, PREVIEW_TASK)
-    tb = sample_tasks(1, shots or config.shots, 1, gen, dtype=torch.float64)
-    return float(tb.amplitude[0]), float(tb.phase[0]), tb.x_support.reshape(-1).numpy()
+    return tasks.preview_task(shots, generator(torch.device("cpu"), seed, PREVIEW_TASK))
 
 
-def adapt_preview(
+def adapt_one_task(
     trainer: MetaTrainer,
     x_support: np.ndarray,
     y_support: np.ndarray,
     x_grid: np.ndarray,
     y_grid: np.ndarray,
     steps: int,
-) -> Preview:
+) -> Adaptation:
     """Adapt the trainer's θ to the given support points the way its method does (iMAML with the trainer's
     current, possibly learned, λ), and predict on ``x_grid`` after 0..steps steps (θ itself is not changed)."""
     like = {"dtype": trainer.dtype, "device": trainer.device}
@@ -73,5 +62,5 @@ def adapt_preview(
             preds.append(trainer.model.forward(trainer.layout.unflatten(phi), xg).reshape(-1))
 
     adapt(trainer.config, trainer.losses(xs, ys), trainer.theta.detach()[None], steps, record, trainer.engine_lam())
-    mse = [float(((p - yg.reshape(-1)) ** 2).mean()) for p in preds]
-    return Preview(preds[0].cpu().double().numpy(), preds[-1].cpu().double().numpy(), np.asarray(mse, dtype=float))
+    loss = [float(trainer.tasks.loss_per_task(p.reshape(1, -1, 1), yg)[0]) for p in preds]
+    return Adaptation(preds[0].cpu().double().numpy(), preds[-1].cpu().double().numpy(), np.asarray(loss, dtype=float))
