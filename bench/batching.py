@@ -114,7 +114,7 @@ def paired_scaling(small: int, large: int, reps: int, device: str = "cpu", compi
     The table's per-batch rows are measured minutes apart, and on a shared machine the speed of the whole
     machine drifts by more than the ratio's margin in that time; alternating puts everything under the same
     load, as the engine-vs-loop speed-up already is. Each round times ``small`` on one thread, ``large`` on
-    one thread and, on CPU, ``large`` on the threads ``imaml train`` picks for it (imaml_core/threads.py),
+    one thread and, on CPU, ``large`` on the threads ``imaml train`` picks for it (imaml_core/engine/threads.py),
     all against the same ``small`` denominator. Each timed step follows an untimed one with the same thread
     count: a one-thread step right after a two-thread one measured 9-15% slower (the other thread's pool is
     still winding down), which would flatter the ratio."""
@@ -244,7 +244,7 @@ def summary(rows: list[dict], where: str, paired: dict[str, float] | None = None
         if p["policy_threads"] != THREADS:
             out.append(
                 f"- The same rounds with meta-batch {p['large']} on the {p['policy_threads']} threads `imaml train` "
-                f"picks for it (imaml_core/threads.py; {THREADS} at {p['small']}): {p['policy_ratio']:.2f}× wall-clock "
+                f"picks for it (imaml_core/engine/threads.py; {THREADS} at {p['small']}): {p['policy_ratio']:.2f}× wall-clock "
                 f"({_verdict(p['policy_ratio'] <= SCALING_TARGET)}; {p['policy_seconds'] * 1e3:.3g} ms / {ms}), "
                 f"at {p['policy_ratio_cpu']:.2f}× the CPU time (both cores busy: not a measure of the target)"
             )

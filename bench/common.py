@@ -69,7 +69,7 @@ def sync(device: str) -> None:
 
 def setup_timing() -> None:
     """Single-threaded torch so that medians are stable while other work shares the CPU; freed tensor
-    memory is reused rather than returned to the OS, as in ``imaml train`` (imaml_core/heap.py)."""
+    memory is reused rather than returned to the OS, as in ``imaml train`` (imaml_core/engine/heap.py)."""
     torch.set_num_threads(THREADS)
     keep_freed_memory()
 

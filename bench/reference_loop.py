@@ -30,9 +30,8 @@ from torch import Tensor
 from imaml_core import ExperimentConfig, MetaTrainer
 from imaml_core.engine.implicit import implicit_meta_gradient
 from imaml_core.engine.inner import GROW, solve_inner
-from imaml_core.engine.model import mse_per_task
 from imaml_core.engine.params import Params
-from imaml_core.tasks.sinusoid import TaskBatch
+from imaml_core.tasks.sinusoid import TaskBatch, mse_per_task
 
 MetaGradientFn = Callable[[MetaTrainer, TaskBatch], Tensor]
 Weights = list[Tensor]  # [W_0, b_0, W_1, b_1, ...] of one task

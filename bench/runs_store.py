@@ -4,7 +4,9 @@
 
 Builds a runs folder of ``--runs`` runs (default 300) whose metrics.csv hold ``--rows`` rows each (default
 20,000, validated every 10th), copies of one real tiny run with their own run.json, then times:
-``RunStore.list()`` on a new store (what ``imaml runs list`` and the Runs panel do on open) and again on
+``imaml runs list`` as a user runs it (a fresh process: interpreter start, imports, listing, printing), beside
+the same with ``import torch`` first (what the listing cost while it loaded the engine), ``RunStore.list()`` on
+a new store (what ``imaml runs list`` and the Runs panel do on open) and again on
 the same store with nothing changed (the panel's refresh every few seconds, which re-reads only changed
 runs), ``imaml runs list --json`` in-process, and reading 20 histories: every column, the overlay's five
 columns binned to 2,000 points, and the same through a :class:`HistoryReader` (the window's way: parsed
@@ -18,6 +20,8 @@ import contextlib
 import io
 import math
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -108,9 +112,21 @@ def main() -> None:
             for future in futures:
                 future.result()
 
+        def command(prelude: str) -> None:
+            code = (
+                f"{prelude}import sys; from imaml_core.cli import main; sys.exit(main(['runs', 'list', {str(root)!r}]))"
+            )
+            subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL)
+
         reader = HistoryReader()
         reader.read(store.find(ids[0])).result()  # the child started
         results = [
+            ("imaml runs list, a fresh process", runs, median_seconds(lambda: command(""), REPEATS)),
+            (
+                "the same with torch imported first (the engine's weight)",
+                runs,
+                median_seconds(lambda: command("import torch; "), REPEATS),
+            ),
             (
                 "RunStore.list(), a new store (every run read)",
                 runs,

@@ -1,4 +1,4 @@
-"""One torch thread against every core, per meta-batch and net: where ``imaml_core.threads`` draws its line.
+"""One torch thread against every core, per meta-batch and net: where ``imaml_core.engine.threads`` draws its line.
 
     PYTHONPATH=. .venv/bin/python -m bench.threads [--quick] [--out DIR]
 
@@ -153,7 +153,7 @@ def summary(rows: list[dict]) -> str:
                 table,
             ),
             "",
-            f"- The policy (`imaml_core/threads.py`) picks the faster setting in {agree} of {len(rows)} rows "
+            f"- The policy (`imaml_core/engine/threads.py`) picks the faster setting in {agree} of {len(rows)} rows "
             f"(compared on medians){_misses(rows)}",
         ]
     )

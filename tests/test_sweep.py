@@ -200,7 +200,7 @@ def test_a_sweep_folder_has_one_driver_at_a_time(tmp_path):
 
 def test_the_window_and_the_other_commands_start_without_ray_or_optuna():
     code = (
-        "import sys, imaml_core.cli, imaml_core.sweep, app.main_window\n"
+        "import sys, imaml_core.cli, imaml_core.experiments.sweep, app.shell.main_window\n"
         "bad = [m for m in ('ray', 'optuna') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

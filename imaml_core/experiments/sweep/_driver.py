@@ -6,7 +6,7 @@ in sweep.json through a Tune callback. Resuming is Ray Tune's ``Tuner.restore`` 
 kept in ``DIR/.tune``; trials that ended are not run again, and trials that were cut off continue from
 their run folders' last saved state.
 
-This module imports Ray and Optuna; ``imaml_core.sweep`` loads it only when a sweep runs.
+This module imports Ray and Optuna; ``imaml_core.experiments.sweep`` loads it only when a sweep runs.
 """
 
 from __future__ import annotations
