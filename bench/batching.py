@@ -244,7 +244,8 @@ def summary(rows: list[dict], where: str, paired: dict[str, float] | None = None
         if p["policy_threads"] != THREADS:
             out.append(
                 f"- The same rounds with meta-batch {p['large']} on the {p['policy_threads']} threads `imaml train` "
-                f"picks for it (imaml_core/engine/threads.py; {THREADS} at {p['small']}): {p['policy_ratio']:.2f}× wall-clock "
+                f"picks for it (imaml_core/engine/threads.py; {THREADS} at {p['small']}): "
+                f"{p['policy_ratio']:.2f}× wall-clock "
                 f"({_verdict(p['policy_ratio'] <= SCALING_TARGET)}; {p['policy_seconds'] * 1e3:.3g} ms / {ms}), "
                 f"at {p['policy_ratio_cpu']:.2f}× the CPU time (both cores busy: not a measure of the target)"
             )

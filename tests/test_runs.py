@@ -200,7 +200,7 @@ def test_run_files_are_written_atomically_with_the_umask_mode(tmp_path, monkeypa
     def broken_save(*_args, **_kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("imaml_core.experiments.runs._resume.save_file", broken_save)
+    monkeypatch.setattr("safetensors.torch.save_file", broken_save)  # the resume file, written first
     train(trainer, 2)
     with pytest.raises(OSError):
         run.save_checkpoint(trainer)
@@ -470,6 +470,8 @@ def test_runs_list_json_has_exactly_the_documented_keys(runs_folder, capsys):
         "name",
         "method",
         "lam",
+        "current_lam",
+        "lam_learned",
         "cg_steps",
         "inner_steps",
         "iterations",
@@ -642,3 +644,19 @@ def test_resume_state_continues_bitwise_on_cuda():
     second.load_resume_state(first.resume_state())  # the CUDA generator's state (seed and offset) too
     train(second, 25)
     assert torch.equal(second.theta, straight.theta)
+
+
+def test_a_run_that_learns_lambda_lists_its_current_lambda_as_the_geometric_mean_marked_learned(tmp_path, capsys):
+    config = ExperimentConfig(hidden=[8], meta_batch=2, val_tasks=2, learn_lam=True, lam_shape="layer", lam_lr=0.5)
+    trainer = MetaTrainer(config)
+    for _ in range(3):
+        trainer.step()
+    with RunStore(tmp_path).create(config, tensorboard=False) as run:
+        run.save_checkpoint(trainer)
+    lam = trainer.current_lam()
+    expected = float(np.exp(np.mean([np.log(float(v)) for v in lam.values()])))
+    (row,) = RunStore(tmp_path).list()
+    assert row.lam == config.lam and row.lam_learned
+    assert row.current_lam == pytest.approx(expected, rel=1e-6) and row.current_lam != pytest.approx(config.lam)
+    assert main(["runs", "list", str(tmp_path)]) == 0
+    assert f"{expected:.4g} learned" in capsys.readouterr().out

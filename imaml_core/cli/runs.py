@@ -23,7 +23,7 @@ _HEADINGS = {
     "id": "id",
     "name": "name",
     "method": "method",
-    "lam": "λ",
+    "lam": "λ",  # the current one: see _lam_cell
     "cg_steps": "CG",
     "inner_steps": "inner",
     "iterations": "iterations",
@@ -83,12 +83,21 @@ def _cell(key: str, value: Any) -> str:
         return f"{value:.4g}"
     if key == "lam":
         return f"{value:g}"
+
     return str(value)
 
 
+def _lam_cell(row: RunSummary) -> str:
+    """The λ a run has now: a learned one (geometric mean over its entries) is marked as learned."""
+    if row.lam_learned and row.current_lam is not None:
+        return f"{row.current_lam:.4g} learned"
+    return _cell("lam", row.lam)
+
+
 def _print_table(rows: list[RunSummary]) -> None:
-    keys = [k for k in SUMMARY_KEYS if k != "path"]
-    table = [[_HEADINGS[k] for k in keys]] + [[_cell(k, getattr(r, k)) for k in keys] for r in rows]
+    keys = [k for k in SUMMARY_KEYS if k not in ("path", "current_lam", "lam_learned")]
+    cells = [[_lam_cell(r) if k == "lam" else _cell(k, getattr(r, k)) for k in keys] for r in rows]
+    table = [[_HEADINGS[k] for k in keys], *cells]
     widths = [max(len(line[i]) for line in table) for i in range(len(keys))]
     for line in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())

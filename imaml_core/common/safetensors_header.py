@@ -16,6 +16,7 @@ from typing import Any
 from imaml_core.common.errors import CheckpointError
 
 CHECKPOINT_FORMAT = "imaml-studio"  # the format tag of meta_params.safetensors (a checkpoint of theta)
+LAM_KEY = "lam"  # a checkpoint's λ tensors: "lam" (one number) or "lam.<parameter name>"
 MAX_HEADER_BYTES = 1 << 20  # a theta header is a few hundred bytes; refuse to parse megabytes of JSON
 
 

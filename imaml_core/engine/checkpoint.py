@@ -28,14 +28,13 @@ from torch import Tensor, nn
 from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.errors import CheckpointError, ConfigError
 from imaml_core.common.files import atomic_path
-from imaml_core.common.safetensors_header import CHECKPOINT_FORMAT, check_header
+from imaml_core.common.safetensors_header import CHECKPOINT_FORMAT, LAM_KEY, check_header
 from imaml_core.engine.lam import Lam
 from imaml_core.engine.model import MLP
 from imaml_core.engine.params import Params
 
 FORMAT = CHECKPOINT_FORMAT
 FORMAT_VERSION = 1
-LAM_KEY = "lam"  # lambda's tensors are "lam" (a scalar) or "lam.<parameter name>"
 
 
 @dataclass

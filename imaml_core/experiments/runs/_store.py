@@ -18,9 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from safetensors import safe_open
+
 from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.errors import ImamlError
-from imaml_core.common.safetensors_header import CHECKPOINT_FORMAT, read_metadata
+from imaml_core.common.safetensors_header import CHECKPOINT_FORMAT, LAM_KEY, read_metadata
 from imaml_core.experiments.runs._history import METRICS_FILE, tail_summary
 from imaml_core.experiments.runs._info import INFO_FILE, UNREADABLE, RunError, new_run_id, read_info
 from imaml_core.experiments.runs._lock import RunLockedError, lock_holder
@@ -36,6 +39,8 @@ SUMMARY_KEYS = (
     "name",
     "method",
     "lam",
+    "current_lam",
+    "lam_learned",
     "cg_steps",
     "inner_steps",
     "iterations",
@@ -55,7 +60,7 @@ class RunSummary:
     id: str
     name: str
     method: str | None
-    lam: float | None
+    lam: float | None  # where λ starts (the config's)
     cg_steps: int | None
     inner_steps: int | None
     iterations: int | None
@@ -66,6 +71,9 @@ class RunSummary:
     path: str
     created: str = ""
     reason: str = ""  # why the folder is unreadable; "" for a readable run
+    # λ at the last save: the geometric mean of a learned λ's entries, else the config's
+    current_lam: float | None = None
+    lam_learned: bool = False  # whether the run meta-learns λ
 
     @property
     def readable(self) -> bool:
@@ -124,6 +132,7 @@ def _summarize(folder: Path) -> RunSummary:
     iterations, val = tail_summary(folder / METRICS_FILE)
     for name, fmt in ((PARAMS_FILE, CHECKPOINT_FORMAT), (RESUME_FILE, RESUME_FORMAT)):
         _check_safetensors_header(folder / name, fmt)
+    current, learned = _current_lam(folder / PARAMS_FILE, config)
     status = info.status
     return RunSummary(
         id=info.id,
@@ -139,7 +148,29 @@ def _summarize(folder: Path) -> RunSummary:
         fork_iteration=info.fork_iteration,
         path=os.path.abspath(folder),
         created=info.created,
+        current_lam=current,
+        lam_learned=learned,
     )
+
+
+def _current_lam(path: Path, config: ExperimentConfig) -> tuple[float | None, bool]:
+    """λ as the run's last save holds it, and whether it is learned: a learned λ is the geometric mean of
+    its entries (one number for a λ per layer or per coordinate), read as numpy (no torch)."""
+    learned = config.learn_lam and config.method == "imaml"
+    if not learned:
+        return config.lam, False
+    if not path.exists():
+        return None, True
+    try:
+        with safe_open(str(path), framework="np") as fh:
+            names = [k for k in fh.keys() if k == LAM_KEY or k.startswith(f"{LAM_KEY}.")]  # noqa: SIM118
+            values = [fh.get_tensor(k) for k in names]
+    except Exception as exc:  # safetensors raises its own error types for a corrupt file
+        raise RunError(f"{path} is corrupt ({(str(exc).splitlines() or [type(exc).__name__])[0]})") from None
+    flat = np.concatenate([np.asarray(v, dtype=np.float64).reshape(-1) for v in values]) if values else np.zeros(0)
+    if flat.size == 0 or not np.all(np.isfinite(flat)) or not np.all(flat > 0):
+        raise RunError(f"{path}: its learned λ is missing or not positive")
+    return float(np.exp(np.log(flat).mean())), True
 
 
 def _check_safetensors_header(path: Path, fmt: str) -> None:
