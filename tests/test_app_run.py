@@ -43,7 +43,7 @@ def test_the_worker_starts_an_iteration_only_after_the_window_took_in_the_last_r
     of them."""
     from app.worker.worker import Worker
 
-    monkeypatch.setattr("app.worker.worker._yield_cpu_to_gui", lambda: None)  # don't lower this test thread's priority
+    monkeypatch.setattr("app.worker.worker.yield_cpu_to_gui", lambda: None)  # don't lower this test thread's priority
     worker = Worker(small_config())
     reports: list[int] = []
     worker.reported.connect(lambda r: reports.append(r.iteration))

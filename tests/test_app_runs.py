@@ -10,17 +10,15 @@ import torch
 from PySide6.QtWidgets import QWidget
 
 from app.model.messages import TrainerChange
-from app.panels import runs_dock
+from app.shell import runs_controller
 from imaml_core import load_checkpoint
 from imaml_core.cli import main as imaml_cli
+from imaml_core.experiments.runs import SUMMARY_KEYS
 
 from .app_helpers import small_config, train
 
 TIMEOUT_MS = 60_000
-LIST_KEYS = {
-    "id", "name", "method", "lam", "cg_steps", "inner_steps", "iterations", "val_mse", "status", "parent",
-    "fork_iteration", "path",
-}  # fmt: skip
+LIST_KEYS = set(SUMMARY_KEYS)  # the keys of `imaml runs list --json`
 
 
 def steps(qtbot, window, n: int) -> None:
@@ -30,8 +28,8 @@ def steps(qtbot, window, n: int) -> None:
 
 
 def live_id(qtbot, window) -> str:
-    qtbot.waitUntil(lambda: window.runs_dock.live is not None, timeout=TIMEOUT_MS)
-    return window.runs_dock.live.id
+    qtbot.waitUntil(lambda: window.runs_controller.live is not None, timeout=TIMEOUT_MS)
+    return window.runs_controller.live.id
 
 
 def metric_rows(path: str | Path) -> list[dict[str, str]]:
@@ -58,14 +56,14 @@ def test_every_run_is_recorded_with_its_history_and_state(qtbot, make_window, ru
     assert load_checkpoint(Path(row["path"]) / "meta_params.safetensors").iteration == window.iteration
     with qtbot.waitSignal(window.trainer_ready, timeout=TIMEOUT_MS):
         window.reset()  # a new θ is a new run
-    qtbot.waitUntil(lambda: window.runs_dock.live.id != first, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.runs_controller.live.id != first, timeout=TIMEOUT_MS)
     assert len(window.runs()) == 2
 
 
 def test_a_runs_folder_not_made_yet_lists_empty_until_the_first_run_is_recorded(qtbot, make_window, runs_dir):
     assert not runs_dir.exists()
     window = make_window()
-    qtbot.waitUntil(lambda: len(window.runs_dock.panel.model.rows) == 1, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: len(window.runs_controller.listed()) == 1, timeout=TIMEOUT_MS)
     assert runs_dir.is_dir() and "cannot list" not in window.banner.message()
 
 
@@ -73,7 +71,7 @@ def test_ticked_runs_are_overlaid_under_the_live_run(qtbot, make_window, runs_di
     runs_dir.mkdir(parents=True)
     cli_run(runs_dir / "other", 30, tmp_path)
     window = make_window()
-    qtbot.waitUntil(lambda: len(window.runs_dock.panel.model.rows) == 2, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: len(window.runs_controller.listed()) == 2, timeout=TIMEOUT_MS)
     other = next(r["id"] for r in window.runs() if r["path"].endswith("other"))
     window.overlay([other])
     qtbot.waitUntil(lambda: window.overlaid() == [other], timeout=TIMEOUT_MS)
@@ -93,19 +91,19 @@ def test_ticked_runs_are_overlaid_under_the_live_run(qtbot, make_window, runs_di
 def test_a_history_that_cannot_be_read_is_not_overlaid_and_the_banner_says_why(
     qtbot, make_window, runs_dir, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(runs_dock, "LIST_EVERY_MS", 3_600_000)  # no relisting: the panel keeps the good row
+    monkeypatch.setattr(runs_controller, "LIST_EVERY_MS", 3_600_000)  # no relisting: the panel keeps the good row
     runs_dir.mkdir(parents=True)
     cli_run(runs_dir / "other", 10, tmp_path)
     window = make_window()
-    qtbot.waitUntil(lambda: len(window.runs_dock.panel.model.rows) == 2, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: len(window.runs_controller.listed()) == 2, timeout=TIMEOUT_MS)
     other = next(r["id"] for r in window.runs() if r["path"].endswith("other"))
     metrics = runs_dir / "other" / "metrics.csv"
     metrics.write_text("not a metrics header\n1,2,3\n")  # damaged after it was listed
     window.overlay([other])
     qtbot.waitUntil(lambda: "cannot overlay" in window.banner.message(), timeout=TIMEOUT_MS)
     assert "no valid header" in window.banner.message() and "\n" not in window.banner.message()
-    assert window.overlaid() == [] and window.runs_dock.overlays.ids() == []
-    assert window.runs_dock.panel.model.ticked == []  # unticked, so the next listing does not ask again
+    assert window.overlaid() == [] and window.runs_controller.overlays.ids() == []
+    assert window.runs_controller.ticked() == []  # unticked, so the next listing does not ask again
     assert metrics.read_text() == "not a metrics header\n1,2,3\n"  # read, never repaired or rewritten
 
 
@@ -115,8 +113,8 @@ def test_fork_here_continues_in_a_child_run_and_leaves_the_parent_as_it_was(qtbo
     train(qtbot, window, 4)
     at = window.iteration
     window.findChild(QWidget, "button_fork").click()
-    qtbot.waitUntil(lambda: window.runs_dock.live.id != parent, timeout=TIMEOUT_MS)
-    fork = window.runs_dock.live
+    qtbot.waitUntil(lambda: window.runs_controller.live.id != parent, timeout=TIMEOUT_MS)
+    fork = window.runs_controller.live
     assert fork.parent == parent and fork.fork_iteration == at
     assert len(window.history) == 0 and window.iteration == at  # the fork's curve starts here
     parent_path = next(r["path"] for r in window.runs() if r["id"] == parent)
@@ -159,7 +157,7 @@ def test_two_selected_runs_show_their_difference_and_delete_moves_to_trash(qtbot
     small_config(val_every=0, lam=4.0).save(config)
     assert imaml_cli(["train", "--config", str(config), "--out", str(runs_dir / "b"), "--iterations", "3"]) == 0
     window = make_window()
-    panel = window.runs_dock.panel
+    panel = window.runs_controller.panel
     qtbot.waitUntil(lambda: len(panel.model.rows) == 3, timeout=TIMEOUT_MS)
     paths = [row.path for row in panel.model.rows]
     a, b = paths.index(str(runs_dir / "a")), paths.index(str(runs_dir / "b"))
@@ -174,7 +172,7 @@ def test_two_selected_runs_show_their_difference_and_delete_moves_to_trash(qtbot
     window.findChild(QWidget, "button_delete_run").click()
     assert (runs_dir / ".trash" / "a").is_dir() and not (runs_dir / "a").exists()
     qtbot.waitUntil(lambda: len(window.runs()) == 2, timeout=TIMEOUT_MS)
-    live = [i for i, row in enumerate(panel.model.rows) if row.id == window.runs_dock.live.id]
+    live = [i for i, row in enumerate(panel.model.rows) if row.id == window.runs_controller.live.id]
     panel.table.clearSelection()
     panel.table.selectRow(live[0])
     window.findChild(QWidget, "button_delete_run").click()
@@ -184,8 +182,8 @@ def test_two_selected_runs_show_their_difference_and_delete_moves_to_trash(qtbot
 def test_renaming_a_run_in_the_table_writes_its_record(qtbot, make_window):
     window = make_window()
     run_id = live_id(qtbot, window)
-    qtbot.waitUntil(lambda: len(window.runs_dock.panel.model.rows) == 1, timeout=TIMEOUT_MS)
-    model = window.runs_dock.panel.model
+    qtbot.waitUntil(lambda: len(window.runs_controller.listed()) == 1, timeout=TIMEOUT_MS)
+    model = window.runs_controller.panel.model
     model.setData(model.index(0, 1), "baseline")
     qtbot.waitUntil(lambda: window.runs()[0]["name"] == "baseline", timeout=TIMEOUT_MS)
     assert window.runs()[0]["id"] == run_id
@@ -197,14 +195,14 @@ def test_an_unusable_runs_folder_is_refused_and_the_current_one_kept(qtbot, make
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     assert not window.open_runs_folder(blocker / "runs")
-    assert "runs folder" in window.banner.message() and window.runs_dock.live.id == live
+    assert "runs folder" in window.banner.message() and window.runs_controller.live.id == live
     assert len(window.runs()) == 1
     other = tmp_path / "elsewhere"
     assert window.open_runs_folder(other)
     with qtbot.waitSignal(window.trainer_ready, timeout=TIMEOUT_MS):
         window.reset()  # new runs go to the new folder
-    qtbot.waitUntil(lambda: window.runs_dock.live.id != live, timeout=TIMEOUT_MS)
-    assert Path(window.runs_dock.live.path).parent == other
+    qtbot.waitUntil(lambda: window.runs_controller.live.id != live, timeout=TIMEOUT_MS)
+    assert Path(window.runs_controller.live.path).parent == other
 
 
 def test_when_recording_fails_the_banner_says_so_and_training_goes_on(qtbot, make_window):
@@ -213,7 +211,7 @@ def test_when_recording_fails_the_banner_says_so_and_training_goes_on(qtbot, mak
     window = make_window()
     live_id(qtbot, window)
     train(qtbot, window, 2)
-    shutil.rmtree(window.runs_dock.live.path)  # the folder vanishes under the run (a removed disk, say)
+    shutil.rmtree(window.runs_controller.live.path)  # the folder vanishes under the run (a removed disk, say)
     train(qtbot, window, 3)
     assert "no longer recorded" in window.banner.message()
     assert window.iteration >= 5 and len(window.history) >= 5  # θ and the history in memory go on

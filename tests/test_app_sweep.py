@@ -72,9 +72,10 @@ def test_fork_from_best_continues_the_best_trial_in_a_new_run(qtbot, make_window
     qtbot.waitUntil(lambda: view.fork_button.isEnabled(), timeout=TIMEOUT_MS)
     view.fork_button.click()
     qtbot.waitUntil(
-        lambda: window.runs_dock.live is not None and window.runs_dock.live.parent is not None, timeout=TIMEOUT_MS
+        lambda: window.runs_controller.live is not None and window.runs_controller.live.parent is not None,
+        timeout=TIMEOUT_MS,
     )
-    fork = window.runs_dock.live
+    fork = window.runs_controller.live
     assert fork.fork_iteration == 4 and Path(fork.path).parent != folder  # recorded in the window's folder
     assert window.state.config.lam == 10.0
     view.close()

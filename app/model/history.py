@@ -82,6 +82,12 @@ class History:
         view.flags.writeable = False
         return view
 
+    def last_finite(self, name: str) -> float | None:
+        """The newest finite value of a column (validation runs only every few iterations)."""
+        seen = self.column(name)
+        seen = seen[np.isfinite(seen)]
+        return float(seen[-1]) if len(seen) else None
+
     def lam_columns(self) -> dict[str, np.ndarray]:
         """λ per layer over the rows (read-only views; NaN where a row did not report a layer)."""
         views = {}

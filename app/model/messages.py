@@ -122,3 +122,9 @@ class ProfileProgress:
     rows: tuple[dict[str, object], ...] = field(default_factory=tuple)
     done: int = 0
     total: int = 0
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as a ``Failure`` carries it: its first line, or its type when it says nothing."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -61,6 +61,7 @@ class RunsModel(QAbstractTableModel):
         self.live: str | None = None
         self._names: dict[str, str] = {}
         self._rows_at: dict[str, int] = {}
+        self._other_names: dict[str, str] = {}  # runs of other folders named as parents (a sweep's trials)
 
     def set_rows(self, rows: list[RunSummary]) -> None:
         if self._comparable(rows) == self._comparable(self.rows):
@@ -76,6 +77,15 @@ class RunsModel(QAbstractTableModel):
     def _comparable(self, rows: list[RunSummary]) -> list[object]:
         """Rows as a listing compares them: the live row by what only the disk knows (name, parentage)."""
         return [(r.id, r.name, r.parent, r.fork_iteration) if r.id == self.live else r for r in rows]
+
+    def has_rows(self, ids: list[str]) -> bool:
+        """Whether every run of ``ids`` is listed."""
+        return all(run_id in self._rows_at for run_id in ids)
+
+    def remember_name(self, run_id: str, name: str) -> None:
+        """The name to show for ``run_id`` as a parent when it is not listed here."""
+        if name:
+            self._other_names[run_id] = name
 
     def colour(self, run_id: str) -> str:
         """The run's colour, by its row (asked for every painted row, so a lookup, not a search)."""
@@ -118,7 +128,8 @@ class RunsModel(QAbstractTableModel):
             if column == "status" and row.id == self.live:
                 return f"{value} (live)"
             if column == "parent" and value:
-                return self._names.get(value, value) + (f" @ {row.fork_iteration}" if row.fork_iteration else "")
+                name = self._names.get(value) or self._other_names.get(value, value)
+                return name + (f" @ {row.fork_iteration}" if row.fork_iteration else "")
             return _shown(value)
         return None
 
@@ -239,6 +250,12 @@ class RunsPanel(QWidget):
         store = self.store
         in_background(lambda: _list(store), lambda rows, s=store: self._listed(s, rows), self)
 
+    def list_now(self) -> None:
+        """List the folder in this thread: a script that overlays runs it has just made needs their rows
+        before the next listing in the background arrives."""
+        if self.store is not None:
+            self._show_rows(self.store, _list(self.store))
+
     def overlaid(self) -> list[tuple[str, str, str]]:
         """(id, folder, colour) of every ticked run but the live one (the live run is drawn already)."""
         paths = {r.id: r.path for r in self.model.rows}
@@ -251,19 +268,23 @@ class RunsPanel(QWidget):
     # -- internals ----------------------------------------------------------------------------------
     def _listed(self, store: RunStore, rows: object) -> None:
         self._listing = False
-        if store is self.store:
-            if isinstance(rows, str):
-                self.failed.emit(rows)
-            else:
-                selected = {r.id for r in self.selected()}
-                self.model.set_rows(rows)  # type: ignore[arg-type]
-                for i, row in enumerate(self.model.rows):
-                    if row.id in selected:
-                        self.table.selectRow(i)
-                self.overlay_changed.emit()
+        self._show_rows(store, rows)
         if self._again:
             self._again = False
             self.refresh()
+
+    def _show_rows(self, store: RunStore, rows: object) -> None:
+        if store is not self.store:
+            return
+        if isinstance(rows, str):
+            self.failed.emit(rows)
+            return
+        selected = {r.id for r in self.selected()}
+        self.model.set_rows(rows)  # type: ignore[arg-type]
+        for i, row in enumerate(self.model.rows):
+            if row.id in selected:
+                self.table.selectRow(i)
+        self.overlay_changed.emit()
 
     def _continue(self) -> None:
         chosen = self.selected()

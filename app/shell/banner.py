@@ -5,7 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QStyle, QToolButton, QWidget
 
-from app.model.messages import Failure, Job
+from app.model.messages import Failure, Job, TrainerChange, TrainerInfo
+from imaml_core.common.report import EvalResult, StepReport
 
 LEVELS = ("error", "warning", "info")
 FAILURE_TEXT = {
@@ -24,6 +25,30 @@ def failure_text(failure: Failure) -> tuple[str, str]:
     if text is None:
         return "warning", f"{failure.job.value.capitalize()} failed: {failure.message}"
     return "error", text.format(failure.message)
+
+
+def diverged_text(report: StepReport) -> str:
+    return (
+        f"{report.message}. The run is paused; θ and the history are intact — change the setting and press "
+        "Start to continue."
+    )
+
+
+def evaluation_text(result: EvalResult, iteration: int) -> str:
+    return (
+        f"θ at iteration {iteration} on {result.tasks} fresh {result.shots}-shot tasks: query MSE "
+        f"{result.mse:.4g} ± {result.ci95:.2g} after {result.steps} adaptation steps "
+        f"(before adaptation {result.mse_per_step[0]:.4g})."
+    )
+
+
+def loaded_text(info: TrainerInfo) -> str:
+    """What an imported θ or an opened run is, and what to do with it."""
+    what = "Imported θ" if info.reason is TrainerChange.IMPORT else "Opened the run"
+    return (
+        f"{what} ({info.config.method}, iteration {info.iteration}). Press Start to continue training, or "
+        "watch the adaptation plot to evaluate it."
+    )
 
 
 class Banner(QFrame):

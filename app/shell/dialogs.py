@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app.model.fields import LABELS
 
@@ -37,11 +37,3 @@ def confirm_delete(parent: QWidget, run_id: str) -> bool:
         f"Move run {run_id} to the runs folder's .trash? Its files stay there until you empty it.",
     )
     return answer == QMessageBox.StandardButton.Yes
-
-
-def choose_runs_folder(window: QWidget) -> None:
-    """File ▸ Open runs folder…: pick a folder, then the window's ``open_runs_folder``."""
-    start = str(getattr(window.runs_dock.store, "root", ""))  # type: ignore[attr-defined]
-    folder = QFileDialog.getExistingDirectory(window, "Open runs folder", start)
-    if folder:
-        window.open_runs_folder(folder)  # type: ignore[attr-defined]

@@ -4,13 +4,19 @@ The run's state (desired and applied configs, history, markers) lives in a Qt-fr
 window wires it to the widgets and to the worker. Edits become configs for the worker — live fields at
 once, restart fields after asking; reports arrive straight from the worker's signals and a ~30 Hz timer
 redraws the plots from the history. Nothing here computes on tensors.
+
+The window is assembled from typed members: ``worker_thread`` (the training thread), ``runs_controller``
+(runs folder, Runs dock, overlays, forks, sweeps) and ``files`` (export, import, presets). Its public
+methods are the scripting surface documented in docs/GUI.md; the ones about runs and files delegate.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import QApplication, QMainWindow
@@ -20,18 +26,17 @@ from app.model.messages import Failure, Job, PreviewResult, ProfileProgress, Pro
 from app.model.run_state import RunState
 from app.model.throttle import Throttle
 from app.panels.controls import ControlPanel
-from app.panels.runs_dock import RunsDock
-from app.panels.sweep_launcher import SweepProcess
+from app.panels.sweep_view import SweepView
 from app.plots.adaptation import AdaptationCard
 from app.plots.base import MetaLossCard
 from app.plots.cards import CGCard, MemoryCard
 from app.plots.redraw import RedrawScheduler
-from app.shell.banner import Banner, failure_text
-from app.shell.dialogs import choose_runs_folder, confirm_delete, confirm_reset, interactive
+from app.shell.banner import Banner, diverged_text, evaluation_text, failure_text, loaded_text
+from app.shell.dialogs import confirm_delete, confirm_reset, interactive
 from app.shell.file_actions import FileActions
 from app.shell.layout import body, plot_grid, run_toolbar, show_running
 from app.shell.menus import build_menus
-from app.shell.run_actions import RunActions
+from app.shell.runs_controller import RunsController
 from app.shell.status import StatusBar, readout_text
 from app.toolkit import settings
 from app.toolkit.theme import apply_theme
@@ -40,16 +45,15 @@ from imaml_core.common.config import METHODS, ExperimentConfig
 from imaml_core.common.errors import ImamlError
 from imaml_core.common.report import EvalResult, StepReport
 from imaml_core.engine.heap import release_free_memory
-from imaml_core.experiments.runs import RunStore
+from imaml_core.experiments.runs import RunError
 
 STATUS_MS = 500
-SWEEP_STOP_MS = 15_000  # a sweep interrupted on close records its trials and stops Ray
 # Freed heap goes back to the OS after heavy iterations, at most ~4 times a second: hundreds of tiny
 # iterations a second must not each pay for a trim, and a slow, heavy iteration still gets one after it.
 TRIM_INTERVAL_S = 0.25
 
 
-class MainWindow(FileActions, RunActions, QMainWindow):
+class MainWindow(QMainWindow):
     """iMAML Studio's window. ``config`` defaults to the last launch's (QSettings), else the defaults."""
 
     report_received = Signal(object)  # StepReport, after the window has recorded it
@@ -68,7 +72,6 @@ class MainWindow(FileActions, RunActions, QMainWindow):
         self._closing = False
         self._revealed = False
         self._trim = Throttle(TRIM_INTERVAL_S)
-        self._sweeps: list[SweepProcess] = []
         self.confirm_restarts = interactive()  # tests and scripts: set False to reset without asking
         self.profile_methods: tuple[str, ...] = METHODS
         self.profile_steps: tuple[int, ...] = (1, 2, 4, 8, 16)
@@ -76,7 +79,7 @@ class MainWindow(FileActions, RunActions, QMainWindow):
         self.theme = settings.theme() if restore else "dark"
 
         self._build()
-        build_menus(self)
+        self.menu_actions = build_menus(self, self)
         self.controls.show_config(self.state.config)
         self.set_theme(self.theme)
         self.resize(1280, 800)
@@ -94,16 +97,15 @@ class MainWindow(FileActions, RunActions, QMainWindow):
 
         runs_folder = str(Path(runs_folder or settings.runs_folder()).expanduser())
         self.worker_thread = WorkerThread(self.state.config, runs_folder, self)
-        plots = {w.objectName(): w for card in self.cards for w in card.plots}
-        self.runs_dock = RunsDock(self.state, self.worker_thread, plots, self)
-        self.runs_dock.message.connect(lambda level, text: self._error(text, level))
-        self.runs_dock.confirm_delete = lambda run_id: not self.confirm_restarts or confirm_delete(self, run_id)
-        self.runs_dock.panel.open_folder_requested.connect(lambda: choose_runs_folder(self))
-        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.runs_dock)
-        self.resizeDocks([self.runs_dock], [190], Qt.Orientation.Vertical)
-        self.runs_dock.panel.set_store(RunStore(runs_folder))
+        plots = [w for card in self.cards for w in card.plots]
+        self.files = FileActions(self.worker_thread, self.state, plots, self.status, self.adopt_config, self._error)
+        runs = RunsController(self.state, self.worker_thread, {w.objectName(): w for w in plots}, runs_folder, self)
+        runs.message.connect(lambda level, text: self._error(text, level))
+        runs.confirm_delete = lambda run_id: not self.confirm_restarts or confirm_delete(self, run_id)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, runs.dock)
+        self.resizeDocks([runs.dock], [190], Qt.Orientation.Vertical)
+        self.runs_controller = runs
         w = self.worker_thread.worker
-        w.run_changed.connect(self.runs_dock.on_run_changed)
         w.reported.connect(self._on_report)
         w.previewed.connect(self._on_preview)
         w.profiled.connect(self._on_profile)
@@ -130,7 +132,7 @@ class MainWindow(FileActions, RunActions, QMainWindow):
                 "button_start": self.toggle_run,
                 "button_step": self.step,
                 "button_reset": self.reset,
-                "button_fork": self.fork,
+                "button_fork": self.fork_here,
             },
         )
         self.button_start, self.button_step, self.button_reset, self.button_fork = buttons.values()
@@ -167,6 +169,75 @@ class MainWindow(FileActions, RunActions, QMainWindow):
     def config(self) -> ExperimentConfig:
         """The config the controls show (what the next meta-iteration will use)."""
         return self.state.config
+
+    # -- runs (delegated to the runs controller) -----------------------------------------------------
+    def current_run_id(self) -> str | None:
+        """The id of the run being recorded now (None before the first is recorded)."""
+        return self.runs_controller.current_run_id()
+
+    def open_runs_folder(self, path: str | os.PathLike[str]) -> bool:
+        """Record new runs into ``path`` and list it in the Runs panel (remembered for the next launch)."""
+        return self.runs_controller.open_runs_folder(path)
+
+    def choose_runs_folder(self) -> None:
+        """File ▸ Open runs folder…: ask, then ``open_runs_folder``."""
+        self.runs_controller.choose_runs_folder()
+
+    def runs(self) -> list[dict[str, object]]:
+        """Every run in the runs folder, with the keys of ``imaml runs list --json``."""
+        return self.runs_controller.runs()
+
+    def overlay(self, ids: list[str]) -> None:
+        """Overlay exactly these runs (the live run is always drawn, on top)."""
+        self.runs_controller.overlay(ids)
+
+    def overlaid(self) -> list[str]:
+        """The overlaid runs' ids: drawn under the live run, or the live run itself."""
+        return self.runs_controller.overlaid()
+
+    def fork(self, changes: Mapping[str, object] | None = None) -> str:
+        """Go on in a new run from this iteration with ``changes`` (config fields) and return its id, the
+        live run's from then on; the parent keeps its state. Raises an ``ImamlError`` when it cannot."""
+        return self.runs_controller.fork(changes)
+
+    def fork_here(self) -> None:
+        """Run ▸ Fork here: ``fork()``; a failure is in the banner."""
+        with contextlib.suppress(RunError):
+            self.runs_controller.fork()
+
+    def continue_run(self, path: str | os.PathLike[str]) -> None:
+        """Continue a recorded run exactly in the window (the run pauses first)."""
+        self.runs_controller.continue_run(path)
+
+    def open_sweep(self, folder: str | os.PathLike[str]) -> SweepView:
+        """The Sweep view on ``folder``; its best trial opens or forks here."""
+        return self.runs_controller.open_sweep(folder)
+
+    def start_sweep(self) -> SweepView | None:
+        """Ask for a search space, then run ``imaml sweep`` from the current settings in its own process."""
+        return self.runs_controller.start_sweep()
+
+    # -- files (delegated to the file actions) -------------------------------------------------------
+    def export_meta_parameters(self, path: str | os.PathLike[str]) -> bool:
+        """Write θ as a checkpoint (the CLI's format); returns success, the banner says why not."""
+        return self.files.export_meta_parameters(path)
+
+    def import_meta_parameters(self, path: str | os.PathLike[str]) -> bool:
+        """Replace θ by a checkpoint's (the run pauses); a bad file leaves θ and history untouched."""
+        return self.files.import_meta_parameters(path)
+
+    def export_metrics_csv(self, path: str | os.PathLike[str]) -> bool:
+        return self.files.export_metrics_csv(path)
+
+    def export_plots(self, folder: str | os.PathLike[str], fmt: str = "png") -> list[Path]:
+        return self.files.export_plots(folder, fmt)
+
+    def save_preset(self, path: str | os.PathLike[str]) -> bool:
+        return self.files.save_preset(path)
+
+    def load_preset(self, path: str | os.PathLike[str]) -> bool:
+        """Apply a TOML preset (missing keys take the defaults; the device stays unless it names one)."""
+        return self.files.load_preset(path)
 
     # -- run control -------------------------------------------------------------------------------
     def toggle_run(self) -> None:
@@ -219,11 +290,13 @@ class MainWindow(FileActions, RunActions, QMainWindow):
         self.memory_card.start_profile(len(request.methods) * len(request.inner_steps))
         self.worker_thread.profile(request)
 
+    def resample_preview(self) -> None:
+        self.adaptation.resample()
+
     def evaluate(self, tasks: int = 200) -> None:
         self.worker_thread.evaluate(tasks, self.state.config.inner_steps)
         self.status.showMessage(f"evaluating θ on {tasks} fresh tasks…", 3000)
 
-    # -- theme -------------------------------------------------------------------------------------
     def set_theme(self, name: str) -> None:
         app = QApplication.instance()
         if not isinstance(app, QApplication):
@@ -256,10 +329,7 @@ class MainWindow(FileActions, RunActions, QMainWindow):
             self.status.note_report(report)
             if report.diverged:
                 self._show_running(False)
-                self._error(
-                    f"{report.message}. The run is paused; θ and the history are intact — change the "
-                    "setting and press Start to continue."
-                )
+                self._error(diverged_text(report))
             self.report_received.emit(report)
         finally:
             self.worker_thread.acknowledge_report()
@@ -272,12 +342,7 @@ class MainWindow(FileActions, RunActions, QMainWindow):
         self.memory_card.show_profile(list(progress.rows), progress.done, progress.total)
 
     def _on_evaluated(self, result: EvalResult) -> None:
-        self.banner.show_message(
-            "info",
-            f"θ at iteration {self.iteration} on {result.tasks} fresh {result.shots}-shot tasks: query MSE "
-            f"{result.mse:.4g} ± {result.ci95:.2g} after {result.steps} adaptation steps "
-            f"(before adaptation {result.mse_per_step[0]:.4g}).",
-        )
+        self.banner.show_message("info", evaluation_text(result, self.iteration))
 
     def _on_trainer_changed(self, info: TrainerInfo) -> None:
         self.state.take_trainer(info)
@@ -285,12 +350,7 @@ class MainWindow(FileActions, RunActions, QMainWindow):
         self.status.reset_rate()
         self.status.refresh(self.iteration)
         if info.reason in (TrainerChange.IMPORT, TrainerChange.OPEN):
-            self.banner.show_message(
-                "info",
-                f"{'Imported θ' if info.reason is TrainerChange.IMPORT else 'Opened the run'} "
-                f"({info.config.method}, iteration {info.iteration}). Press Start to continue "
-                "training, or watch the adaptation plot to evaluate it.",
-            )
+            self.banner.show_message("info", loaded_text(info))
         elif info.reason is TrainerChange.RESET:
             self.banner.hide()
         self.trainer_ready.emit(info)
@@ -307,13 +367,10 @@ class MainWindow(FileActions, RunActions, QMainWindow):
         if failure.job is Job.STEP:
             self._show_running(False)
 
-    # -- drawing -----------------------------------------------------------------------------------
     def _refresh_status(self) -> None:
         self.status.refresh(self.iteration)
-        val = self.history.column("val_loss")
-        seen = val[np.isfinite(val)]
-        last_val = float(seen[-1]) if len(seen) else None
-        self.runs_dock.panel.model.update_live(self.iteration, last_val, self.running, self.state.applied)
+        last_val = self.history.last_finite("val_loss")
+        self.runs_controller.update_live(self.iteration, last_val, self.running, self.state.applied)
         self.readout.setText(readout_text(self.state.applied.method, self.iteration, self.history))
 
     def _show_running(self, running: bool) -> None:
@@ -336,13 +393,7 @@ class MainWindow(FileActions, RunActions, QMainWindow):
             self._closing = True
             self._redraw.stop()
             self._status_timer.stop()
-            self.runs_dock.stop()
-            for sweep in self._sweeps:  # interrupted, not killed: `imaml sweep --resume` continues it
-                sweep.interrupt()
-                sweep.process.waitForFinished(SWEEP_STOP_MS)
-            if not self.worker_thread.shutdown():
-                # The engine polls the cancel flag between inner steps and CG iterations; a single step of
-                # a huge setting can still outlast the join budget, so wait rather than destroy the thread.
-                self.worker_thread.thread.wait()
+            self.runs_controller.stop()
+            self.worker_thread.shutdown_and_wait()
             settings.save_session(self.state.config, self.saveGeometry(), self.saveState(), self.theme)
         event.accept()

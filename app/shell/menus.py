@@ -1,21 +1,49 @@
 """Menus and shortcuts. Each file action asks for a path, then calls the window's public method for it
 (``export_meta_parameters``, ``import_meta_parameters``, ``export_metrics_csv``, ``export_plots``,
-``save_preset``, ``load_preset``), so scripts and tests drive exactly what the menus do.
+``save_preset``, ``load_preset``), so scripts and tests drive exactly what the menus commands. What the menus
+call is the :class:`Commands` protocol, which the window implements.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
 
-from app.shell.dialogs import choose_runs_folder
 from app.toolkit.theme import THEMES, resources_dir
+from imaml_core.common.config import ExperimentConfig
 
-if TYPE_CHECKING:  # pragma: no cover
-    from app.shell.main_window import MainWindow
+
+class Commands(Protocol):
+    """What the menus call (the window's public methods)."""
+
+    theme: str
+
+    @property
+    def iteration(self) -> int: ...
+    def applied_config(self) -> ExperimentConfig: ...
+    def import_meta_parameters(self, path: str | os.PathLike[str]) -> bool: ...
+    def export_meta_parameters(self, path: str | os.PathLike[str]) -> bool: ...
+    def export_metrics_csv(self, path: str | os.PathLike[str]) -> bool: ...
+    def export_plots(self, folder: str | os.PathLike[str], fmt: str = "png") -> list[Path]: ...
+    def save_preset(self, path: str | os.PathLike[str]) -> bool: ...
+    def load_preset(self, path: str | os.PathLike[str]) -> bool: ...
+    def restore_defaults(self) -> None: ...
+    def choose_runs_folder(self) -> None: ...
+    def open_sweep(self, folder: str | os.PathLike[str]) -> object: ...
+    def start_sweep(self) -> object: ...
+    def toggle_run(self) -> None: ...
+    def step(self) -> None: ...
+    def reset(self) -> None: ...
+    def fork_here(self) -> None: ...
+    def run_profile(self) -> None: ...
+    def evaluate(self, tasks: int = 200) -> None: ...
+    def resample_preview(self) -> None: ...
+    def set_theme(self, name: str) -> None: ...
+
 
 CHECKPOINT_FILTER = "Checkpoints (*.safetensors);;All files (*)"
 PRESET_FILTER = "Presets (*.toml);;All files (*)"
@@ -41,7 +69,7 @@ def preset_summary(path: Path) -> str:
     return ""
 
 
-def _action(window: MainWindow, text: str, slot: object, shortcut: str | None = None, tip: str = "") -> QAction:
+def _action(window: QMainWindow, text: str, slot: object, shortcut: str | None = None, tip: str = "") -> QAction:
     action = QAction(text, window)
     if shortcut:
         action.setShortcut(QKeySequence(shortcut))
@@ -53,8 +81,9 @@ def _action(window: MainWindow, text: str, slot: object, shortcut: str | None = 
     return action
 
 
-def build_menus(window: MainWindow) -> dict[str, QAction]:
-    """Create the menu bar; returns the actions by name (tests and the toolbar reuse them)."""
+def build_menus(window: QMainWindow, commands: Commands) -> dict[str, QAction]:
+    """Create ``window``'s menu bar calling ``commands``; returns the actions by name (tests and the
+    toolbar reuse them)."""
     bar = window.menuBar()
     actions: dict[str, QAction] = {}
 
@@ -62,14 +91,14 @@ def build_menus(window: MainWindow) -> dict[str, QAction]:
     actions["import"] = _action(
         window,
         "&Import meta-parameters…",
-        lambda: _import(window),
+        lambda: _import(window, commands),
         "Ctrl+O",
         "Load θ from a checkpoint to continue training or to evaluate it",
     )
     actions["export"] = _action(
         window,
         "&Export meta-parameters…",
-        lambda: _export(window),
+        lambda: _export(window, commands),
         "Ctrl+E",
         "Save θ, its config and iteration as a safetensors checkpoint",
     )
@@ -77,22 +106,22 @@ def build_menus(window: MainWindow) -> dict[str, QAction]:
     actions["runs_folder"] = _action(
         window,
         "Open &runs folder…",
-        lambda: choose_runs_folder(window),
+        commands.choose_runs_folder,
         None,
         "Record runs into another folder and list its runs",
     )
     actions["open_sweep"] = _action(
         window,
         "Open s&weep folder…",
-        lambda: _open_sweep(window),
+        lambda: _open_sweep(window, commands),
         None,
         "Show a sweep's trials, their settings against the metric, and the best",
     )
     file_menu.addActions([actions["runs_folder"], actions["open_sweep"]])
     file_menu.addSeparator()
-    actions["export_csv"] = _action(window, "Export metrics &CSV…", lambda: _export_csv(window))
-    actions["export_png"] = _action(window, "Export plots as &PNG…", lambda: _export_plots(window, "png"))
-    actions["export_svg"] = _action(window, "Export plots as &SVG…", lambda: _export_plots(window, "svg"))
+    actions["export_csv"] = _action(window, "Export metrics &CSV…", lambda: _export_csv(window, commands))
+    actions["export_png"] = _action(window, "Export plots as &PNG…", lambda: _export_plots(window, commands, "png"))
+    actions["export_svg"] = _action(window, "Export plots as &SVG…", lambda: _export_plots(window, commands, "svg"))
     file_menu.addActions([actions["export_csv"], actions["export_png"], actions["export_svg"]])
     file_menu.addSeparator()
     actions["quit"] = _action(window, "&Quit", window.close, "Ctrl+Q")
@@ -100,34 +129,34 @@ def build_menus(window: MainWindow) -> dict[str, QAction]:
 
     presets = bar.addMenu("&Presets")
     for path in shipped_presets():
-        act = _action(window, preset_title(path), lambda p=path: window.load_preset(p), tip=preset_summary(path))
+        act = _action(window, preset_title(path), lambda p=path: commands.load_preset(p), tip=preset_summary(path))
         presets.addAction(act)
     presets.addSeparator()
-    actions["load_preset"] = _action(window, "&Load preset…", lambda: _load_preset(window))
-    actions["save_preset"] = _action(window, "&Save preset…", lambda: _save_preset(window))
-    actions["defaults"] = _action(window, "Restore &defaults", window.restore_defaults)
+    actions["load_preset"] = _action(window, "&Load preset…", lambda: _load_preset(window, commands))
+    actions["save_preset"] = _action(window, "&Save preset…", lambda: _save_preset(window, commands))
+    actions["defaults"] = _action(window, "Restore &defaults", commands.restore_defaults)
     presets.addActions([actions["load_preset"], actions["save_preset"], actions["defaults"]])
 
     run = bar.addMenu("&Run")
-    actions["start"] = _action(window, "Start / Pause", window.toggle_run, "Space")
-    actions["step"] = _action(window, "Step one meta-iteration", window.step, "S")
-    actions["reset"] = _action(window, "Reset θ", window.reset, "Ctrl+R")
+    actions["start"] = _action(window, "Start / Pause", commands.toggle_run, "Space")
+    actions["step"] = _action(window, "Step one meta-iteration", commands.step, "S")
+    actions["reset"] = _action(window, "Reset θ", commands.reset, "Ctrl+R")
     actions["fork"] = _action(
         window,
         "Fork here",
-        window.fork,
+        commands.fork_here,
         "Ctrl+F",
         "Go on in a new run from this iteration; the current run keeps its state",
     )
     run.addActions([actions["start"], actions["step"], actions["reset"], actions["fork"]])
     run.addSeparator()
-    actions["profile"] = _action(window, "Profile methods (memory vs inner steps)", window.run_profile)
-    actions["evaluate"] = _action(window, "Evaluate θ on fresh tasks", window.evaluate, "Ctrl+T")
-    actions["resample"] = _action(window, "New preview task", window.adaptation.resample, "N")
+    actions["profile"] = _action(window, "Profile methods (memory vs inner steps)", commands.run_profile)
+    actions["evaluate"] = _action(window, "Evaluate θ on fresh tasks", commands.evaluate, "Ctrl+T")
+    actions["resample"] = _action(window, "New preview task", commands.resample_preview, "N")
     actions["sweep"] = _action(
         window,
         "S&weep from these settings…",
-        window.start_sweep,
+        commands.start_sweep,
         None,
         "Search λ, CG iterations, inner steps… on Ray Tune with Optuna, in another process",
     )
@@ -137,8 +166,8 @@ def build_menus(window: MainWindow) -> dict[str, QAction]:
     group = QActionGroup(window)
     for name in THEMES:
         act = QAction(f"{name.capitalize()} theme", window, checkable=True)
-        act.setChecked(name == window.theme)
-        act.triggered.connect(lambda _c=False, n=name: window.set_theme(n))
+        act.setChecked(name == commands.theme)
+        act.triggered.connect(lambda _c=False, n=name: commands.set_theme(n))
         group.addAction(act)
         view.addAction(act)
         actions[f"theme_{name}"] = act
@@ -150,53 +179,53 @@ def build_menus(window: MainWindow) -> dict[str, QAction]:
 
 
 # -- dialogs, then the window's public methods -------------------------------------------------------
-def _save_path(window: MainWindow, title: str, name: str, filt: str) -> str:
+def _save_path(window: QMainWindow, title: str, name: str, filt: str) -> str:
     path, _ = QFileDialog.getSaveFileName(window, title, str(Path.cwd() / name), filt)
     return path
 
 
-def _import(window: MainWindow) -> None:
+def _import(window: QMainWindow, commands: Commands) -> None:
     path, _ = QFileDialog.getOpenFileName(window, "Import meta-parameters", str(Path.cwd()), CHECKPOINT_FILTER)
     if path:
-        window.import_meta_parameters(path)
+        commands.import_meta_parameters(path)
 
 
-def _export(window: MainWindow) -> None:
-    name = f"theta_{window.applied_config().method}_it{window.iteration}.safetensors"
+def _export(window: QMainWindow, commands: Commands) -> None:
+    name = f"theta_{commands.applied_config().method}_it{commands.iteration}.safetensors"
     path = _save_path(window, "Export meta-parameters", name, CHECKPOINT_FILTER)
     if path:
-        window.export_meta_parameters(path)
+        commands.export_meta_parameters(path)
 
 
-def _export_csv(window: MainWindow) -> None:
+def _export_csv(window: QMainWindow, commands: Commands) -> None:
     path = _save_path(window, "Export metrics", "metrics.csv", "CSV (*.csv)")
     if path:
-        window.export_metrics_csv(path)
+        commands.export_metrics_csv(path)
 
 
-def _export_plots(window: MainWindow, fmt: str) -> None:
+def _export_plots(window: QMainWindow, commands: Commands, fmt: str) -> None:
     folder = QFileDialog.getExistingDirectory(window, f"Export plots as {fmt.upper()} into folder", str(Path.cwd()))
     if folder:
-        window.export_plots(folder, fmt)
+        commands.export_plots(folder, fmt)
 
 
-def _open_sweep(window: MainWindow) -> None:
+def _open_sweep(window: QMainWindow, commands: Commands) -> None:
     folder = QFileDialog.getExistingDirectory(window, "Open sweep folder", str(Path.cwd()))
     if folder:
-        window.open_sweep(folder)
+        commands.open_sweep(folder)
 
 
-def _load_preset(window: MainWindow) -> None:
+def _load_preset(window: QMainWindow, commands: Commands) -> None:
     start = str(resources_dir() / "presets")
     path, _ = QFileDialog.getOpenFileName(window, "Load preset", start, PRESET_FILTER)
     if path:
-        window.load_preset(path)
+        commands.load_preset(path)
 
 
-def _save_preset(window: MainWindow) -> None:
+def _save_preset(window: QMainWindow, commands: Commands) -> None:
     path = _save_path(window, "Save preset", "preset.toml", PRESET_FILTER)
     if path:
-        window.save_preset(path)
+        commands.save_preset(path)
 
 
 TOUR = """<h3>iMAML Studio</h3>
@@ -209,5 +238,5 @@ new θ; you are asked before θ is reset. Dimmed controls are not used by the cu
 <p>File menu: export/import θ (Ctrl+E / Ctrl+O), metrics CSV, plots. Presets menu: shipped settings.</p>"""
 
 
-def _tour(window: MainWindow) -> None:
+def _tour(window: QMainWindow) -> None:
     QMessageBox.information(window, "Tour", TOUR)

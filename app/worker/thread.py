@@ -1,8 +1,9 @@
 """The GUI thread's handle on the worker: owns the QThread, queues commands into it, joins it on close.
 
 Results are not relayed: the window connects to ``worker``'s signals itself, and Qt queues each emission
-into the GUI thread. The two file operations the menus need synchronously (export and import of θ) wait in
-a local event loop, so the window keeps repainting while the worker finishes its current meta-iteration.
+into the GUI thread. The operations scripts need to finish before they go on (export and import of θ, a
+fork, opening a run) wait in a local event loop, so the window keeps repainting while the worker finishes
+its current meta-iteration.
 """
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ from typing import ClassVar
 import torch._dynamo  # noqa: F401  (see below)
 from PySide6.QtCore import QEventLoop, QObject, QThread, QTimer, Signal, Slot
 
-from app.model.messages import Failure, Job, PreviewTask, ProfileRequest, TrainerChange, TrainerInfo
+from app.model.messages import (
+    Failure,
+    Job,
+    PreviewTask,
+    ProfileRequest,
+    RunRef,
+    RunStart,
+    TrainerChange,
+    TrainerInfo,
+)
 from app.worker.worker import Worker
 from imaml_core.common.config import ExperimentConfig
 
@@ -49,7 +59,7 @@ class WorkerThread(QObject):
     _evaluate = Signal(int, int)
     _seen = Signal()
     _runs_folder = Signal(str)
-    _fork = Signal()
+    _fork = Signal(object)
     _open_run = Signal(str)
     _rename_run = Signal(str, str)
     _stop = Signal()
@@ -103,6 +113,7 @@ class WorkerThread(QObject):
         w.failed.connect(self._on_failed)
         w.exported.connect(self._on_exported)
         w.trainer_changed.connect(self._on_trainer_changed)
+        w.run_changed.connect(self._on_run_changed)
         self.thread.start()
 
     # -- commands ----------------------------------------------------------------------------------
@@ -137,11 +148,18 @@ class WorkerThread(QObject):
     def set_runs_folder(self, path: str) -> None:
         self._send(self._runs_folder, path)
 
-    def fork(self) -> None:
-        self._send(self._fork)
+    def fork(self, config: ExperimentConfig | None = None) -> str:
+        """Go on in a child run with ``config``'s live settings (None: the same); returns "" once the fork
+        is the live run, or the one-line error."""
+        return self._wait(Job.FORK, lambda: self._send(self._fork, config))
 
     def open_run(self, path: str) -> None:
+        """Continue the run at ``path``; the worker answers with ``trainer_changed`` or ``failed``."""
         self._send(self._open_run, path)
+
+    def open_run_and_wait(self, path: str) -> str:
+        """Continue the run at ``path``; returns "" once its trainer is live, or the one-line error."""
+        return self._wait(Job.OPEN, lambda: self._send(self._open_run, path))
 
     def rename_run(self, run_id: str, name: str) -> None:
         self._send(self._rename_run, run_id, name)
@@ -182,6 +200,13 @@ class WorkerThread(QObject):
             self._stop.emit()
         return self.thread.wait(timeout_ms)
 
+    def shutdown_and_wait(self) -> None:
+        """``shutdown``, then wait for the thread however long it takes: the engine polls the cancel flag
+        between inner steps and CG iterations, but a single step of a huge setting can outlast the join
+        budget, and a thread destroyed while running takes the process with it."""
+        if not self.shutdown():
+            self.thread.wait()
+
     # -- internals ---------------------------------------------------------------------------------
     def _send(self, signal: Signal, *args: object) -> None:
         if not self._closed:
@@ -190,6 +215,8 @@ class WorkerThread(QObject):
     def _wait(self, job: Job, send: Callable[[], None]) -> str:
         if self._closed:
             return "the window is closing"
+        if job in self._waiting:
+            return f"another {job.value} is in progress"
         loop = QEventLoop()
         result: list[str] = []
         self._waiting[job] = (loop, result)
@@ -222,3 +249,10 @@ class WorkerThread(QObject):
     def _on_trainer_changed(self, info: TrainerInfo) -> None:
         if info.reason is TrainerChange.IMPORT:
             self._finish(Job.IMPORT, "")
+        elif info.reason is TrainerChange.OPEN:
+            self._finish(Job.OPEN, "")
+
+    @Slot(object)
+    def _on_run_changed(self, ref: RunRef) -> None:
+        if ref.start is RunStart.FORK:
+            self._finish(Job.FORK, "")

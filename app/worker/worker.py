@@ -8,8 +8,6 @@ touches a widget; all numerics are calls into ``imaml_core``.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -25,13 +23,14 @@ from app.model.messages import (
     PreviewTask,
     ProfileProgress,
     ProfileRequest,
-    RunRef,
     RunStart,
     TrainerChange,
     TrainerInfo,
+    one_line,
 )
 from app.worker.previews import make_preview, next_preview_at, preview_task
-from app.worker.recording import RunNamer
+from app.worker.priority import yield_cpu_to_gui
+from app.worker.recording import RunNamer, run_ref
 from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.errors import ImamlError, StepCancelled
 from imaml_core.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -41,7 +40,6 @@ from imaml_core.engine.trainer import MetaTrainer
 from imaml_core.experiments.runs import RunKeeper
 from imaml_core.experiments.training import DivergenceGuard, TrainingSession
 
-WORKER_NICENESS = 10  # the GUI thread wins the CPU when both want it
 # A new meta-iteration starts only once the window has taken in every earlier report (``report_seen``), so
 # the worker never runs ahead of what the window shows: a slider moved while the window shows iteration n
 # is used by n + 1 or n + 2. The cost is a queued round trip per iteration.
@@ -90,7 +88,7 @@ class Worker(QObject):
     @Slot()
     def initialise(self) -> None:
         """Build the first trainer inside the worker thread (never in the GUI thread)."""
-        _yield_cpu_to_gui()
+        yield_cpu_to_gui()
         try:
             self._trainer = MetaTrainer(self._initial)
         except ImamlError as exc:
@@ -195,7 +193,7 @@ class Worker(QObject):
         try:
             save_checkpoint(path, trainer.params(), trainer.config, trainer.iteration, trainer.current_lam())
         except (ImamlError, OSError) as exc:
-            self.failed.emit(Failure(Job.EXPORT, f"could not write {path}: {_one_line(exc)}"))
+            self.failed.emit(Failure(Job.EXPORT, f"could not write {path}: {one_line(exc)}"))
             return
         self.exported.emit(path)
 
@@ -208,7 +206,7 @@ class Worker(QObject):
             config = ckpt.config.replace(device=device)  # where to run is this machine's choice
             trainer = MetaTrainer(config, theta=ckpt.params, iteration=ckpt.iteration, current_lam=ckpt.current_lam)
         except (ImamlError, OSError) as exc:
-            self.failed.emit(Failure(Job.IMPORT, _one_line(exc)))
+            self.failed.emit(Failure(Job.IMPORT, one_line(exc)))
             return
         self.pause()
         self._switch(trainer, TrainerChange.IMPORT, name=f"imported {Path(path).stem}")
@@ -232,9 +230,12 @@ class Worker(QObject):
         try:
             run, parent = self._names.fork(trainer, config)
         except (ImamlError, OSError) as exc:
-            self.failed.emit(Failure(Job.FORK, _one_line(exc)))
+            self.failed.emit(Failure(Job.FORK, one_line(exc)))
             return
         self._apply_thread_policy()
+        if run is None:
+            self.failed.emit(Failure(Job.FORK, "no runs folder is open"))
+            return
         self._announce_run(run, RunStart.FORK, parent.name)
 
     @Slot(str)
@@ -243,7 +244,7 @@ class Worker(QObject):
         try:
             run, trainer = self._runs.load(path)
         except (ImamlError, OSError) as exc:
-            self.failed.emit(Failure(Job.OPEN, _one_line(exc)))
+            self.failed.emit(Failure(Job.OPEN, one_line(exc)))
             return
         self.pause()
         self._switch(trainer, TrainerChange.OPEN, adopt=run)
@@ -256,7 +257,7 @@ class Worker(QObject):
         try:
             self._runs.rename(run_id, name)
         except (ImamlError, OSError) as exc:
-            self.failed.emit(Failure(Job.RENAME, _one_line(exc)))
+            self.failed.emit(Failure(Job.RENAME, one_line(exc)))
 
     # -- preview, profile, evaluation ----------------------------------------------------------------
     @Slot(int)
@@ -307,7 +308,7 @@ class Worker(QObject):
             return  # the window is closing; θ is untouched
         except Exception as exc:  # an engine bug must not kill the thread: pause and say so
             self.pause()
-            self.failed.emit(Failure(Job.STEP, f"the meta-iteration failed: {_one_line(exc)}"))
+            self.failed.emit(Failure(Job.STEP, f"the meta-iteration failed: {one_line(exc)}"))
             return
         self._unseen += 1
         self.reported.emit(report)
@@ -327,7 +328,7 @@ class Worker(QObject):
         try:
             rows = profile_rows(request.base, [method], [steps], iterations=request.iterations)
         except Exception as exc:  # e.g. out of memory for a long unroll: report, continue with the rest
-            self.failed.emit(Failure(Job.PROFILE, f"{method} with {steps} inner steps: {_one_line(exc)}"))
+            self.failed.emit(Failure(Job.PROFILE, f"{method} with {steps} inner steps: {one_line(exc)}"))
             rows = []
         progress = replace(progress, rows=(*progress.rows, *rows), done=progress.done + 1)
         self._profile = progress
@@ -355,9 +356,7 @@ class Worker(QObject):
 
     def _announce_run(self, run: Any, start: RunStart = RunStart.NEW, parent_name: str = "") -> None:
         if run is not None:
-            info = run.info
-            ref = RunRef(info.id, str(run.path), info.name, info.parent, info.fork_iteration, start, parent_name)
-            self.run_changed.emit(ref)
+            self.run_changed.emit(run_ref(run, start, parent_name))
 
     def _recording(self, write: Callable[[], object]) -> bool:
         """Run one recording step; a failure (disk full, a folder gone) stops recording, never training."""
@@ -365,7 +364,7 @@ class Worker(QObject):
             write()
         except (ImamlError, OSError) as exc:
             self._runs.recorder = None
-            self.failed.emit(Failure(Job.RECORD, f"{_one_line(exc)}; this run is no longer recorded"))
+            self.failed.emit(Failure(Job.RECORD, f"{one_line(exc)}; this run is no longer recorded"))
             return False
         return True
 
@@ -394,20 +393,7 @@ class Worker(QObject):
         try:
             result = make_preview(trainer, task)
         except Exception as exc:
-            self.failed.emit(Failure(Job.PREVIEW, f"the adaptation preview failed: {_one_line(exc)}"))
+            self.failed.emit(Failure(Job.PREVIEW, f"the adaptation preview failed: {one_line(exc)}"))
             return
         self._next_preview = next_preview_at(started, self._clock())
         self.previewed.emit(result)
-
-
-def _yield_cpu_to_gui() -> None:
-    """Lower this thread's scheduling priority (Linux: per-thread niceness), so that when the CPU is
-    contended the GUI thread is scheduled first. Threads the engine starts from here (OpenMP's pool)
-    inherit it. Elsewhere this is a no-op."""
-    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted: keep the default
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICENESS)
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
