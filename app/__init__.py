@@ -1,12 +1,19 @@
 """iMAML Studio's Qt application: a live laboratory around ``imaml_core``'s ``MetaTrainer``.
 
-Qt-free models: ``run_state`` (desired and applied configs, markers, history), ``history`` (what the plots
-draw from), ``fields`` (which control edits which config field), ``messages`` (what crosses threads),
-``throttle``. Qt views and plumbing: ``main_window`` (the window), ``worker`` / ``worker_thread`` (the
-training thread and the GUI thread's handle on it), ``controls`` / ``sliders`` (hyperparameter panel),
-``plots`` / ``adaptation`` (the four plot cards), ``redraw``, ``menus``, ``dialogs``, ``exports``,
-``settings``, ``theme``, ``status``, ``banner``, ``layout``. Nothing here does numerics; the engine never
-imports this package.
+- ``model`` (Qt-free): ``run_state`` (desired and applied configs, markers, history), ``history`` (what the
+  plots draw from), ``fields`` (which control edits which config field), ``messages`` (what crosses
+  threads), ``run_names`` (what a run and a fork are called), ``throttle``.
+- ``toolkit``: ``theme``, ``background`` (work in pool threads), ``settings``.
+- ``worker``: ``worker`` (owns the trainer in its thread), ``thread`` (the GUI thread's handle on it),
+  ``recording`` (the runs it records, named), ``previews``, ``priority``.
+- ``plots``: ``base`` / ``cards`` / ``adaptation`` (the four plot cards), ``redraw``, ``ranges``.
+- ``panels``: ``controls`` / ``sliders`` (hyperparameter panel), ``runs_panel``, ``overlays``,
+  ``sweep_launcher``, ``sweep_view``.
+- ``shell``: ``main_window`` (the window, assembled from typed members), ``runs_controller`` (runs folder,
+  Runs dock, overlays, forks, sweeps), ``file_actions``, ``menus``, ``layout``, ``dialogs``, ``banner``,
+  ``status``, ``exports``.
+
+Nothing here does numerics; the engine never imports this package.
 """
 
 import os

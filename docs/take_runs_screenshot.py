@@ -35,18 +35,13 @@ def main() -> int:
     window.confirm_restarts = False
     window.resize(1400, 940)
     window.show()
-    window.resizeDocks([window.runs_dock], [230], Qt.Orientation.Vertical)  # every run's row in view
-    wait_until(lambda: window.runs_dock.live is not None, 60)
-    window.runs_dock.panel.model.renamed.emit(window.runs_dock.live.id, "window λ=20, seed 1")
+    window.resizeDocks([window.runs_controller.dock], [230], Qt.Orientation.Vertical)  # every run's row in view
+    wait_until(lambda: window.current_run_id() is not None, 60)  # named by its settings: "imaml λ=20"
     window.start()
     wait_until(lambda: window.iteration >= ITERATIONS // 2, 600)
-    window.fork()
-    wait_until(lambda: window.runs_dock.live.parent is not None, 60)
-    window.controls.widget("lam").setValue(5.0)
+    live = window.fork({"lam": 5.0})  # named by what it changes: "λ=5 ← imaml λ=20 @…"
     wait_until(lambda: window.iteration >= ITERATIONS, 600)
     window.pause()
-    live = window.runs_dock.live.id
-    window.runs_dock.panel.model.renamed.emit(live, "fork λ=5")
     others = [r["id"] for r in window.runs() if r["id"] != live]
     window.overlay(others)
     wait_until(lambda: sorted(window.overlaid()) == sorted(others), 60)

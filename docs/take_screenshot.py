@@ -40,9 +40,7 @@ def main() -> int:
     wait_until(lambda: window.iteration >= ITERATIONS // 2, 600)
     window.controls.widget("inner_steps").setValue(20)
     wait_until(lambda: window.iteration >= 2 * ITERATIONS // 3, 600)
-    window.fork()  # the fork goes on with a smaller base λ; the parent is overlaid
-    wait_until(lambda: len(window.runs()) == 2, 60)
-    window.controls.widget("lam").setValue(5.0)
+    window.fork({"lam": 5.0})  # the fork goes on with a smaller base λ; the parent is overlaid
     wait_until(lambda: window.iteration >= ITERATIONS, 600)
     window.pause()
     window.run_profile()

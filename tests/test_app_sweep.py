@@ -78,6 +78,13 @@ def test_fork_from_best_continues_the_best_trial_in_a_new_run(qtbot, make_window
     fork = window.runs_controller.live
     assert fork.fork_iteration == 4 and Path(fork.path).parent != folder  # recorded in the window's folder
     assert window.state.config.lam == 10.0
+    panel = window.runs_controller.panel
+    qtbot.waitUntil(lambda: fork.id in window.runs_controller.listed(), timeout=TIMEOUT_MS)
+    row = window.runs_controller.listed().index(fork.id)
+    shown = panel.model.data(panel.model.index(row, 9))  # the parent column: its name, though listed elsewhere
+    assert fork.parent not in shown and shown.endswith("@ 4")
+    name = next(r["name"] for r in window.runs() if r["id"] == fork.id)
+    assert name == f"fork ← {shown.removesuffix(' @ 4')} @4"  # the same settings as the trial, so far
     view.close()
 
 
@@ -91,3 +98,17 @@ def test_the_sweep_dialog_refuses_a_bad_search_space(qtbot, tmp_path):
     args = dialog.arguments()
     assert args[:2] == ["--out", str(tmp_path / "s")]
     assert args[2:4] == ["--search", "lam=loguniform:0.1:10"] and "--trials" in args
+
+
+def test_fork_from_best_forks_nothing_when_the_trial_cannot_be_opened(qtbot, make_window, tmp_path):
+    folder = tmp_path / "sweep"
+    recorded_sweep(folder, tmp_path)
+    window = make_window()
+    qtbot.waitUntil(lambda: window.current_run_id() is not None, timeout=TIMEOUT_MS)
+    live = window.current_run_id()
+    view = window.open_sweep(folder)
+    qtbot.addWidget(view)
+    view.fork_requested.emit(str(tmp_path / "no_such_run"))  # the best trial's folder, gone
+    assert "open run failed" in window.banner.message().lower()
+    assert window.current_run_id() == live and len(window.runs()) == 1  # the live run was not forked
+    view.close()

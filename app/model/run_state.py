@@ -114,6 +114,10 @@ class RunState:
         self.cleared.emit()
         self.adopt(config)
 
+    def show_recorded(self, columns: dict[str, Any]) -> None:
+        """A continued run's recorded history (columns of its metrics), drawn as the live run's so far."""
+        self.history.load(columns, self.applied)
+
     def begin_segment(self) -> None:
         """The live trainer goes on in a new run (a fork): its history starts empty at this iteration."""
         self._last_change = None

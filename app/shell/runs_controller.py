@@ -233,7 +233,7 @@ class RunsController(QObject):
             self.message.emit("warning", data)
             return
         assert isinstance(data, dict)
-        self._state.history.load(data, self._state.applied)
+        self._state.show_recorded(data)
 
     def _untick(self, run_id: str) -> None:
         self._model.set_ticked([r for r in self._model.ticked if r != run_id])

@@ -6,12 +6,12 @@ meta-iteration is recorded or the user names it. Qt-free; errors are raised for 
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 from app.model.messages import RunRef, RunStart
 from app.model.run_names import AutoName, Parent, run_name
 from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.errors import ImamlError
+from imaml_core.engine.trainer import MetaTrainer
 from imaml_core.experiments.runs import Run, RunError, RunKeeper
 
 
@@ -22,7 +22,7 @@ class RunNamer:
         self._keeper = keeper
         self._auto: AutoName | None = None
 
-    def begin(self, trainer: Any, name: str = "") -> Run | None:
+    def begin(self, trainer: MetaTrainer, name: str = "") -> Run | None:
         """A new run for ``trainer``, named ``name``, or by its settings (then following them)."""
         self._auto = None
         run = self._keeper.begin(trainer, name or run_name(trainer.config))
@@ -30,7 +30,7 @@ class RunNamer:
             self._auto = AutoName(run.id, trainer.iteration)
         return run
 
-    def fork(self, trainer: Any, config: ExperimentConfig | None) -> tuple[Run | None, Parent]:
+    def fork(self, trainer: MetaTrainer, config: ExperimentConfig | None) -> tuple[Run | None, Parent]:
         """End the live run at this iteration and go on in a child run with ``config`` (None: the same
         settings), named by what it changes; on a failure the trainer keeps its settings."""
         parent = self._keeper.run
@@ -61,7 +61,7 @@ class RunNamer:
         if self._auto is not None and self._auto.run_id == run_id:
             self._auto = None
 
-    def follow_settings(self, trainer: Any) -> None:
+    def follow_settings(self, trainer: MetaTrainer) -> None:
         """Rename the live run after its settings changed, while nothing has been recorded into it."""
         auto, run = self._auto, self._keeper.run
         if auto is None or run is None:

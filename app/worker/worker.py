@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal, Slot
 
@@ -37,7 +36,7 @@ from imaml_core.engine.checkpoint import load_checkpoint, save_checkpoint
 from imaml_core.engine.profiling import profile_rows
 from imaml_core.engine.threads import use_threads_for
 from imaml_core.engine.trainer import MetaTrainer
-from imaml_core.experiments.runs import RunKeeper
+from imaml_core.experiments.runs import Run, RunKeeper
 from imaml_core.experiments.training import DivergenceGuard, TrainingSession
 
 # A new meta-iteration starts only once the window has taken in every earlier report (``report_seen``), so
@@ -334,7 +333,7 @@ class Worker(QObject):
         self._profile = progress
         self.profiled.emit(progress)
 
-    def _switch(self, trainer: MetaTrainer, reason: TrainerChange, name: str = "", adopt: Any = None) -> None:
+    def _switch(self, trainer: MetaTrainer, reason: TrainerChange, name: str = "", adopt: Run | None = None) -> None:
         """Make ``trainer`` the live one: save and close the previous run, then record into a new run (or
         into ``adopt``, a run being continued)."""
         previous, self._trainer = self._trainer, trainer
@@ -354,7 +353,7 @@ class Worker(QObject):
         if self._recording(lambda: self._names.begin(trainer, name)):
             self._announce_run(self._runs.run)
 
-    def _announce_run(self, run: Any, start: RunStart = RunStart.NEW, parent_name: str = "") -> None:
+    def _announce_run(self, run: Run | None, start: RunStart = RunStart.NEW, parent_name: str = "") -> None:
         if run is not None:
             self.run_changed.emit(run_ref(run, start, parent_name))
 
