@@ -7,6 +7,8 @@ import argparse
 import contextlib
 import json
 import math
+import os
+import secrets
 import signal
 import sys
 from pathlib import Path
@@ -17,6 +19,7 @@ from imaml_core.cli.common import non_negative as _non_negative
 from imaml_core.cli.common import positive as _positive
 from imaml_core.common.config import DEVICES, INNER_SOLVERS, LAM_SHAPES, METHODS, ExperimentConfig
 from imaml_core.common.errors import ImamlError
+from imaml_core.common.files import create_exclusive
 from imaml_core.common.report import StepReport
 from imaml_core.experiments.runs import RunRecorder
 from imaml_core.experiments.training import TrainingSession
@@ -123,8 +126,8 @@ class _StopFlag:
 def _prepare_out(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".imaml-write-test"
-        probe.write_bytes(b"")
+        probe = out / f".imaml-write-test.{secrets.token_hex(6)}"
+        os.close(create_exclusive(probe))  # a new name, never through a link
         probe.unlink()
     except OSError as exc:
         raise UsageError(f"cannot write to --out {out}: {exc.strerror or exc}") from None

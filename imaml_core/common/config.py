@@ -18,7 +18,7 @@ from typing import Any
 import tomli_w
 
 from imaml_core.common.errors import ConfigError
-from imaml_core.common.files import atomic_write_text
+from imaml_core.common.files import atomic_write_text, read_bounded
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,6 +29,7 @@ METHODS = ("imaml", "maml", "fomaml", "reptile")
 INNER_SOLVERS = ("gd", "hf")
 DEVICES = ("cpu", "cuda", "auto")
 DTYPES = ("float32", "float64")
+MAX_CONFIG_BYTES = 1 << 20  # a config is about a kilobyte; refuse to parse megabytes
 LAM_SHAPES = ("scalar", "layer", "parameter")  # one lambda, one per parameter tensor, one per coordinate
 # Keys that configs no longer have, with the one value they could hold: files that carry them (checkpoints,
 # presets and saved window settings written while the key existed) still load, and the key is dropped.
@@ -143,14 +144,16 @@ class ExperimentConfig:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"invalid TOML: {exc}") from None
+            raise ConfigError(f"invalid TOML: {str(exc).splitlines()[0]}") from None
+        except RecursionError:
+            raise ConfigError("invalid TOML: nested too deeply") from None
         return cls.from_dict(data)
 
     @classmethod
     def load(cls, path: str | Path) -> ExperimentConfig:
         """Read a TOML config (a preset or a run's config.toml)."""
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            text = read_bounded(path, MAX_CONFIG_BYTES, follow_links=True).decode("utf-8")
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
         except (OSError, UnicodeDecodeError) as exc:

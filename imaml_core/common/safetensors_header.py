@@ -9,28 +9,33 @@ check the same header before handing the file to ``safetensors``. Reading is bou
 from __future__ import annotations
 
 import json
+import os
 import struct
 from pathlib import Path
 from typing import Any
 
 from imaml_core.common.errors import CheckpointError
+from imaml_core.common.files import FileRefused, open_regular
 
 CHECKPOINT_FORMAT = "imaml-studio"  # the format tag of meta_params.safetensors (a checkpoint of theta)
 LAM_KEY = "lam"  # a checkpoint's λ tensors: "lam" (one number) or "lam.<parameter name>"
 MAX_HEADER_BYTES = 1 << 20  # a theta header is a few hundred bytes; refuse to parse megabytes of JSON
 
 
-def check_header(path: Path) -> int:
-    """Check that ``path`` can hold a safetensors header of sane size; returns the header's length.
-    Any problem is a :class:`CheckpointError` naming the file."""
+def check_header(path: Path, follow_links: bool = True) -> int:
+    """Check that ``path`` is a regular file (not a FIFO or device; not a link either, without
+    ``follow_links``: a run's own files) that can hold a safetensors header of sane size; returns the
+    header's length. Any problem is a :class:`CheckpointError` naming the file."""
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
+        with open_regular(path, "rb", follow_links) as fh:
+            size = os.fstat(fh.fileno()).st_size
             head = fh.read(8)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint not found: {path}") from None
     except IsADirectoryError:
         raise CheckpointError(f"checkpoint path is a directory: {path}") from None
+    except FileRefused as exc:
+        raise CheckpointError(str(exc)) from None
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
     if size < 10 or len(head) < 8:
@@ -41,12 +46,12 @@ def check_header(path: Path) -> int:
     return header_len
 
 
-def read_metadata(path: Path) -> dict[str, str]:
+def read_metadata(path: Path, follow_links: bool = True) -> dict[str, str]:
     """The file's ``__metadata__`` (string keys and values); a :class:`CheckpointError` for a file whose
-    header is not a safetensors header."""
-    length = check_header(path)
+    header is not a safetensors header (or that ``check_header`` refuses)."""
+    length = check_header(path, follow_links)
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path, "rb", follow_links) as fh:
             fh.seek(8)
             header: Any = json.loads(fh.read(length).decode("utf-8"))
     except OSError as exc:

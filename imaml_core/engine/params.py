@@ -53,10 +53,13 @@ class ParamLayout:
         return torch.cat([params[n].reshape(batch, -1) for n in self.names], dim=1)
 
     def unflatten(self, flat: Tensor) -> Params:
-        """Views of ``flat`` ((P,) or (B, P)) as a parameter dict, keeping any leading batch dimension."""
-        lead = flat.shape[:-1]
+        """Views of ``flat`` ((P,) or (B, P)) as a parameter dict, keeping any leading batch dimension.
+
+        Shapes are passed to ``reshape`` as one tuple: a 0-d parameter (a scalar temperature or bias) of an
+        unbatched ``flat`` has the empty shape (), which ``reshape`` accepts only as a tuple."""
+        lead = tuple(flat.shape[:-1])
         pieces = torch.split(flat, self.sizes, dim=-1)
-        return {n: p.reshape(*lead, *s) for n, p, s in zip(self.names, pieces, self.shapes, strict=True)}
+        return {n: p.reshape(lead + s) for n, p, s in zip(self.names, pieces, self.shapes, strict=True)}
 
 
 def batch_dot(a: Tensor, b: Tensor) -> Tensor:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from imaml_core.common.columns import CSV_FIELDS, TEXT_COLUMNS
+from imaml_core.common.files import open_regular
 from imaml_core.experiments.runs._info import RunError
 
 METRICS_FILE = "metrics.csv"
@@ -33,7 +34,7 @@ Metrics = dict[str, np.ndarray]  # column name -> values, one per row (float64; 
 def read_header(path: Path) -> list[str]:
     """The column names of ``path``; a missing or headless file is a :class:`RunError`."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path, "rb") as fh:
             line = fh.readline(_MAX_HEADER_BYTES)
     except FileNotFoundError:
         raise RunError(f"{path.parent}: no {METRICS_FILE}") from None
@@ -58,7 +59,7 @@ def tail_summary(path: Path) -> tuple[int, float]:
     """(iterations, last validation MSE) from the header and the tail of ``path``: the last complete row's
     ``iteration`` (0 without rows) and the last finite ``val_loss`` within the last MiB (NaN if none)."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path, "rb") as fh:
             columns = parse_header(path, fh.readline(_MAX_HEADER_BYTES))
             body_start = fh.tell()
             size = fh.seek(0, os.SEEK_END)
@@ -87,7 +88,7 @@ def tail_summary(path: Path) -> tuple[int, float]:
         raise RunError(f"{path.parent}: no {METRICS_FILE}") from None
     except OSError as exc:
         raise RunError(f"{path.parent}: cannot read {METRICS_FILE} ({exc.strerror or exc})") from None
-    except ValueError:
+    except (ValueError, OverflowError):  # "abc", or "1e999" (an infinite float has no int)
         raise RunError(f"{path.parent}: {METRICS_FILE} has a row whose iteration is not a number") from None
 
 
@@ -104,7 +105,7 @@ def read_metrics(path: Path, max_points: int | None = None, columns: Sequence[st
     consecutive rows (NaN entries ignored, so sparse validation rows survive)."""
     names = read_header(path)
     wanted = list(names) if columns is None else [c for c in columns if c in names]
-    with open(path, encoding="utf-8", newline="") as fh:
+    with open_regular(path, "r") as fh:
         text = fh.read()
     body = text[text.find("\n") + 1 : text.rfind("\n") + 1]  # an unfinished last line is not a row yet
     try:

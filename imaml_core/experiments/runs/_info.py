@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from imaml_core.common.errors import ImamlError
-from imaml_core.common.files import atomic_write_text
+from imaml_core.common.files import FileRefused, atomic_write_text, read_bounded
 
 INFO_FILE = "run.json"
 INFO_FORMAT = "imaml-studio-run"
@@ -61,17 +61,19 @@ def read_record(folder: Path, kind: RecordKind) -> dict[str, Any]:
     path = folder / kind.file
     where = f"{folder}: {kind.file}"
     try:
-        if path.stat().st_size > kind.max_bytes:
-            raise kind.error(f"{where} is larger than {kind.max_bytes} bytes")
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path, kind.max_bytes).decode("utf-8")
     except FileNotFoundError:
         raise kind.error(f"{folder}: not a {kind.folder_kind} folder (no {kind.file})") from None
+    except FileRefused as exc:
+        raise kind.error(str(exc)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise kind.error(f"{folder}: cannot read {kind.file} ({getattr(exc, 'strerror', None) or exc})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise kind.error(f"{where}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except (RecursionError, ValueError):  # nested too deeply; an integer of thousands of digits
+        raise kind.error(f"{where}: not a record this engine reads (nested too deeply or a number too long)") from None
     if not isinstance(data, dict) or data.get("format") != kind.format:
         raise kind.error(f"{where}: not an iMAML Studio {kind.file} (no format '{kind.format}')")
     version = data.get("format_version")

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import psutil
 
+from imaml_core.common.files import create_exclusive, read_bounded
 from imaml_core.experiments.runs._info import RunError
 
 LOCK_FILE = "run.lock"
+MAX_LOCK_BYTES = 4096  # host, pid, start time and a token
 
 
 class RunLockedError(RunError):
@@ -48,10 +50,10 @@ def lock_holder(folder: Path, name: str = LOCK_FILE) -> dict[str, object] | None
     """The record of the live process that holds ``folder``'s lock (file ``name``), or None (no lock, or a
     stale one)."""
     try:
-        holder = json.loads((folder / name).read_text(encoding="utf-8"))
+        holder = json.loads(read_bounded(folder / name, MAX_LOCK_BYTES))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None  # unreadable: no process can be named as its holder
     if not isinstance(holder, dict) or not _alive(holder):
         return None
@@ -103,7 +105,8 @@ class RunLock:
     def _create(self, record: dict[str, object]) -> bool:
         tmp = self.folder / f".{self.path.name}.{record['token']}.tmp"
         try:
-            tmp.write_text(json.dumps(record), encoding="utf-8")
+            with os.fdopen(create_exclusive(tmp), "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(record))
             try:
                 os.link(tmp, self.path)
             except FileExistsError:
@@ -128,7 +131,7 @@ class RunLock:
             return
         token, self._record = self._record["token"], None
         try:
-            current = json.loads(self.path.read_text(encoding="utf-8"))
+            current = json.loads(read_bounded(self.path, MAX_LOCK_BYTES))
         except (OSError, ValueError):
             return
         if isinstance(current, dict) and current.get("token") == token:

@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from imaml_core.common.files import atomic_write_text
+from imaml_core.common.files import atomic_write_text, open_regular
 from imaml_core.common.report import StepReport, metrics_csv
 from imaml_core.experiments.runs._history import parse_header, read_header
 
@@ -29,19 +29,18 @@ def append_metrics(path: Path, reports: Iterable[StepReport]) -> int:
     columns = read_header(path)
     reports = list(reports)
     if reports:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-        try:
-            os.write(fd, metrics_csv(reports, header=False, columns=columns).encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with open_regular(path, "ab") as fh:  # never through a link: the run's own file or nothing
+            fh.write(metrics_csv(reports, header=False, columns=columns).encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
     return len(reports)
 
 
 def trim_metrics(path: Path, iteration: int) -> bool:
     """Drop an unfinished last line and every row past ``iteration`` (rows a crash left beyond the last
     checkpoint), so a continued run does not repeat iterations. Returns whether the file changed."""
-    data = path.read_bytes()
+    with open_regular(path, "rb") as fh:
+        data = fh.read()
     header_end = data.find(b"\n") + 1
     columns = parse_header(path, data[:header_end])
     body = data[header_end:]

@@ -75,7 +75,7 @@ def load_resume(path: Path) -> ResumeFile:
     from imaml_core.engine.checkpoint import tensor_digest
 
     try:
-        check_header(path)
+        check_header(path, follow_links=False)
     except CheckpointError as exc:
         raise RunError(str(exc).replace("checkpoint", "resume file")) from None
     try:

@@ -16,9 +16,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imaml_core.common.config import ExperimentConfig
+from imaml_core.common.config import MAX_CONFIG_BYTES, ExperimentConfig
 from imaml_core.common.errors import ImamlError
+from imaml_core.common.files import read_bounded
 from imaml_core.common.report import StepReport
+from imaml_core.common.safetensors_header import check_header
 from imaml_core.experiments.runs._history import METRICS_FILE, Metrics, read_metrics
 from imaml_core.experiments.runs._info import STATUSES, RunError, RunInfo, new_run_id, read_info, utc_now, write_info
 from imaml_core.experiments.runs._lock import RunLock
@@ -38,12 +40,16 @@ _RUN_FILES = (RESUME_FILE, PARAMS_FILE, METRICS_FILE, CONFIG_FILE)
 def read_config(folder: Path) -> ExperimentConfig:
     """config.toml of ``folder``; a missing or invalid file is a :class:`RunError` naming the folder."""
     path = folder / CONFIG_FILE
-    if not path.is_file():
-        raise RunError(f"{folder}: no {CONFIG_FILE}")
     try:
-        return ExperimentConfig.load(path)
+        text = read_bounded(path, MAX_CONFIG_BYTES).decode("utf-8")
+    except FileNotFoundError:
+        raise RunError(f"{folder}: no {CONFIG_FILE}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunError(f"{folder}: cannot read {CONFIG_FILE} ({getattr(exc, 'strerror', None) or exc})") from None
+    try:
+        return ExperimentConfig.from_toml(text)
     except ImamlError as exc:
-        raise RunError(str(exc)) from None
+        raise RunError(f"{path}: {exc}") from None
 
 
 class Run:
@@ -144,6 +150,7 @@ class Run:
         from imaml_core.engine.checkpoint import load_checkpoint  # torch: only when θ is wanted
 
         try:
+            check_header(self.path / PARAMS_FILE, follow_links=False)  # a run's own file, never a link
             return load_checkpoint(self.path / PARAMS_FILE)
         except ImamlError as exc:
             raise RunError(str(exc)) from None

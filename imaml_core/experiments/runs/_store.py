@@ -178,7 +178,7 @@ def _check_safetensors_header(path: Path, fmt: str) -> None:
     if not path.exists():
         return
     try:
-        ours = read_metadata(path).get("format") == fmt
+        ours = read_metadata(path, follow_links=False).get("format") == fmt
     except ImamlError as exc:
         raise RunError(str(exc)) from None
     if not ours:

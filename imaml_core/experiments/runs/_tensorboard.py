@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from imaml_core.common.files import FileRefused
 from imaml_core.common.report import StepReport
 
 TB_FOLDER = "tb"
@@ -73,6 +74,9 @@ class ScalarWriter:
     def _open(self) -> Any:
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
+
+            if self.folder.is_symlink():
+                raise FileRefused(f"{self.folder} is a symbolic link (refused: a run's files are never followed)")
 
             self._writer = SummaryWriter(str(self.folder), purge_step=self.first_step)
         return self._writer
