@@ -139,3 +139,40 @@ def test_a_metrics_row_with_an_absurd_iteration_is_one_unreadable_row(root, iter
     rc, rows, err = listing(root)
     assert rc == 0 and "Traceback" not in err
     assert unreadable(rows) == {"a"} and readable(rows) == {"b"} and "iteration" in err
+
+
+def test_names_from_files_are_printed_with_their_control_characters_escaped(root, capsys):
+    info = json.loads((root / "a" / "run.json").read_text())
+    info["name"] = "evil\x1b[2J\x1b]0;owned\x07\nerror: forged"
+    (root / "a" / "run.json").write_text(json.dumps(info))
+    assert main(["runs", "list", str(root)]) == 0
+    listed = capsys.readouterr().out
+    assert main(["runs", "show", str(root / "a")]) == 0
+    shown = capsys.readouterr().out
+    for out in (listed, shown):
+        assert "\x1b" not in out and "\x07" not in out and "\\x1b[2J" in out
+        assert not any(line.startswith("error: forged") for line in out.splitlines())
+
+
+@pytest.mark.parametrize("version", [True, -7, "1", 2, 0, 1.0])
+def test_run_json_format_version_must_be_an_integer_this_engine_knows(root, version):
+    info = json.loads((root / "a" / "run.json").read_text())
+    info["format_version"] = version
+    (root / "a" / "run.json").write_text(json.dumps(info))
+    rc, rows, err = listing(root)
+    assert rc == 0 and unreadable(rows) == {"a"} and "format_version" in err
+
+
+@pytest.mark.parametrize("version", ["¹", "1\nerror: forged", "", "01x"])
+def test_a_checkpoint_whose_format_version_is_not_ascii_digits_is_one_line(tmp_path, version, capsys):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    assert train("--out", str(tmp_path / "r")) == 0
+    path = tmp_path / "r" / "meta_params.safetensors"
+    with safe_open(str(path), framework="pt") as fh:
+        metadata = dict(fh.metadata())
+    save_file(load_file(str(path)), str(path), metadata={**metadata, "format_version": version})
+    assert main(["eval", str(path), "--tasks", "2", "--steps", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "format_version" in err[0]

@@ -15,6 +15,7 @@ from imaml_core.cli.runs import add_runs_parser, cmd_runs
 from imaml_core.cli.sweep import add_sweep_parser, cmd_sweep
 from imaml_core.cli.train import add_train_parsers, cmd_eval, cmd_profile, cmd_train
 from imaml_core.common.errors import ImamlError
+from imaml_core.common.text import printable
 from imaml_core.engine.heap import keep_freed_memory
 
 __all__ = ["EXIT_USAGE", "UsageError", "build_parser", "main"]
@@ -53,10 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         }[args.command]
         return handler(args)
     except ImamlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
-        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        print(printable(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from imaml_core.common.errors import ImamlError
+from imaml_core.common.text import printable
 from imaml_core.experiments.runs import SUMMARY_KEYS, Run, RunStore, RunSummary, summarize
 
 # Column headings of the ``runs list`` table, by summary key.
@@ -66,7 +67,7 @@ def _list(args: argparse.Namespace) -> int:
     rows = RunStore(args.root).list()
     for row in rows:
         if not row.readable:
-            print(f"warning: unreadable: {row.reason}", file=sys.stderr)
+            print(f"warning: unreadable: {printable(row.reason)}", file=sys.stderr)
     if args.json:
         print(json.dumps([row.row() for row in rows], ensure_ascii=False))
     else:
@@ -97,7 +98,7 @@ def _lam_cell(row: RunSummary) -> str:
 def _print_table(rows: list[RunSummary]) -> None:
     keys = [k for k in SUMMARY_KEYS if k not in ("path", "current_lam", "lam_learned")]
     cells = [[_lam_cell(r) if k == "lam" else _cell(k, getattr(r, k)) for k in keys] for r in rows]
-    table = [[_HEADINGS[k] for k in keys], *cells]
+    table = [[_HEADINGS[k] for k in keys], *([printable(c) for c in line] for line in cells)]
     widths = [max(len(line[i]) for line in table) for i in range(len(keys))]
     for line in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
@@ -138,10 +139,10 @@ def _show(args: argparse.Namespace) -> int:
         ("notes", run.info.notes or "-"),
         *((("problem", summary.reason),) if summary.reason else ()),
     ):
-        print(f"{label + ':':13}{value}")
+        print(printable(f"{label + ':':13}{value}"))
     print("config:")
     for key, value in run.config.to_dict().items():
-        print(f"  {key} = {value!r}")
+        print(printable(f"  {key} = {value!r}"))
     return 0
 
 
@@ -156,9 +157,9 @@ def _diff(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"a": a.id, "b": b.id, "config": config, "run": lineage}, ensure_ascii=False))
         return 0
-    print(f"a: {a.id} ({a.info.name})  b: {b.id} ({b.info.name})")
+    print(printable(f"a: {a.id} ({a.info.name})  b: {b.id} ({b.info.name})"))
     if not config and not lineage:
         print("same settings, parent and fork iteration")
     for key, (va, vb) in {**config, **lineage}.items():
-        print(f"{key}: {va!r} -> {vb!r}")
+        print(printable(f"{key}: {va!r} -> {vb!r}"))
     return 0

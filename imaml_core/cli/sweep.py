@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from imaml_core.common.config import ExperimentConfig
+from imaml_core.common.text import printable
 from imaml_core.experiments.sweep import (
     METRICS,
     SearchSpace,
@@ -149,7 +150,7 @@ class _Progress:
             line = f"trial {trial.number} ({trial.id}) {trial.reason}"
         else:
             line = f"trial {trial.number} ({trial.id}) {kind}: {trial.reason}"
-        print(line, file=sys.stderr, flush=True)
+        print(printable(line), file=sys.stderr, flush=True)
 
 
 def _value(v: Any) -> str:
@@ -172,7 +173,7 @@ def _print_summary(summary: SweepSummary) -> None:
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        print(printable("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()))
     best = summary.best
     if best is None:
         print("no trial finished", file=sys.stderr)

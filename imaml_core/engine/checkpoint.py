@@ -29,6 +29,7 @@ from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.errors import CheckpointError, ConfigError
 from imaml_core.common.files import atomic_path
 from imaml_core.common.safetensors_header import CHECKPOINT_FORMAT, LAM_KEY, check_header
+from imaml_core.common.text import parse_version_text
 from imaml_core.engine.lam import Lam
 from imaml_core.engine.model import MLP
 from imaml_core.engine.params import Params
@@ -126,10 +127,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise CheckpointError(f"{path} is corrupt or not a safetensors checkpoint ({_first_line(exc)})") from None
     if not meta_ok:
         raise CheckpointError(f"{path} is not an iMAML Studio checkpoint (no '{FORMAT}' format metadata)")
-    version = metadata.get("format_version", "")
-    if not version.isdigit():
-        raise CheckpointError(f"{path}: missing or invalid format_version {version!r}")
-    if int(version) != FORMAT_VERSION:
+    version = parse_version_text(metadata.get("format_version"))
+    if version is None:
+        raise CheckpointError(f"{path}: missing or invalid format_version {metadata.get('format_version')!r}")
+    if version != FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format version {version} is not supported (this iMAML Studio reads "
             f"version {FORMAT_VERSION}; newer files need a newer iMAML Studio)"
@@ -149,7 +150,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         lam = float(tensors[LAM_KEY])
     elif lam_names:
         lam = {k.removeprefix(f"{LAM_KEY}."): tensors[k] for k in lam_names}
-    return Checkpoint(params, config, int(iteration) if iteration.isdigit() else 0, metadata, lam)
+    return Checkpoint(params, config, parse_version_text(iteration) or 0, metadata, lam)
 
 
 def _check_tensors(path: Path, tensors: dict[str, Tensor], config: ExperimentConfig) -> None:

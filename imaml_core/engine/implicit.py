@@ -141,7 +141,8 @@ def implicit_meta_gradient(
     ``train_loss`` and ``test_loss`` map a parameter dict to a scalar; ``phi`` should be (close to) the
     solution of the proximal inner problem. CG runs at most ``cg_steps`` iterations and stops once the
     relative residual ||(I + H/lam) g - v|| / ||v|| <= ``cg_tol``. Returns g and a :class:`CGInfo`.
-    A dict ``lam`` (see ``implicit_hypergradients``) gives (H + Lambda)^-1 Lambda grad test_loss(phi).
+    A dict ``lam`` (see ``implicit_hypergradients``) gives Lambda (H + Lambda)^-1 grad test_loss(phi): the
+    transpose of d phi* / d theta = (H + Lambda)^-1 Lambda, applied to the query gradient.
     """
     layout, result = _one_task(train_loss, test_loss, phi, None, lam, cg_steps, cg_tol)
     return layout.unflatten(result.grad[0]), result.cg.task(0)

@@ -18,6 +18,7 @@ from typing import Any
 
 from imaml_core.common.errors import ImamlError
 from imaml_core.common.files import FileRefused, atomic_write_text, read_bounded
+from imaml_core.common.text import parse_version, printable
 
 INFO_FILE = "run.json"
 INFO_FORMAT = "imaml-studio-run"
@@ -76,9 +77,10 @@ def read_record(folder: Path, kind: RecordKind) -> dict[str, Any]:
         raise kind.error(f"{where}: not a record this engine reads (nested too deeply or a number too long)") from None
     if not isinstance(data, dict) or data.get("format") != kind.format:
         raise kind.error(f"{where}: not an iMAML Studio {kind.file} (no format '{kind.format}')")
-    version = data.get("format_version")
-    if not isinstance(version, int) or version > kind.version:
-        raise kind.error(f"{where}: format_version {version!r} is newer than this iMAML Studio reads")
+    version = parse_version(data.get("format_version"))
+    if version is None or not 1 <= version <= kind.version:
+        shown = printable(repr(data.get("format_version")))[:40]
+        raise kind.error(f"{where}: format_version {shown} is not one this iMAML Studio reads (1 to {kind.version})")
     return data
 
 

@@ -22,6 +22,7 @@ from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.errors import CheckpointError, ConfigError
 from imaml_core.common.files import atomic_path
 from imaml_core.common.safetensors_header import check_header
+from imaml_core.common.text import parse_version_text
 from imaml_core.experiments.runs._info import RunError
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ def load_resume(path: Path) -> ResumeFile:
     if not ours:
         raise RunError(f"{path} is not an iMAML Studio resume file (no '{RESUME_FORMAT}' format metadata)")
     version = metadata.get("format_version", "")
-    if not version.isdigit() or int(version) != RESUME_FORMAT_VERSION:
+    if parse_version_text(version) != RESUME_FORMAT_VERSION:
         raise RunError(
             f"{path}: resume format version {version!r} is not supported (this reads {RESUME_FORMAT_VERSION})"
         )
@@ -102,6 +103,7 @@ def load_resume(path: Path) -> ResumeFile:
         raise RunError(f"{path}: the embedded config is invalid: {exc}") from None
     iteration = metadata.get("iteration", "")
     held = state.get("iteration")
-    if not iteration.isdigit() or held is None or held.numel() != 1 or int(held) != int(iteration):
+    known = parse_version_text(iteration)  # a count, held as ASCII digits like a version
+    if known is None or held is None or held.numel() != 1 or int(held) != known:
         raise RunError(f"{path}: its iteration metadata and tensor disagree or are missing")
-    return ResumeFile(state, config, int(iteration), metadata.get("device", ""), metadata)
+    return ResumeFile(state, config, known, metadata.get("device", ""), metadata)
