@@ -176,3 +176,55 @@ def test_a_checkpoint_whose_format_version_is_not_ascii_digits_is_one_line(tmp_p
     assert main(["eval", str(path), "--tasks", "2", "--steps", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "format_version" in err[0]
+
+
+def test_train_out_into_a_runs_folder_is_refused_and_hides_nothing(root, capsys):
+    assert train("--out", str(root)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "runs folder" in err[0] and "2 run folders" in err[0]
+    rc, rows, _ = listing(root)
+    assert rc == 0 and readable(rows) == {"a", "b"}
+
+
+def test_continuing_a_run_cleans_what_a_killed_writer_left(root):
+    run = root / "a"
+    leftovers = [run / ".metrics.csv.0123456789ab.tmp", run / ".run.lock.0123456789abcdef.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"half a file")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (run / "run.lock").write_text(json.dumps({"host": os.uname().nodename, "pid": int(dead.stdout), "started": 1.0}))
+    keep = run / ".notes.tmp"  # not a temporary of ours: left alone
+    keep.write_bytes(b"mine")
+    assert main(["train", "--resume", str(run), "--iterations", "5", "--quiet", "--no-tensorboard"]) == 0
+    assert not any(p.exists() for p in leftovers) and keep.read_bytes() == b"mine"
+    assert not (run / "run.lock").exists()
+
+
+def test_a_resume_that_fails_after_taking_the_lock_leaves_no_lock(root, capsys):
+    run = root / "a"
+    (run / "metrics.csv").unlink()
+    (run / "metrics.csv").mkdir()  # the rows cannot be trimmed: the resume fails after the lock is taken
+    assert main(["train", "--resume", str(run), "--iterations", "5", "--quiet", "--no-tensorboard"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert not (run / "run.lock").exists()
+
+
+@pytest.mark.parametrize("lam", [1e-40, 3e38])
+def test_a_checkpoint_whose_learned_lambda_leaves_its_bounds_is_refused(tmp_path, lam):
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from imaml_core import CheckpointError, load_checkpoint
+    from imaml_core.engine.checkpoint import tensor_digest
+
+    out = tmp_path / "r"
+    assert train("--out", str(out), "--learn-lam") == 0
+    path = out / "meta_params.safetensors"
+    with safe_open(str(path), framework="pt") as fh:
+        metadata = dict(fh.metadata())
+    tensors = load_file(str(path))
+    tensors["lam"] = torch.tensor(lam, dtype=tensors["lam"].dtype)
+    save_file(tensors, str(path), metadata={**metadata, "sha256": tensor_digest(tensors)})
+    with pytest.raises(CheckpointError, match="outside"):
+        load_checkpoint(path)

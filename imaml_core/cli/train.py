@@ -124,6 +124,14 @@ class _StopFlag:
 
 
 def _prepare_out(out: Path) -> None:
+    """A folder for a new run: refused when it is a runs folder (the new run's files would hide the runs in
+    it from every listing), and probed for writing."""
+    held = _runs_inside(out)
+    if held:
+        raise UsageError(
+            f"--out {out} holds {held} run folder{'s' if held > 1 else ''} (it is a runs folder): "
+            f"give a new folder for this run, e.g. --out {out / 'my-run'}"
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".imaml-write-test.{secrets.token_hex(6)}"
@@ -131,6 +139,15 @@ def _prepare_out(out: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise UsageError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
+
+
+def _runs_inside(folder: Path) -> int:
+    """How many run folders (a run.json inside) ``folder`` holds, without following links."""
+    try:
+        children = list(folder.iterdir())
+    except OSError:
+        return 0
+    return sum(1 for c in children if not c.is_symlink() and c.is_dir() and (c / "run.json").exists())
 
 
 def _open_run(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -161,8 +178,12 @@ def _open_run(args: argparse.Namespace) -> tuple[Any, Any]:
             f"meta-iterations {args.resume} has done"
         )
     run.continue_from_checkpoint(trainer.iteration)
-    if args.name is not None or args.notes is not None:
-        run.rename(args.name if args.name is not None else run.info.name, args.notes)
+    try:
+        if args.name is not None or args.notes is not None:
+            run.rename(args.name if args.name is not None else run.info.name, args.notes)
+    except BaseException:
+        run.close()  # a failed start leaves no lock behind
+        raise
     return run, trainer
 
 

@@ -31,6 +31,7 @@ from imaml_core.common.files import atomic_path
 from imaml_core.common.safetensors_header import CHECKPOINT_FORMAT, LAM_KEY, check_header
 from imaml_core.common.text import parse_version_text
 from imaml_core.engine.lam import Lam
+from imaml_core.engine.lam_state import LAM_BOUNDS
 from imaml_core.engine.model import MLP
 from imaml_core.engine.params import Params
 
@@ -179,6 +180,19 @@ def _check_tensors(path: Path, tensors: dict[str, Tensor], config: ExperimentCon
             raise CheckpointError(f"{path}: tensor '{name}' holds NaN or infinite values")
         if name in lam_names and not bool((t > 0).all()):
             raise CheckpointError(f"{path}: tensor '{name}' holds values <= 0 (lambda must be positive)")
+        if name in lam_names:
+            lo, hi = _lam_range(config)
+            if not bool(((t >= lo) & (t <= hi)).all()):
+                worst = float(t.min()) if bool((t < lo).any()) else float(t.max())
+                raise CheckpointError(f"{path}: tensor '{name}' holds λ = {worst:.3g}, outside [{lo:g}, {hi:g}]")
+
+
+def _lam_range(config: ExperimentConfig) -> tuple[float, float]:
+    """Where a checkpoint's λ may lie: a learned one within ``LAM_BOUNDS`` (stored as float32 or float64, so
+    a bound itself may round by one part in 10^6), a fixed one at the config's base value."""
+    if config.learn_lam and config.method == "imaml":
+        return LAM_BOUNDS[0] * (1 - 1e-6), LAM_BOUNDS[1] * (1 + 1e-6)
+    return config.lam * (1 - 1e-6), config.lam * (1 + 1e-6)
 
 
 def load_model(path: str | os.PathLike[str]) -> nn.Module:

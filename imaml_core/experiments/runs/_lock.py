@@ -72,6 +72,16 @@ def release_ended(folder: Path, name: str = LOCK_FILE) -> bool:
     return True
 
 
+def _remove_temporaries(folder: Path) -> None:
+    """Remove the temporaries (``.<name>.<random hex>.tmp``) that a killed writer left in ``folder``: the
+    lock's new holder is the folder's one writer, so none of them belongs to a live one."""
+    for tmp in folder.glob(".*.tmp"):
+        stem = tmp.name[1:-4]
+        if "." in stem and all(c in "0123456789abcdef" for c in stem.rsplit(".", 1)[1]):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
 class RunLock:
     """The write lock of one run folder, held from ``acquire()`` to ``release()``. ``name`` is the lock
     file's name (a sweep folder's driver takes ``sweep.lock`` the same way)."""
@@ -93,6 +103,7 @@ class RunLock:
         for _ in range(3):
             if self._create(record):
                 self._record = record
+                _remove_temporaries(self.folder)
                 return
             holder = lock_holder(self.folder, self.path.name)
             if holder is not None:

@@ -203,9 +203,13 @@ class Run:
         self._lock.acquire()
         try:
             trim_metrics(self.path / METRICS_FILE, iteration)
+            self.set_status("running")
         except OSError as exc:
+            self._lock.release()
             raise RunError(f"{self.path}: cannot rewrite {METRICS_FILE} ({exc.strerror or exc})") from None
-        self.set_status("running")
+        except BaseException:
+            self._lock.release()
+            raise
         self._scalars = self._new_scalars(iteration)
 
     def append_metrics(self, reports: Iterable[StepReport]) -> int:
