@@ -19,6 +19,7 @@ import tomli_w
 
 from imaml_core.common.errors import ConfigError
 from imaml_core.common.files import atomic_write_text, read_bounded
+from imaml_core.common.text import printable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -132,7 +133,7 @@ class ExperimentConfig:
         data = {k: v for k, v in data.items() if not (k in RETIRED_KEYS and v == RETIRED_KEYS[k])}
         unknown = sorted(set(data) - set(names))
         if unknown:
-            raise ConfigError(f"unknown config key '{unknown[0]}' (known keys: {', '.join(names)})")
+            raise ConfigError(f"unknown config key {printable(repr(unknown[0]))[:60]} (known keys: {', '.join(names)})")
         values = {k: _coerce(names[k], v) for k, v in data.items()}
         return cls(**values)
 

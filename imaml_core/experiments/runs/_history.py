@@ -105,8 +105,8 @@ def read_metrics(path: Path, max_points: int | None = None, columns: Sequence[st
     consecutive rows (NaN entries ignored, so sparse validation rows survive)."""
     names = read_header(path)
     wanted = list(names) if columns is None else [c for c in columns if c in names]
-    with open_regular(path, "r") as fh:
-        text = fh.read()
+    with open_regular(path, "rb") as fh:
+        text = fh.read().decode("utf-8", "replace")  # a damaged byte damages its cell (NaN), not the read
     body = text[text.find("\n") + 1 : text.rfind("\n") + 1]  # an unfinished last line is not a row yet
     try:
         data = _parse_fast(body, names, wanted) if body else _parse_slow(body, names, wanted)

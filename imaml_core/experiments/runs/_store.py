@@ -24,6 +24,7 @@ from safetensors import safe_open
 from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.errors import ImamlError
 from imaml_core.common.safetensors_header import CHECKPOINT_FORMAT, LAM_KEY, read_metadata
+from imaml_core.common.text import printable
 from imaml_core.experiments.runs._history import METRICS_FILE, tail_summary
 from imaml_core.experiments.runs._info import INFO_FILE, UNREADABLE, RunError, new_run_id, read_info
 from imaml_core.experiments.runs._lock import RunLockedError, lock_holder
@@ -186,6 +187,7 @@ def _check_safetensors_header(path: Path, fmt: str) -> None:
 
 
 def _unreadable(folder: Path, reason: str) -> RunSummary:
+    reason = printable(reason)  # one line, whatever the damaged file holds
     return RunSummary(
         id=folder.name,
         name=folder.name,

@@ -30,6 +30,7 @@ from typing import Any
 from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.errors import ImamlError
 from imaml_core.common.files import atomic_write_text
+from imaml_core.common.text import printable
 from imaml_core.experiments.runs import RecordKind, RunLock, RunLockedError, lock_holder, read_record, utc_now
 from imaml_core.experiments.sweep._space import SearchSpace, SweepError
 
@@ -82,6 +83,25 @@ class SweepSettings:
             raise SweepError(f"invalid sweep settings: {exc}") from None
 
 
+# The JSON types of a trial's fields (numbers may be null where the record writes None).
+_TRIAL_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    "number": (int,),
+    "config": (dict,),
+    "status": (str,),
+    "metric": (int, float, type(None)),
+    "val_mse": (int, float, type(None)),
+    "iterations": (int,),
+    "seconds": (int, float),
+    "reason": (str,),
+    "node": (str,),
+}
+
+
+def _is(value: object, kinds: tuple[type, ...]) -> bool:
+    return isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+
+
 @dataclass(frozen=True)
 class TrialSummary:
     """One trial as the record holds it. ``runs`` are the trial's run folders (one per seed, absolute
@@ -118,9 +138,18 @@ class TrialSummary:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrialSummary:
+        """A trial from the record, every field of the type it must have (a ``ValueError`` names the first
+        that is not), so a damaged record fails here and not later while a summary is printed."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a trial is {type(data).__name__}, not an object")
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in names}
         values["runs"] = tuple(values.get("runs", ()))
+        for key, kinds in _TRIAL_TYPES.items():
+            if key in values and not _is(values[key], kinds):
+                raise ValueError(f"trial field {key!r} is {type(values[key]).__name__}")
+        if not all(isinstance(r, str) for r in values["runs"]) or values.get("status", "running") not in TRIAL_STATUSES:
+            raise ValueError("a trial's runs or status are damaged")
         return cls(**values)
 
     def row(self) -> dict[str, Any]:
@@ -205,10 +234,13 @@ def read_sweep(folder: str | os.PathLike[str]) -> SweepSummary:
         settings = SweepSettings.from_dict(data["settings"])
         space = SearchSpace.from_list(data["space"])
         base = dict(data["base"])
-        trials = tuple(TrialSummary.from_dict(t) for t in data.get("trials", []))
+        listed = data.get("trials", [])
+        if not isinstance(listed, list):
+            raise ValueError(f"trials is {type(listed).__name__}, not a list")
+        trials = tuple(TrialSummary.from_dict(t) for t in listed)
         status = data["status"]
-    except (KeyError, TypeError, ValueError, ImamlError) as exc:
-        raise SweepError(f"{where}: damaged ({exc})") from None
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError, ImamlError) as exc:
+        raise SweepError(f"{where}: damaged ({printable(str(exc))[:200]})") from None
     if status not in SWEEP_STATUSES:
         raise SweepError(f"{where}: unknown status {status!r}")
     if status == "running" and lock_holder(folder, SWEEP_LOCK) is None:
