@@ -78,11 +78,15 @@ def test_fork_from_best_continues_the_best_trial_in_a_new_run(qtbot, make_window
     fork = window.runs_controller.live
     assert fork.fork_iteration == 4 and Path(fork.path).parent != folder  # recorded in the window's folder
     assert window.state.config.lam == 10.0
-    panel = window.runs_controller.panel
-    qtbot.waitUntil(lambda: fork.id in window.runs_controller.listed(), timeout=TIMEOUT_MS)
-    row = window.runs_controller.listed().index(fork.id)
-    shown = panel.model.data(panel.model.index(row, 9))  # the parent column: its name, though listed elsewhere
-    assert fork.parent not in shown and shown.endswith("@ 4")
+    model = window.runs_controller.panel.model
+
+    def parent_column() -> str:  # the fork's row, once a listing has read its record
+        listed = window.runs_controller.listed()
+        return model.data(model.index(listed.index(fork.id), 9)) if fork.id in listed else ""
+
+    qtbot.waitUntil(lambda: parent_column().endswith("@ 4"), timeout=TIMEOUT_MS)
+    shown = parent_column()
+    assert fork.parent not in shown  # the parent is listed in the sweep's folder, yet shown by its name
     name = next(r["name"] for r in window.runs() if r["id"] == fork.id)
     assert name == f"fork ← {shown.removesuffix(' @ 4')} @4"  # the same settings as the trial, so far
     view.close()
