@@ -61,13 +61,13 @@ def _longest_gap(qapp: object, action: object, done: object) -> float:
 
 def _overlay_stalls(qapp: object, window: object) -> tuple[float, float]:
     """The longest gaps while the first 20 runs are ticked until all are drawn, then unticked until none is."""
-    ids = [r.id for r in window.runs_dock.panel.model.rows[:OVERLAID]]  # type: ignore[attr-defined]
+    ids = [r.id for r in window.runs_controller.panel.model.rows[:OVERLAID]]  # type: ignore[attr-defined]
     on = _longest_gap(
         qapp,
         lambda: window.overlay(ids),  # type: ignore[attr-defined]
         lambda: sorted(window.overlaid()) == sorted(ids),  # type: ignore[attr-defined]
     )
-    curves = window.runs_dock.overlays  # type: ignore[attr-defined]
+    curves = window.runs_controller.overlays  # type: ignore[attr-defined]
     off = _longest_gap(
         qapp,
         lambda: window.overlay([]),  # type: ignore[attr-defined]
@@ -92,15 +92,15 @@ def main() -> None:
         window = MainWindow(ExperimentConfig(), restore=False, runs_folder=str(Path(tmp) / "live"))
         window.confirm_restarts = False
         window.show()
-        _spin_until(qapp, lambda: window.runs_dock.live is not None)
+        _spin_until(qapp, lambda: window.runs_controller.live is not None)
         listing: list[float] = []
         stalls: dict[str, list[tuple[float, float]]] = {"paused": [], "training": []}
         for _ in range(REPEATS):
             window.open_runs_folder(Path(tmp) / "live")
-            _spin_until(qapp, lambda: len(window.runs_dock.panel.model.rows) < runs)
+            _spin_until(qapp, lambda: len(window.runs_controller.panel.model.rows) < runs)
             began = time.perf_counter()
             window.open_runs_folder(root)
-            _spin_until(qapp, lambda: len(window.runs_dock.panel.model.rows) >= runs)
+            _spin_until(qapp, lambda: len(window.runs_controller.panel.model.rows) >= runs)
             listing.append(time.perf_counter() - began)
             stalls["paused"].append(_overlay_stalls(qapp, window))
         window.start()

@@ -228,3 +228,19 @@ def test_a_checkpoint_whose_learned_lambda_leaves_its_bounds_is_refused(tmp_path
     save_file(tensors, str(path), metadata={**metadata, "sha256": tensor_digest(tensors)})
     with pytest.raises(CheckpointError, match="outside"):
         load_checkpoint(path)
+
+
+def test_a_run_being_created_is_not_listed_as_unreadable(root):
+    from imaml_core.experiments.runs import RunLock
+
+    making = root / "c"
+    making.mkdir()
+    lock = RunLock(making)
+    lock.acquire()  # what Run.create does first; run.json comes last
+    try:
+        rc, rows, _ = listing(root)
+        assert rc == 0 and readable(rows) == {"a", "b"} and unreadable(rows) == set()
+    finally:
+        lock.release()
+    rc, rows, _ = listing(root)
+    assert unreadable(rows) == {"c"}  # with nobody making it, an empty folder is unreadable

@@ -186,6 +186,12 @@ def _check_safetensors_header(path: Path, fmt: str) -> None:
         raise RunError(f"{path} is not an iMAML Studio file (no '{fmt}' format metadata)")
 
 
+def _being_created(folder: Path) -> bool:
+    """A folder without run.json whose lock a live process holds: ``Run.create`` takes the lock first and
+    writes run.json last, so such a folder is a run being made, not a damaged one."""
+    return not (folder / INFO_FILE).exists() and lock_holder(folder) is not None
+
+
 def _unreadable(folder: Path, reason: str) -> RunSummary:
     reason = printable(reason)  # one line, whatever the damaged file holds
     return RunSummary(
@@ -234,6 +240,8 @@ class RunStore:
                 summary = cached[1]
             else:
                 summary = _summarize_files(folder)
+            if not summary.readable and _being_created(folder):
+                continue  # a writer is making it now: listed once its run.json exists
             if signature is not None and summary.readable:  # an unreadable one may be a passing I/O error
                 rows[folder] = (signature, summary)
             listed.append(_writer_status(folder, summary))
