@@ -1,6 +1,6 @@
 """iMAML Studio's Qt application: a live laboratory around ``imaml_core``'s ``MetaTrainer``.
 
-- ``model`` (Qt-free): ``run_state`` (desired and applied configs, markers, history), ``history`` (what the
+- ``model`` (Qt-free): ``session`` (desired and applied configs, markers, history), ``history`` (what the
   plots draw from), ``fields`` (which control edits which config field), ``messages`` (what crosses
   threads), ``run_names`` (what a run and a fork are called), ``throttle``.
 - ``toolkit``: ``theme``, ``background`` (work in pool threads), ``settings``.

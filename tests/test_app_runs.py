@@ -136,7 +136,7 @@ def test_a_run_continued_in_the_window_matches_straight_training_bitwise(qtbot, 
     cli_run(tmp_path / "straight", 20, tmp_path)
     window = make_window()
     with qtbot.waitSignal(
-        window.trainer_ready, timeout=TIMEOUT_MS, check_params_cb=lambda i: i.reason is TrainerChange.OPEN
+        window.trainer_ready, timeout=TIMEOUT_MS, check_params_cb=lambda i: i.reason is TrainerChange.CONTINUE
     ):
         window.continue_run(runs_dir / "resumed")
     assert window.iteration == 12

@@ -56,7 +56,7 @@ def test_the_sweep_view_shows_trials_and_the_best_and_opens_it(qtbot, make_windo
     assert not view.findChild(QWidget, "plot_sweep_cg_steps").getPlotItem().ctrl.logXCheck.isChecked()
     assert len(view.findChild(QWidget, "plot_parallel").getPlotItem().listDataItems()) == len(trials)
     with qtbot.waitSignal(
-        window.trainer_ready, timeout=TIMEOUT_MS, check_params_cb=lambda i: i.reason is TrainerChange.OPEN
+        window.trainer_ready, timeout=TIMEOUT_MS, check_params_cb=lambda i: i.reason is TrainerChange.CONTINUE
     ) as blocker:
         view.findChild(QWidget, "button_open_best").click()
     assert blocker.args[0].config.lam == 10.0 and blocker.args[0].iteration == 4
@@ -113,6 +113,6 @@ def test_fork_from_best_forks_nothing_when_the_trial_cannot_be_opened(qtbot, mak
     view = window.open_sweep(folder)
     qtbot.addWidget(view)
     view.fork_requested.emit(str(tmp_path / "no_such_run"))  # the best trial's folder, gone
-    assert "open run failed" in window.banner.message().lower()
+    assert "continue run failed" in window.banner.message().lower()
     assert window.current_run_id() == live and len(window.runs()) == 1  # the live run was not forked
     view.close()

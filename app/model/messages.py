@@ -28,7 +28,7 @@ class Job(Enum):
     EVAL = "evaluation"
     RECORD = "recording"
     FORK = "fork"
-    OPEN = "open run"
+    CONTINUE = "continue run"
     RENAME = "rename"
 
 
@@ -38,7 +38,7 @@ class TrainerChange(Enum):
     INIT = "init"
     RESET = "reset"
     IMPORT = "import"
-    OPEN = "open"  # a recorded run, continued exactly
+    CONTINUE = "continue"  # a recorded run, continued exactly
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ class SweepView(QWidget):
         self.status = QLabel("reading…")
         self.status.setObjectName("sweep_status")
         self.status.setWordWrap(True)
-        self.best_button = QPushButton("Open best as a run")
+        self.best_button = QPushButton("Continue best trial")
         self.best_button.setObjectName("button_open_best")
         self.fork_button = QPushButton("Fork from best")
         self.fork_button.setObjectName("button_fork_best")

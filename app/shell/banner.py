@@ -44,7 +44,7 @@ def evaluation_text(result: EvalResult, iteration: int) -> str:
 
 def loaded_text(info: TrainerInfo) -> str:
     """What an imported θ or an opened run is, and what to do with it."""
-    what = "Imported θ" if info.reason is TrainerChange.IMPORT else "Opened the run"
+    what = "Imported θ" if info.reason is TrainerChange.IMPORT else "Continued the run"
     return (
         f"{what} ({info.config.method}, iteration {info.iteration}). Press Start to continue training, or "
         "watch the adaptation plot to evaluate it."

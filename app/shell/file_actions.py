@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyqtgraph as pg
 
-from app.model.run_state import RunState
+from app.model.session import SessionState
 from app.shell.exports import export_plots, write_metrics_csv
 from app.shell.status import StatusBar
 from app.worker.thread import WorkerThread
@@ -27,7 +27,7 @@ class FileActions:
     def __init__(
         self,
         worker: WorkerThread,
-        state: RunState,
+        state: SessionState,
         plots: Sequence[pg.PlotWidget],
         status: StatusBar,
         adopt_config: Callable[[ExperimentConfig], bool],

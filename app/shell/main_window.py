@@ -1,6 +1,6 @@
 """The main window: controls on the left, four plot cards in the centre, run buttons on top.
 
-The run's state (desired and applied configs, history, markers) lives in a Qt-free ``RunState``; the
+The run's state (desired and applied configs, history, markers) lives in a Qt-free ``SessionState``; the
 window wires it to the widgets and to the worker. Edits become configs for the worker — live fields at
 once, restart fields after asking; reports arrive straight from the worker's signals and a ~30 Hz timer
 redraws the plots from the history. Nothing here computes on tensors.
@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QApplication, QMainWindow
 
 from app.model.history import History
 from app.model.messages import Failure, Job, PreviewResult, ProfileProgress, ProfileRequest, TrainerChange, TrainerInfo
-from app.model.run_state import RunState
+from app.model.session import SessionState
 from app.model.throttle import Throttle
 from app.panels.controls import ControlPanel
 from app.panels.sweep_view import SweepView
@@ -67,7 +67,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle("iMAML Studio")
         self.setObjectName("main_window")
-        self.state = RunState(config or (settings.last_config() if restore else None) or ExperimentConfig())
+        self.state = SessionState(config or (settings.last_config() if restore else None) or ExperimentConfig())
         self.running = False
         self._closing = False
         self._revealed = False
@@ -349,7 +349,7 @@ class MainWindow(QMainWindow):
         self.status.set_device(info.device)
         self.status.reset_rate()
         self.status.refresh(self.iteration)
-        if info.reason in (TrainerChange.IMPORT, TrainerChange.OPEN):
+        if info.reason in (TrainerChange.IMPORT, TrainerChange.CONTINUE):
             self.banner.show_message("info", loaded_text(info))
         elif info.reason is TrainerChange.RESET:
             self.banner.hide()

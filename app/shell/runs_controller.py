@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QWidget
 
 from app.model.messages import RunRef, RunStart
-from app.model.run_state import RunState
+from app.model.session import SessionState
 from app.panels.overlays import Overlays, Target
 from app.panels.runs_panel import RunsPanel
 from app.panels.sweep_launcher import SweepDialog, SweepProcess, default_sweep_folder
@@ -44,7 +44,7 @@ class RunsController(QObject):
 
     def __init__(
         self,
-        state: RunState,
+        state: SessionState,
         worker: WorkerThread,
         plots: Mapping[str, pg.PlotWidget],
         runs_folder: str,

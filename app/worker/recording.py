@@ -52,7 +52,7 @@ class RunNamer:
             self._auto = AutoName(run.id, at, origin)
         return run, origin
 
-    def adopted(self) -> None:
+    def continued(self) -> None:
         """A continued run keeps the name it has."""
         self._auto = None
 

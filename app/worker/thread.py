@@ -159,7 +159,7 @@ class WorkerThread(QObject):
 
     def open_run_and_wait(self, path: str) -> str:
         """Continue the run at ``path``; returns "" once its trainer is live, or the one-line error."""
-        return self._wait(Job.OPEN, lambda: self._send(self._open_run, path))
+        return self._wait(Job.CONTINUE, lambda: self._send(self._open_run, path))
 
     def rename_run(self, run_id: str, name: str) -> None:
         self._send(self._rename_run, run_id, name)
@@ -249,8 +249,8 @@ class WorkerThread(QObject):
     def _on_trainer_changed(self, info: TrainerInfo) -> None:
         if info.reason is TrainerChange.IMPORT:
             self._finish(Job.IMPORT, "")
-        elif info.reason is TrainerChange.OPEN:
-            self._finish(Job.OPEN, "")
+        elif info.reason is TrainerChange.CONTINUE:
+            self._finish(Job.CONTINUE, "")
 
     @Slot(object)
     def _on_run_changed(self, ref: RunRef) -> None:

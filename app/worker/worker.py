@@ -241,12 +241,12 @@ class Worker(QObject):
     def open_run(self, path: str) -> None:
         """Continue a recorded run exactly (θ, Adam, task stream, iteration); a problem changes nothing."""
         try:
-            run, trainer = self._runs.load(path)
+            run, trainer = self._runs.prepare_continue(path)
         except (ImamlError, OSError) as exc:
-            self.failed.emit(Failure(Job.OPEN, one_line(exc)))
+            self.failed.emit(Failure(Job.CONTINUE, one_line(exc)))
             return
         self.pause()
-        self._switch(trainer, TrainerChange.OPEN, adopt=run)
+        self._switch(trainer, TrainerChange.CONTINUE, continuing=run)
         self._preview_now()
 
     @Slot(str, str)
@@ -333,18 +333,20 @@ class Worker(QObject):
         self._profile = progress
         self.profiled.emit(progress)
 
-    def _switch(self, trainer: MetaTrainer, reason: TrainerChange, name: str = "", adopt: Run | None = None) -> None:
+    def _switch(
+        self, trainer: MetaTrainer, reason: TrainerChange, name: str = "", continuing: Run | None = None
+    ) -> None:
         """Make ``trainer`` the live one: save and close the previous run, then record into a new run (or
-        into ``adopt``, a run being continued)."""
+        into ``continuing``, a run being continued)."""
         previous, self._trainer = self._trainer, trainer
         self._session = TrainingSession(trainer, guard=DivergenceGuard(limit=1))  # the window pauses at once
         if previous is not None and previous is not trainer:
             self._recording(lambda: self._runs.end(previous))
         self._announce(reason)
-        if adopt is not None:
-            self._names.adopted()
-            if self._recording(lambda: self._runs.adopt(adopt, trainer)):
-                self._announce_run(adopt, RunStart.CONTINUE)
+        if continuing is not None:
+            self._names.continued()
+            if self._recording(lambda: self._runs.continue_run(continuing, trainer)):
+                self._announce_run(continuing, RunStart.CONTINUE)
         else:
             self._begin_run(trainer, name)
 

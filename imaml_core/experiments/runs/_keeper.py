@@ -1,8 +1,9 @@
 """The run that a live, interactively driven trainer is recorded into (the window's worker keeps one).
 
-Every trainer the user starts — a reset, an imported θ — gets a new run in the runs folder; a fork closes
-the current run at this iteration and goes on in a new one that names it as parent; opening a run
-continues it exactly. All of it is Qt-free, so the rules are tested without a window.
+Every trainer the user starts — a reset, an imported θ — gets a new run in the runs folder; a fork ends
+the current run at this iteration (``end``) and begins a new one that names it as parent (``begin`` with
+``parent`` and ``fork``); continuing a run (``prepare_continue``, then ``continue_run``) records on where it
+stopped, exactly. All of it is Qt-free, so the rules are tested without a window.
 """
 
 from __future__ import annotations
@@ -58,23 +59,15 @@ class RunKeeper:
         if recorder is not None:
             recorder.close(trainer, status)
 
-    def fork(self, trainer: Any) -> Run | None:
-        """Close the current run at ``trainer``'s iteration and continue in a new run that starts there."""
-        parent = self.run
-        if parent is None:
-            raise RunError("nothing is being recorded, so there is no run to fork")
-        self.end(trainer)
-        name = f"{parent.info.name} ↳ {trainer.iteration}"
-        return self.begin(trainer, name, parent=parent.id, fork=trainer.iteration)
-
-    def load(self, ref: str | Path, config: ExperimentConfig | None = None) -> tuple[Run, Any]:
-        """The run ``ref`` and a trainer that continues it exactly; nothing changes until :meth:`adopt`."""
+    def prepare_continue(self, ref: str | Path, config: ExperimentConfig | None = None) -> tuple[Run, Any]:
+        """The run ``ref`` and a trainer that continues it exactly; nothing changes until
+        :meth:`continue_run`."""
         run = self.store.open(ref) if self.store is not None else Run.open(ref)
         if self.run is not None and run.path.resolve() == self.run.path.resolve():
             raise RunError(f"{run.path} is the run being recorded now")
         return run, run.trainer(config)
 
-    def adopt(self, run: Run, trainer: Any) -> None:
+    def continue_run(self, run: Run, trainer: Any) -> None:
         """Record into ``run`` from ``trainer``'s iteration on (call :meth:`end` for the previous run first)."""
         run.continue_from_checkpoint(trainer.iteration)
         self.recorder = RunRecorder(run, saved_iteration=trainer.iteration)

@@ -1,4 +1,5 @@
-"""The window's model of the run, without Qt: what the user asked for, what the engine ran, what it reported.
+"""The live session's model, without Qt (the session: what the window trains now; a run is a folder on disk):
+what the user asked for, what the engine ran, what it reported.
 
 The window and the control panel subscribe to its events (psygnal, as napari's models do); the model never
 sees a widget, so every rule here — which edits need a new θ, how change markers merge while a slider is
@@ -40,8 +41,9 @@ class Proposal:
     discards_progress: bool  # a restart field changes while θ has trained: ask first
 
 
-class RunState:
-    """Desired and applied configs, the iteration, the history and the change markers of the live run."""
+class SessionState:
+    """Desired and applied configs, the iteration, the history and the change markers of the live session
+    (recorded into one run folder at a time)."""
 
     config_changed = Signal(object)  # ExperimentConfig: what the controls should show
     marker_added = Signal(int, str)  # (iteration, label)
@@ -102,7 +104,7 @@ class RunState:
     def take_trainer(self, info: TrainerInfo) -> None:
         """A new trainer: an imported or continued one brings its whole config; a reset one its restart
         fields, so live edits made while it was built are kept."""
-        if info.reason in (TrainerChange.IMPORT, TrainerChange.OPEN):
+        if info.reason in (TrainerChange.IMPORT, TrainerChange.CONTINUE):
             config = info.config
         else:
             config = self.config.replace(**{k: getattr(info.config, k) for k in ExperimentConfig.restart_fields()})

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from app.model.messages import TrainerChange, TrainerInfo
-from app.model.run_state import MARKER_MERGE_ITERATIONS, RunState
+from app.model.session import MARKER_MERGE_ITERATIONS, SessionState
 from app.model.throttle import Throttle
 from imaml_core import ExperimentConfig, StepReport
 
@@ -23,7 +23,7 @@ def report(iteration: int, config: ExperimentConfig, diverged: bool = False) -> 
 
 
 class Recorder:
-    def __init__(self, state: RunState) -> None:
+    def __init__(self, state: SessionState) -> None:
         self.events: list[tuple] = []
         state.config_changed.connect(lambda c: self.events.append(("config", c)))
         state.marker_added.connect(lambda i, text: self.events.append(("marker", i, text)))
@@ -34,16 +34,16 @@ class Recorder:
         return [e for e in self.events if e[0] == kind]
 
 
-def test_run_state_never_imports_qt():
+def test_session_state_never_imports_qt():
     code = (
-        "import sys, app.model.run_state, app.model.throttle, app.model.fields, app.model.history\n"
+        "import sys, app.model.session, app.model.throttle, app.model.fields, app.model.history\n"
         "sys.exit(any(m.startswith('PySide6') for m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 def test_a_restart_field_discards_progress_only_once_theta_has_trained():
-    state = RunState(BASE)
+    state = SessionState(BASE)
     fresh = state.propose(BASE.replace(method="maml", lam=3.0))
     assert fresh.restart == ("method",) and set(fresh.changed) == {"method", "lam"}
     assert not fresh.discards_progress  # nothing trained yet: no question to ask
@@ -54,14 +54,14 @@ def test_a_restart_field_discards_progress_only_once_theta_has_trained():
 
 
 def test_an_invalid_edit_raises_and_leaves_the_desired_config():
-    state = RunState(BASE)
+    state = SessionState(BASE)
     with pytest.raises(Exception, match="lam"):
         state.propose_edit("lam", -1.0)
     assert state.config == BASE
 
 
 def test_reports_advance_the_applied_config_iteration_and_history():
-    state = RunState(BASE)
+    state = SessionState(BASE)
     changed = BASE.replace(lam=3.0)
     state.adopt(changed)
     assert state.applied == BASE and state.config == changed  # adopted, not yet used by an iteration
@@ -70,7 +70,7 @@ def test_reports_advance_the_applied_config_iteration_and_history():
 
 
 def test_changes_within_the_merge_window_share_one_marker_from_first_old_to_last_new_value():
-    state = RunState(BASE)
+    state = SessionState(BASE)
     rec = Recorder(state)
     state.take_report(report(1, BASE))
     lam3 = BASE.replace(lam=3.0)
@@ -87,7 +87,7 @@ def test_changes_within_the_merge_window_share_one_marker_from_first_old_to_last
 
 
 def test_a_diverged_report_draws_no_marker():
-    state = RunState(BASE)
+    state = SessionState(BASE)
     rec = Recorder(state)
     state.take_report(report(1, BASE))
     state.take_report(report(1, BASE.replace(lam=3.0), diverged=True))
@@ -95,7 +95,7 @@ def test_a_diverged_report_draws_no_marker():
 
 
 def test_a_reset_trainer_keeps_live_edits_and_an_imported_one_brings_its_whole_config():
-    state = RunState(BASE)
+    state = SessionState(BASE)
     rec = Recorder(state)
     state.take_report(report(1, BASE))
     state.adopt(BASE.replace(method="maml", lam=7.0))
@@ -110,7 +110,7 @@ def test_a_reset_trainer_keeps_live_edits_and_an_imported_one_brings_its_whole_c
 
 
 def test_a_failed_reset_takes_the_running_trainers_restart_fields_back():
-    state = RunState(BASE)
+    state = SessionState(BASE)
     state.adopt(BASE.replace(hidden=[4096] * 16, lam=2.0))
     state.keep_applied_restart_fields()
     assert state.config == BASE.replace(lam=2.0)
