@@ -10,6 +10,7 @@ import torch
 from PySide6.QtWidgets import QWidget
 
 from app.model.messages import TrainerChange
+from app.panels import runs_panel
 from app.shell import runs_controller
 from imaml_core import load_checkpoint
 from imaml_core.cli import main as imaml_cli
@@ -215,3 +216,19 @@ def test_when_recording_fails_the_banner_says_so_and_training_goes_on(qtbot, mak
     train(qtbot, window, 3)
     assert "no longer recorded" in window.banner.message()
     assert window.iteration >= 5 and len(window.history) >= 5  # θ and the history in memory go on
+
+
+def test_the_runs_panel_shows_a_learned_lambda_as_it_is_now_marked_learned(qtbot, make_window, tmp_path):
+    folder = tmp_path / "cli-runs"
+    config = tmp_path / "learned.toml"
+    small_config(val_every=0, learn_lam=True, lam_shape="layer", lam_lr=0.5).save(config)
+    args = ["train", "--config", str(config), "--out", str(folder / "learned"), "--iterations", "6", "--quiet"]
+    assert imaml_cli(args) == 0
+    window = make_window()
+    assert window.open_runs_folder(folder)
+    [row] = [r for r in window.runs() if r["lam_learned"]]
+    model = window.runs_controller.panel.model
+    qtbot.waitUntil(lambda: model.has_rows([row["id"]]), timeout=TIMEOUT_MS)
+    at = next(i for i, r in enumerate(model.rows) if r.id == row["id"])
+    shown = model.data(model.index(at, [c[1] for c in runs_panel.COLUMNS].index("lam")))
+    assert shown == f"{row['current_lam']:.3g} learned" and row["current_lam"] != row["lam"]

@@ -35,7 +35,7 @@ COLUMNS = (  # header, RunSummary field
     ("", "id"),
     ("name", "name"),
     ("method", "method"),
-    ("λ", "lam"),
+    ("λ", "lam"),  # the current λ: a learned one at its last save, marked
     ("CG iterations", "cg_steps"),
     ("inner steps", "inner_steps"),
     ("iterations", "iterations"),
@@ -127,6 +127,8 @@ class RunsModel(QAbstractTableModel):
             value = getattr(row, column)
             if column == "status" and row.id == self.live:
                 return f"{value} (live)"
+            if column == "lam" and row.lam_learned and row.current_lam is not None:
+                return f"{row.current_lam:.3g} learned"  # the geometric mean of the learned λ at the last save
             if column == "parent" and value:
                 name = self._names.get(value) or self._other_names.get(value, value)
                 return name + (f" @ {row.fork_iteration}" if row.fork_iteration else "")
