@@ -9,23 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from imaml_core.common.columns import REPORT_COLUMNS
 from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.report import StepReport
 
-COLUMNS = (
-    "iteration",
-    "meta_loss",
-    "pre_loss",
-    "val_loss",
-    "cg_residual",
-    "cg_iterations",
-    "cg_nonpositive",
-    "stationarity",
-    "memory_bytes",
-    "seconds",
-    "grad_norm",
-    "diverged",
-)
+# The report's columns as metrics.csv holds them, and the gradient's norm, which only the live window plots.
+COLUMNS = ("iteration", *REPORT_COLUMNS, "grad_norm")
 _INITIAL_CAPACITY = 1024
 
 

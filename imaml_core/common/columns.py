@@ -3,9 +3,7 @@
 Only names, no imports: the history reader's process loads this without PyTorch.
 """
 
-CSV_FIELDS = (  # in file order
-    "iteration",
-    "method",
+REPORT_COLUMNS = (  # what a StepReport measures, one number per meta-iteration, in file order
     "meta_loss",
     "pre_loss",
     "val_loss",
@@ -16,11 +14,7 @@ CSV_FIELDS = (  # in file order
     "memory_bytes",
     "seconds",
     "diverged",
-    "lam",
-    "cg_steps",
-    "inner_steps",
-    "inner_lr",
-    "meta_lr",
-    "meta_batch",
 )
+CONFIG_COLUMNS = ("lam", "cg_steps", "inner_steps", "inner_lr", "meta_lr", "meta_batch")  # the live settings used
+CSV_FIELDS = ("iteration", "method", *REPORT_COLUMNS, *CONFIG_COLUMNS)  # metrics.csv's columns, in file order
 TEXT_COLUMNS = ("method",)  # the columns that hold text; the others are numbers

@@ -151,14 +151,15 @@ class ExperimentConfig:
         return cls.from_dict(data)
 
     @classmethod
-    def load(cls, path: str | Path) -> ExperimentConfig:
-        """Read a TOML config (a preset or a run's config.toml)."""
+    def load(cls, path: str | Path, follow_links: bool = True) -> ExperimentConfig:
+        """Read a TOML config (a preset, or a run's config.toml: a run's own file, read without following
+        a link). A FIFO or a device is refused, and so is a file over ``MAX_CONFIG_BYTES``."""
         try:
-            text = read_bounded(path, MAX_CONFIG_BYTES, follow_links=True).decode("utf-8")
+            text = read_bounded(path, MAX_CONFIG_BYTES, follow_links=follow_links).decode("utf-8")
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+            raise ConfigError(f"cannot read config file {path}: {getattr(exc, 'strerror', None) or exc}") from None
         try:
             return cls.from_toml(text)
         except ConfigError as exc:

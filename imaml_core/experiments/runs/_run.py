@@ -16,9 +16,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imaml_core.common.config import MAX_CONFIG_BYTES, ExperimentConfig
+from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.errors import ImamlError
-from imaml_core.common.files import read_bounded
 from imaml_core.common.report import StepReport
 from imaml_core.common.safetensors_header import check_header
 from imaml_core.experiments.runs._history import METRICS_FILE, Metrics, read_metrics
@@ -38,18 +37,14 @@ _RUN_FILES = (RESUME_FILE, PARAMS_FILE, METRICS_FILE, CONFIG_FILE)
 
 
 def read_config(folder: Path) -> ExperimentConfig:
-    """config.toml of ``folder``; a missing or invalid file is a :class:`RunError` naming the folder."""
+    """config.toml of ``folder``; a missing, linked or invalid file is a :class:`RunError` naming it."""
     path = folder / CONFIG_FILE
+    if not path.exists() and not path.is_symlink():
+        raise RunError(f"{folder}: no {CONFIG_FILE}")
     try:
-        text = read_bounded(path, MAX_CONFIG_BYTES).decode("utf-8")
-    except FileNotFoundError:
-        raise RunError(f"{folder}: no {CONFIG_FILE}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunError(f"{folder}: cannot read {CONFIG_FILE} ({getattr(exc, 'strerror', None) or exc})") from None
-    try:
-        return ExperimentConfig.from_toml(text)
+        return ExperimentConfig.load(path, follow_links=False)  # a run's own file, never a link
     except ImamlError as exc:
-        raise RunError(f"{path}: {exc}") from None
+        raise RunError(str(exc)) from None
 
 
 class Run:
