@@ -8,7 +8,7 @@ import csv
 import torch
 from PySide6.QtWidgets import QWidget
 
-from app.shell.menus import shipped_presets
+from app.shell.menus import preset_title, shipped_presets
 from imaml_core import ExperimentConfig, load_checkpoint
 from imaml_core.cli import main as imaml_cli
 from imaml_core.common.report import CSV_FIELDS
@@ -92,6 +92,7 @@ def test_plots_export_as_png_and_svg(qtbot, make_window, tmp_path):
 def test_shipped_presets_load_and_apply(qtbot, make_window, tmp_path):
     names = {p.name for p in shipped_presets()}
     assert {"paper_defaults.toml", "many_inner_steps.toml", "maml_vs_imaml_memory.toml"} <= names
+    assert "iMAML-HF, learned λ per layer" in {preset_title(p) for p in shipped_presets()}
     window = make_window()
     for path in shipped_presets():
         preset = ExperimentConfig.load(path)  # only known keys, valid values

@@ -54,19 +54,25 @@ def shipped_presets() -> list[Path]:
     return sorted((resources_dir() / "presets").glob("*.toml"))
 
 
+def _comment_lines(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    return [line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")]
+
+
 def preset_title(path: Path) -> str:
+    """The preset's ``# title: ...`` line, or a title made from its file name."""
+    for line in _comment_lines(path):
+        if line.startswith("title:"):
+            return line.removeprefix("title:").strip()
     return path.stem.replace("_", " ").capitalize().replace("Maml", "MAML").replace("imaml", "iMAML")
 
 
 def preset_summary(path: Path) -> str:
-    """The preset's first comment line (its one-line description), for the tooltip."""
-    try:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.startswith("#"):
-                return line.lstrip("# ").strip()
-    except OSError:
-        pass
-    return ""
+    """The preset's first comment line after its title (its one-line description), for the tooltip."""
+    return next((line for line in _comment_lines(path) if not line.startswith("title:")), "")
 
 
 def _action(window: QMainWindow, text: str, slot: object, shortcut: str | None = None, tip: str = "") -> QAction:
