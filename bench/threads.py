@@ -8,6 +8,11 @@ because a step right after a switch is slowed by the pool winding down or up. Op
 fixed when torch loads, so the rows with passive waits (as the window runs) come from a child process
 started with ``OMP_WAIT_POLICY=PASSIVE``. "policy picks" is what ``recommended_threads`` chooses for the
 row under that wait policy.
+
+``--busy`` adds the rows that matter beside other work: with one busy single-threaded process, then with a
+busy process running two threads of its own, at meta-batch 25, 100 and 400, a ``ThreadTuner`` (what ``imaml
+train`` and ``imaml profile`` use) chooses by measuring, then 1 thread, 2 threads and its choice are timed
+alternately. Goal: the choice within 10% of the faster of 1 and 2 threads, and never over 1.2× one thread.
 """
 
 from __future__ import annotations
@@ -30,7 +35,12 @@ import torch  # noqa: E402
 
 from imaml_core import ExperimentConfig, MetaTrainer  # noqa: E402
 from imaml_core.engine.heap import keep_freed_memory  # noqa: E402
-from imaml_core.engine.threads import available_cores, openmp_waits_passively, recommended_threads  # noqa: E402
+from imaml_core.engine.threads import (  # noqa: E402
+    ThreadTuner,
+    available_cores,
+    openmp_waits_passively,
+    recommended_threads,
+)
 
 from .common import cpu_model, markdown_table, parse_args, write_csv, write_markdown  # noqa: E402
 
@@ -98,6 +108,92 @@ def passive_rows(cases: Sequence[tuple[int, tuple[int, ...]]], repeats: int) -> 
     if out.returncode != 0:
         raise RuntimeError(f"the passive-wait child failed ({out.returncode}):\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+BUSY_BATCHES = (25, 100, 400)
+# What runs beside the benchmark: one spinning Python thread, or a process keeping two threads of its own busy.
+BUSY_LOADS = {
+    "one busy single-threaded process": [[sys.executable, "-c", "while True: pass"]],
+    "a busy two-threaded process": [
+        [
+            sys.executable,
+            "-c",
+            "import torch; torch.set_num_threads(2); a = torch.randn(400, 400)\nwhile True: a @ a",
+        ]
+    ],
+}
+CHOICE_GOAL, ONE_THREAD_GOAL = 1.10, 1.20
+
+
+def busy_rows(repeats: int, batches: Sequence[int] = BUSY_BATCHES) -> list[dict]:
+    """Per load and meta-batch: what the tuner chooses beside it, and 1 thread, 2 threads and the choice
+    timed alternately (each timed step after an untimed one with the same count)."""
+    rows = []
+    for load, commands in BUSY_LOADS.items():
+        procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for c in commands]
+        try:
+            time.sleep(1.0)  # let the load start (and torch load in it)
+            for batch in batches:
+                rows.append({"load": load, **_busy_row(batch, repeats)})
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait()
+    return rows
+
+
+def _busy_row(batch: int, repeats: int) -> dict:
+    trainer = MetaTrainer(ExperimentConfig(meta_batch=batch, val_every=0))
+    tuner = ThreadTuner((1, 2))
+    while tuner.chosen is None:
+        tuner.apply()
+        tuner.observe(trainer.step().seconds)
+    chosen = tuner.chosen
+    times: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(repeats):
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            trainer.step()
+            times[n].append(trainer.step().seconds)
+    one, two = (statistics.median(times[n]) for n in (1, 2))
+    picked = one if chosen == 1 else two
+    return {
+        "meta_batch": batch,
+        "tuner_chose": chosen,
+        "one_thread_ms": one * 1e3,
+        "two_threads_ms": two * 1e3,
+        "choice_vs_faster": picked / min(one, two),
+        "choice_vs_one_thread": picked / one,
+        "repeats": repeats,
+    }
+
+
+def busy_summary(rows: list[dict]) -> str:
+    table = [
+        [
+            r["load"],
+            r["meta_batch"],
+            r["one_thread_ms"],
+            r["two_threads_ms"],
+            r["tuner_chose"],
+            r["choice_vs_faster"],
+            r["choice_vs_one_thread"],
+            "PASS" if r["choice_vs_faster"] <= CHOICE_GOAL and r["choice_vs_one_thread"] <= ONE_THREAD_GOAL else "FAIL",
+        ]
+        for r in rows
+    ]
+    headers = ["beside", "meta-batch", "1 thread ms", "2 threads ms", "tuner chose", "÷ faster", "÷ 1 thread", "goal"]
+    return "\n".join(
+        [
+            "### Beside busy processes: the tuner's choice (`python -m bench.threads --busy`)",
+            "",
+            f"Spinning OpenMP waits (as `imaml train` runs); medians of {rows[0]['repeats'] if rows else '?'}, "
+            f"timed alternately after the tuner chose. Goal: ÷ faster ≤ {CHOICE_GOAL:g}, ÷ 1 thread ≤ "
+            f"{ONE_THREAD_GOAL:g}.",
+            "",
+            markdown_table(headers, table),
+        ]
+    )
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -174,6 +270,7 @@ def _misses(rows: list[dict]) -> str:
 
 def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--busy", action="store_true", help="only the rows beside busy processes (the tuner)")
 
 
 def main(argv: Sequence[str] | None = None) -> str:
@@ -183,6 +280,12 @@ def main(argv: Sequence[str] | None = None) -> str:
         print(json.dumps(measure([(b, tuple(h)) for b, h in spec["cases"]], spec["repeats"])))
         return ""
     repeats = 3 if args.quick else 12
+    if args.busy:
+        busy = busy_rows(3 if args.quick else 7, BUSY_BATCHES[:1] if args.quick else BUSY_BATCHES)
+        write_csv(args.out / "threads_busy.csv", busy)
+        text = busy_summary(busy)
+        write_markdown(args.out, "threads_busy", text)
+        return text
     rows = measure(QUICK if args.quick else SPINNING, repeats)
     rows += passive_rows(QUICK[-1:] if args.quick else PASSIVE, repeats)
     write_csv(args.out / "threads.csv", rows)

@@ -81,7 +81,9 @@ def add_train_parsers(sub: Any) -> None:
     train.add_argument("--notes", help="free text kept in run.json")
     train.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard scalars even if installed")
     train.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
-    train.add_argument("--threads", type=int, help="CPU threads (default: 1 for small meta-batches, else all)")
+    train.add_argument(
+        "--threads", type=int, help="CPU threads (default: measured, one or every core, whichever is faster now)"
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
     ev = sub.add_parser("eval", help="adapt a checkpoint to fresh tasks and report query MSE")
@@ -104,7 +106,9 @@ def add_train_parsers(sub: Any) -> None:
     prof.add_argument("--shots", type=int)
     prof.add_argument("--device", choices=DEVICES)
     prof.add_argument("--json", action="store_true")
-    prof.add_argument("--threads", type=int, help="CPU threads for every row (default: by problem size)")
+    prof.add_argument(
+        "--threads", type=int, help="CPU threads for every row (default: measured per row, as training does)"
+    )
 
 
 def _config_from_args(args: argparse.Namespace, base: ExperimentConfig) -> ExperimentConfig:
@@ -191,12 +195,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     _non_negative("iterations", args.iterations)
     _non_negative("save-every", args.save_every)
     run, trainer = _open_run(args)
-    from imaml_core.engine.threads import use_threads_for
+    from imaml_core.engine.threads import ThreadTuner
 
     cfg = trainer.config
-    if args.threads is None:
-        use_threads_for(cfg.meta_batch, trainer.theta.numel(), trainer.device)
-    session = TrainingSession(trainer, RunRecorder(run, args.save_every, saved_iteration=trainer.iteration))
+    tuner = ThreadTuner() if args.threads is None and trainer.device.type == "cpu" else None
+    recorder = RunRecorder(run, args.save_every, saved_iteration=trainer.iteration)
+    session = TrainingSession(trainer, recorder, threads=tuner)
     stop = _StopFlag()
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     bar = _progress(args, trainer.iteration)

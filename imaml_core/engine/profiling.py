@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import torch
 
 from imaml_core.common.config import ExperimentConfig
-from imaml_core.engine.threads import use_threads_for
+from imaml_core.engine.threads import ThreadTuner
 from imaml_core.engine.trainer import MetaTrainer
 
 
@@ -23,8 +23,14 @@ def _sync(trainer: MetaTrainer) -> None:
         torch.cuda.synchronize(trainer.device)
 
 
-def time_steps(trainer: MetaTrainer, iterations: int) -> tuple[float, int]:
-    """Median seconds per meta-iteration and median memory bytes (memory from the engine's probe)."""
+def time_steps(trainer: MetaTrainer, iterations: int, tuner: ThreadTuner | None = None) -> tuple[float, int]:
+    """Median seconds per meta-iteration and median memory bytes (memory from the engine's probe). With a
+    ``tuner``, its candidates are measured first and the timed steps run on the count it chose."""
+    while tuner is not None and tuner.chosen is None:
+        tuner.apply()
+        tuner.observe(trainer.step().seconds)
+    if tuner is not None:
+        tuner.apply()
     seconds: list[float] = []
     memory: list[int] = []
     for i in range(iterations + 1):
@@ -46,15 +52,15 @@ def profile_rows(
 ) -> list[dict[str, object]]:
     """One row per (method, inner steps): seconds_per_iteration, memory_bytes, threads and the settings.
 
-    With ``auto_threads`` each row runs with the engine's CPU thread policy (threads.py), as training would.
+    With ``auto_threads`` each row measures its thread count on CPU (``ThreadTuner``), as training does.
     """
     rows: list[dict[str, object]] = []
     for method in methods:
         for steps in inner_steps:
             cfg = base.replace(method=method, inner_steps=steps, val_every=0)
             trainer = MetaTrainer(cfg)
-            threads = use_threads_for(cfg.meta_batch, trainer.theta.numel(), trainer.device) if auto_threads else 0
-            seconds, memory = time_steps(trainer, iterations)
+            tuner = ThreadTuner() if auto_threads and trainer.device.type == "cpu" else None
+            seconds, memory = time_steps(trainer, iterations, tuner)
             row: dict[str, object] = {
                 "method": method,
                 "inner_solver": cfg.inner_solver if method == "imaml" else "gd",
@@ -62,7 +68,7 @@ def profile_rows(
                 "meta_batch": cfg.meta_batch,
                 "seconds_per_iteration": seconds,
                 "memory_bytes": memory,
-                "threads": threads or torch.get_num_threads(),
+                "threads": torch.get_num_threads(),
             }
             rows.append(row)
     return rows

@@ -9,11 +9,14 @@ only in what stops them (a total, a report boundary, a user's Pause) and in what
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imaml_core.common.errors import ImamlError
 from imaml_core.common.report import StepReport
 from imaml_core.experiments.runs import RunRecorder
+
+if TYPE_CHECKING:  # the engine (and torch) load only with a trainer
+    from imaml_core.engine.threads import ThreadTuner
 
 MAX_CONSECUTIVE_DIVERGED = 20  # meta-iterations in a row that may diverge before a headless run gives up
 
@@ -47,8 +50,16 @@ class TrainingSession:
     ``stop_reason`` is set once the divergence guard ends training; ``record_error`` once recording failed
     (the recorder is then dropped, so training may go on unrecorded when the caller allows it)."""
 
-    def __init__(self, trainer: Any, recorder: RunRecorder | None = None, guard: DivergenceGuard | None = None) -> None:
+    def __init__(
+        self,
+        trainer: Any,
+        recorder: RunRecorder | None = None,
+        guard: DivergenceGuard | None = None,
+        threads: ThreadTuner | None = None,
+    ) -> None:
+        """``threads``: a tuner that picks the CPU thread count by timing these steps (None: as set)."""
         self.trainer = trainer
+        self.threads = threads
         self.recorder = recorder
         self.guard = guard or DivergenceGuard()
         self.stop_reason = ""
@@ -57,7 +68,11 @@ class TrainingSession:
 
     def step(self, should_stop: Callable[[], bool] | None = None) -> StepReport:
         """One meta-iteration, recorded; ``should_stop`` is polled inside it (see ``MetaTrainer.step``)."""
+        if self.threads is not None:
+            self.threads.apply()
         report = self.trainer.step(should_stop=should_stop)
+        if self.threads is not None:
+            self.threads.observe(report.seconds)
         self.seconds += report.seconds
         self.stop_reason = self.guard.observe(report)
         self._write(lambda recorder: recorder.record(report, self.trainer))
