@@ -2,7 +2,8 @@
 
 Bad input (an unknown field or distribution, an empty or inverted range, a log range touching 0, an empty
 choice list, an unreachable ``--address``) is one line ``error: ...``, exit status 2, and nothing written.
-An interrupted sweep (Ctrl-C, SIGTERM) records where it stopped and exits 130; ``--resume DIR`` continues it.
+An interrupted sweep (Ctrl-C, SIGTERM) records where it stopped and why, prints one line ``error: interrupted
+...`` and exits 130; ``--resume DIR`` continues it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import signal
 import sys
 from pathlib import Path
@@ -104,7 +104,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 f"--resume continues with the sweep's own settings; --{given[0].replace('_', '-')} does not apply"
             )
     progress = None if args.quiet else _Progress()
-    previous = signal.signal(signal.SIGTERM, _as_interrupt)
+    folder = args.resume if args.resume is not None else args.out
+    previous = signal.signal(signal.SIGTERM, _as_interrupt)  # the sweep's driver handles it while Ray Tune runs
     try:
         if args.resume is not None:
             read_sweep(args.resume)  # a one-line error for a folder that is not a sweep, before Ray starts
@@ -113,6 +114,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             base = ExperimentConfig.load(args.config) if args.config else ExperimentConfig()
             space = _space(args)
             summary = run_sweep(args.out, base, space, _settings(args), progress)
+    except KeyboardInterrupt:
+        return _interrupted(folder)
     finally:
         signal.signal(signal.SIGTERM, previous)
     if args.json:
@@ -120,20 +123,26 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     else:
         _print_summary(summary)
     if summary.status != "finished":
-        counts = summary.counts()
-        ended = counts["finished"] + counts["pruned"] + counts["failed"]
-        print(
-            f"interrupted: {ended} of {summary.settings.trials} trials ended; continue with "
-            f"imaml sweep --resume {summary.path}",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
+        return _interrupted(folder)
     return 0
 
 
 def _as_interrupt(_signum: int, _frame: Any) -> None:
-    """SIGTERM stops the sweep as Ctrl-C does: Ray Tune saves its state on SIGINT."""
-    os.kill(os.getpid(), signal.SIGINT)
+    """SIGTERM stops the command as Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+def _interrupted(folder: Path) -> int:
+    """One line: how the sweep stopped (as recorded), and how to continue it."""
+    try:
+        summary = read_sweep(folder)
+    except SweepError:
+        print("error: interrupted", file=sys.stderr)  # before the sweep had a record
+        return EXIT_INTERRUPTED
+    how = summary.message or "interrupted"
+    how = how if how.startswith("interrupted") else f"interrupted: {how}"
+    print(printable(f"error: {how}; continue with imaml sweep --resume {summary.path}"), file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 class _Progress:
@@ -175,6 +184,8 @@ def _print_summary(summary: SweepSummary) -> None:
     for r in rows:
         print(printable("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()))
     best = summary.best
+    if summary.status != "finished":
+        return  # the best so far is not the sweep's best
     if best is None:
         print("no trial finished", file=sys.stderr)
     else:

@@ -36,6 +36,7 @@ from imaml_core.experiments.sweep._record import (
     SweepSettings,
     SweepSummary,
     TrialSummary,
+    check_base,
     is_sweep,
     read_sweep,
 )
@@ -103,8 +104,10 @@ def run_sweep(
 
 
 def resume_sweep(out: str | Path, address: str | None = None, on_event: Any = None) -> SweepSummary:
-    """Continue the sweep in ``out`` without repeating trials that ended (see ``_driver.resume_sweep``)."""
+    """Continue the sweep in ``out`` without repeating trials that ended (see ``_driver.resume_sweep``);
+    a record whose base config is not valid is refused before Ray starts."""
     if address:
         probe_address(address)
-    recorded = read_sweep(out).settings.address
-    return _load_driver(address or recorded).resume_sweep(out, address, on_event)
+    summary = read_sweep(out)
+    check_base(summary)
+    return _load_driver(address or summary.settings.address).resume_sweep(out, address, on_event)

@@ -1,5 +1,6 @@
 """Ray for one sweep: started inside the sweep's process on loopback, or joined at ``--address``; Ray
-Tune and Optuna kept quiet, and Ray's own log lines sent to a file in the sweep folder.
+Tune and Optuna kept quiet, Ray's own log lines sent to a file in the sweep folder, and SIGINT and
+SIGTERM turned into Ray Tune's orderly stop.
 """
 
 from __future__ import annotations
@@ -7,8 +8,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import ray
 
@@ -17,7 +21,7 @@ from imaml_core.experiments.sweep._address import probe_address
 from imaml_core.experiments.sweep._space import SweepError
 
 LOG_FILE = "sweep.log"  # Ray Tune's own messages, in the sweep folder
-STATE_EVERY_S = 2  # seconds between saves of Ray Tune's experiment state
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
@@ -25,6 +29,7 @@ def ray_session(address: str | None, cpus_per_trial: int) -> Iterator[int]:
     """Ray for one sweep: joined at ``address``, or started in this process on loopback without a
     dashboard (and shut down at the end). Yields the number of trials that fit at once."""
     started = False
+    handlers = {s: signal.getsignal(s) for s in STOP_SIGNALS} if _in_main_thread() else {}
     if not ray.is_initialized():
         if address:
             probe_address(address)
@@ -44,6 +49,8 @@ def ray_session(address: str | None, cpus_per_trial: int) -> Iterator[int]:
             except Exception as exc:
                 raise SweepError(f"cannot start Ray on this machine: {first_line(exc)}") from None
         started = True
+        for sig, handler in handlers.items():  # ray.init makes SIGTERM exit at once, status 15
+            signal.signal(sig, handler)
     try:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         largest = max((int(n.get("Resources", {}).get("CPU", 0)) for n in nodes), default=0)
@@ -62,14 +69,60 @@ def first_line(exc: BaseException) -> str:
 
 def quiet_tune() -> None:
     """Tune's own CSV/JSON/TensorBoard loggers duplicate the run folders, its progress table and Optuna's
-    log lines the CLI's own progress. Ray Tune saves its state every ``STATE_EVERY_S`` (rather than every
-    10 s or more), so a sweep killed outright loses track of few trials (see ``Recorder.on_step_begin``)."""
+    log lines and warnings the CLI's own progress. Ray Tune's SIGINT handler is left out: ``Interruption``
+    handles SIGINT and SIGTERM alike."""
+    import warnings
+
     import optuna
 
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(STATE_EVERY_S))
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"optuna(\.|$)")
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+class Interruption:
+    """SIGINT and SIGTERM while Ray Tune runs. The first asks Ray Tune to stop as Ctrl-C does in Ray
+    Tune (its SIGUSR1 handler): running trials are stopped between two reports and let go of their runs,
+    and ``fit()`` returns. A second one stops at once (``KeyboardInterrupt``). ``signal`` names the first
+    ("" while none came)."""
+
+    def __init__(self) -> None:
+        self.signal = ""
+        self._usr1_before: object = None  # SIGUSR1's handler before the block: not Ray Tune's stop
+
+    @contextlib.contextmanager
+    def catching(self) -> Iterator[None]:
+        """Handle SIGINT and SIGTERM inside the block; must enclose Ray Tune's ``fit()`` (which installs
+        its SIGUSR1 handler when it starts)."""
+        if not _in_main_thread():
+            yield
+            return
+        saved = {s: signal.getsignal(s) for s in (*STOP_SIGNALS, signal.SIGUSR1)}
+        self._usr1_before = saved[signal.SIGUSR1]
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self._handle)
+        try:
+            yield
+        finally:
+            for sig, handler in saved.items():
+                signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        stop = signal.getsignal(signal.SIGUSR1)
+        if (
+            self.signal or stop is self._usr1_before or not callable(stop)
+        ):  # a second signal, or Ray Tune is not running yet
+            self.signal = self.signal or signal.Signals(signum).name
+            raise KeyboardInterrupt
+        self.signal = signal.Signals(signum).name
+        stop(signal.SIGUSR1, frame)
 
 
 @contextlib.contextmanager

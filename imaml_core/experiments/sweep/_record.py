@@ -262,6 +262,15 @@ def read_sweep(folder: str | os.PathLike[str]) -> SweepSummary:
     )
 
 
+def check_base(summary: SweepSummary) -> None:
+    """A one-line :class:`SweepError` when the recorded base config is not a valid config: a sweep is
+    only continued from a base that every new trial can train from."""
+    try:
+        ExperimentConfig.from_dict(summary.base).validate()
+    except ImamlError as exc:
+        raise SweepError(f"{summary.path}: the recorded base config is invalid: {printable(str(exc))}") from None
+
+
 def is_sweep(folder: str | os.PathLike[str]) -> bool:
     """Whether ``folder`` holds a sweep record (readable or not)."""
     return (Path(folder) / SWEEP_FILE).is_file()

@@ -16,7 +16,7 @@ from ray import tune
 
 from imaml_core.experiments.runs import RunError, read_info, release_ended, write_info
 from imaml_core.experiments.sweep._record import SweepFile, TrialSummary
-from imaml_core.experiments.sweep._trial import run_folder_name
+from imaml_core.experiments.sweep._trial import ENDED, TRIAL_KEY, run_folder_name
 
 # Sweep events a caller may follow (``on_event(kind, trial)``): a trial started, ended or was restarted.
 Event = Callable[[str, TrialSummary], None]
@@ -29,8 +29,6 @@ Event = Callable[[str, TrialSummary], None]
 class Active:
     record: SweepFile
     on_event: Event | None
-    reconciled: bool = False  # trials Ray Tune lost track of are marked (see Recorder.on_step_begin)
-    complete: bool = False  # Ray Tune ended every trial of the sweep
 
 
 ACTIVE: list[Active] = []
@@ -45,20 +43,16 @@ class Recorder(tune.Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         record = self._file
-        known = record.trial(trial.trial_id)
-        settings = record.settings
-        if known is None:
-            number = len(record.data["trials"]) + 1
-            runs = tuple(run_folder_name(trial.trial_id, k, settings.seeds) for k in range(settings.seeds))
-            values = record.space.config_values(trial.config)
-            known = TrialSummary(trial.trial_id, number, values, runs=runs)
-        known = known.replace(status="running")
+        known = record.trial(sweep_id(trial))
+        if known is not None and known.status in ENDED:
+            return  # the record keeps how a trial ended
+        known = (known or self._new_trial(trial)).replace(status="running")
         record.put_trial(known)
         self._emit("started", known)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any) -> None:
-        known = self._file.trial(trial.trial_id)
-        if known is None or "failed" in result:
+        known = self._file.trial(sweep_id(trial))
+        if known is None or known.status in ENDED or "failed" in result:
             return
         moved = known.node != result.get("node", "")
         known = known.replace(
@@ -71,12 +65,16 @@ class Recorder(tune.Callback):
         self._file.put_trial(known, urgent=moved)  # where a trial runs is news; its progress can wait
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        known = self._file.trial(trial.trial_id)
-        if known is None:
+        known = self._file.trial(sweep_id(trial))
+        if known is None or known.status in ENDED:
             return
         result = trial.last_result or {}
         if "failed" in result:
-            known = known.replace(status="failed", reason=str(result["failed"]), iterations=int(result["iteration"]))
+            reason = str(result["failed"])
+            known = known.replace(
+                status="failed", reason=reason, iterations=int(result["iteration"]) or known.iterations
+            )
+            self._mark_runs(known, "failed", reason)
         elif known.iterations >= self._file.settings.iterations:
             known = known.replace(status="finished")
         else:
@@ -86,48 +84,35 @@ class Recorder(tune.Callback):
         self._emit(known.status, known)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        known = self._file.trial(trial.trial_id)
+        known = self._file.trial(sweep_id(trial))
         if known is not None:
             known = known.replace(reason=f"restarted after: {error_line(trial)}")
             self._file.put_trial(known)
             self._emit("restarted", known)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        known = self._file.trial(trial.trial_id)
-        if known is None:
-            settings = self._file.settings
-            runs = tuple(run_folder_name(trial.trial_id, k, settings.seeds) for k in range(settings.seeds))
-            values = self._file.space.config_values(trial.config)
-            known = TrialSummary(trial.trial_id, len(self._file.data["trials"]) + 1, values, runs=runs)
+        known = self._file.trial(sweep_id(trial)) or self._new_trial(trial)
+        if known.status in ENDED:
+            return
         reason = error_line(trial)
         known = known.replace(status="failed", reason=reason)
         self._mark_runs(known, "failed", reason)
         self._file.put_trial(known)
         self._emit("failed", known)
 
-    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
-        """At the first step, Ray Tune holds the trials it restored. A trial the record holds as still going
-        that Ray Tune does not know started after Ray Tune's last saved state (a sweep killed with SIGKILL,
-        or a lost head node): Ray Tune draws its place again, so the record marks it failed and says why."""
-        active = ACTIVE[-1]
-        if active.reconciled:
-            return
-        active.reconciled = True
-        known = {t.trial_id for t in trials}
-        for trial in self._file.trials().values():
-            if trial.id not in known and trial.status not in ("finished", "pruned", "failed"):
-                reason = "the sweep stopped before Ray Tune saved this trial; a new trial takes its place"
-                trial = trial.replace(status="failed", reason=reason)
-                self._mark_runs(trial, "failed", reason)
-                self._file.put_trial(trial)
-
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self._file.flush()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        ended = [t for t in trials if t.status in (t.TERMINATED, t.ERROR)]
-        ACTIVE[-1].complete = len(ended) == len(trials) >= self._file.settings.trials
         self._file.flush(force=True)
+
+    def _new_trial(self, trial: Any) -> TrialSummary:
+        """The record of a trial Ray Tune drew, numbered after the recorded ones."""
+        settings = self._file.settings
+        tid = sweep_id(trial)
+        runs = tuple(run_folder_name(tid, k, settings.seeds) for k in range(settings.seeds))
+        values = self._file.space.config_values(trial.config)
+        return TrialSummary(tid, len(self._file.data["trials"]) + 1, values, runs=runs)
 
     def _mark_runs(self, trial: TrialSummary, status: str, reason: str) -> None:
         """Set the status of a trial's runs after Ray Tune ended the trial from outside.
@@ -135,13 +120,16 @@ class Recorder(tune.Callback):
         The trial's own writer writes run.json only when its runs start and when they end by themselves,
         neither of which can follow a pruning or an error, and Ray Tune runs no further attempt of an
         ended trial: so this write cannot cross one of the writer's. A lock left by the ended attempt on
-        another host (a lost node) is removed: that attempt no longer writes."""
+        another host (a lost node) is removed: that attempt no longer writes. A run that says so already
+        is left as it is."""
         for name in trial.runs:
             folder = self._file.folder / name
             try:
                 info = read_info(folder)
             except RunError:
                 continue  # the trial ended before its run existed
+            if info.status == status:
+                continue
             notes = f"{info.notes}; {status}: {reason}" if reason else info.notes
             write_info(folder, info.replace(status=status, notes=notes))
             release_ended(folder)
@@ -150,6 +138,11 @@ class Recorder(tune.Callback):
         on_event = ACTIVE[-1].on_event
         if on_event is not None:
             on_event(kind, trial)
+
+
+def sweep_id(trial: Any) -> str:
+    """The id the sweep's record knows Ray Tune's ``trial`` by (see ``_trial.TRIAL_KEY``)."""
+    return str(trial.config.get(TRIAL_KEY) or trial.trial_id)
 
 
 def error_line(trial: Any) -> str:

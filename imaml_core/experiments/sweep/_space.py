@@ -99,6 +99,10 @@ class Dimension:
             return float(sampled)
         return sampled
 
+    def to_search_value(self, value: Any) -> Any:
+        """The value the search draws for config value ``value`` (the inverse of :meth:`to_config_value`)."""
+        return json.dumps(value) if self.dist == "choice" and isinstance(value, list) else value
+
     def search_choices(self) -> list[Any]:
         """The choices as the search sees them: scalars as they are, lists as JSON text."""
         return [json.dumps(v) if isinstance(v, list) else v for v in self.choices]
@@ -128,6 +132,10 @@ class SearchSpace:
     def config_values(self, sampled: Mapping[str, Any]) -> dict[str, Any]:
         """Config values of one trial's draw (keys the searched fields)."""
         return {d.field: d.to_config_value(sampled[d.field]) for d in self.dimensions}
+
+    def search_values(self, config_values: Mapping[str, Any]) -> dict[str, Any]:
+        """The search's draw of a trial's config values (the inverse of :meth:`config_values`)."""
+        return {d.field: d.to_search_value(config_values[d.field]) for d in self.dimensions}
 
     def to_list(self) -> list[dict[str, Any]]:
         return [d.to_dict() for d in self.dimensions]

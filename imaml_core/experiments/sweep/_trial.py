@@ -4,7 +4,12 @@ The trial is a class trainable: Ray Tune calls ``step()`` for every ``report_eve
 reads back the mean validation MSE over the seeds (what ASHA compares) and the sweep's metric (what
 Optuna learns from). Each seed is a run folder in the run store's format, written by this trial alone:
 metrics are appended and theta and the resume state saved at every report, so a trial that Ray restarts
-(a lost node, a resumed sweep) continues its runs from their last report instead of starting over.
+(a lost node, a resumed sweep) continues its runs from their last report instead of starting over, and
+a trial whose runs already ended (their run.json says finished, pruned or failed) reports that end at
+once, training nothing.
+
+A resumed sweep's trial that continues a recorded one carries the recorded trial's id in its config
+(``TRIAL_KEY``): Ray Tune gives every trial a new id, and the run folders keep the first.
 
 The trial writes run.json only when its runs start and when they end by themselves (finished, or failed
 with the reason); the driver marks runs that Ray Tune ends from outside (pruned, or failed in Ray).
@@ -14,6 +19,7 @@ This module imports Ray: only the sweep driver and Ray's workers load it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from pathlib import Path
@@ -27,12 +33,22 @@ from ray import tune
 from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.errors import ImamlError
 from imaml_core.engine.trainer import MetaTrainer
-from imaml_core.experiments.runs import RESUME_FILE, Run, RunError, RunLockedError, RunRecorder, release_ended
+from imaml_core.experiments.runs import (
+    RESUME_FILE,
+    Run,
+    RunError,
+    RunLockedError,
+    RunRecorder,
+    read_info,
+    release_ended,
+)
 from imaml_core.experiments.sweep._space import SearchSpace
 from imaml_core.experiments.training import TrainingSession
 
 EVAL_TASKS = 600  # tasks of --metric eval_mse (the evaluation stream is the same for every trial)
 LOCK_WAIT_S = 30.0  # how long a restarted trial waits for its previous attempt's process to let go
+TRIAL_KEY = "sweep_trial"  # config key: the recorded trial a resumed sweep's trial continues
+ENDED = ("finished", "pruned", "failed")  # a trial's (and a run's) statuses that are final
 
 
 def run_folder_name(trial_id: str, seed_index: int, seeds: int) -> str:
@@ -48,13 +64,13 @@ def describe(values: dict[str, Any]) -> str:
 class _Seed:
     """One seed's run, trained through the one train-and-record loop, and what the trial tracks about it."""
 
-    def __init__(self, run: Run, trainer: MetaTrainer, seconds: float, finished: bool = False) -> None:
+    def __init__(self, run: Run, trainer: MetaTrainer, seconds: float, ended: bool = False) -> None:
         self.run = run
         self.trainer = trainer
         # the run's writer; saves come at each report boundary, never in between
         self.session = TrainingSession(trainer, RunRecorder(run, 0, saved_iteration=trainer.iteration))
         self.seconds = seconds  # wall-clock seconds of its meta-iterations (metrics.csv's), every attempt
-        self.finished = finished  # ended before this attempt: only read, never written
+        self.ended = ended  # ended before this attempt: only read, never written
 
 
 class SweepTrial(tune.Trainable):
@@ -67,17 +83,29 @@ class SweepTrial(tune.Trainable):
         self._job = job
         self._seeds: list[_Seed] = []
         self._opened = False
+        self._recorded_id = str(config.get(TRIAL_KEY) or "")
+        self._ended = ""  # how the trial ended before this attempt ("" while it goes on)
         torch.set_num_threads(int(job["cpus"]))  # one thread per CPU Ray gave the trial
         self._values = SearchSpace.from_list(job["space"]).config_values(config)
 
+    @property
+    def sweep_trial_id(self) -> str:
+        """The trial's id in the sweep's record and its run folders' names."""
+        return self._recorded_id or self.trial_id
+
+    def _folders(self) -> list[Path]:
+        out, seeds = Path(self._job["out"]), int(self._job["seeds"])
+        return [out / run_folder_name(self.sweep_trial_id, k, seeds) for k in range(seeds)]
+
     def _open_runs(self) -> None:
         config = ExperimentConfig.from_dict(self._job["base"]).replace(**self._values)
-        out = Path(self._job["out"])
-        seeds = int(self._job["seeds"])
+        folders = self._folders()
         self._opened = True
+        self._ended = _ended_as(folders)
+        if self._ended == "failed":
+            return  # nothing to open: the trial reports its recorded failure
         try:
-            for k in range(seeds):
-                folder = out / run_folder_name(self.trial_id, k, seeds)
+            for k, folder in enumerate(folders):
                 self._seeds.append(self._open(folder, config.replace(seed=config.seed + k), k))
         except BaseException:
             self.cleanup()
@@ -85,17 +113,20 @@ class SweepTrial(tune.Trainable):
 
     def _open(self, folder: Path, config: ExperimentConfig, k: int) -> _Seed:
         """The seed's run: continued from its last saved state when an earlier attempt left one, and only
-        read when that attempt finished it (Ray Tune may not have heard of the end before it stopped)."""
+        read when the run ended before (Ray Tune may not have heard of the end before it stopped)."""
         if (folder / RESUME_FILE).exists():
             run = Run.open(folder)
             trainer = run.trainer()
-            if run.info.status == "finished" and trainer.iteration >= int(self._job["iterations"]):
-                return _Seed(run, trainer, _seconds(run), finished=True)
+            finished = run.info.status == "finished" and trainer.iteration >= int(self._job["iterations"])
+            if finished or self._ended:
+                return _Seed(run, trainer, _seconds(run), ended=True)
             _take_over_lock(folder, lambda: run.continue_from_checkpoint(trainer.iteration))
             return _Seed(run, trainer, _seconds(run))  # rows past the checkpoint are trimmed by now
+        if self._ended:
+            raise RunError(f"{folder}: the run ended {self._ended} without a saved state")
         seed_note = f" seed {k}" if int(self._job["seeds"]) > 1 else ""
-        name = f"trial {self.trial_id}{seed_note}: {describe(self._values)}"
-        notes = f"sweep {Path(self._job['out']).name}, trial {self.trial_id}{seed_note}"
+        name = f"trial {self.sweep_trial_id}{seed_note}: {describe(self._values)}"
+        notes = f"sweep {Path(self._job['out']).name}, trial {self.sweep_trial_id}{seed_note}"
         trainer = MetaTrainer(config)
         run = _take_over_lock(folder, lambda: Run.create(folder, config, name=name, notes=notes))
         try:
@@ -108,9 +139,16 @@ class SweepTrial(tune.Trainable):
     def step(self) -> dict[str, Any]:
         if not self._opened:
             self._open_runs()
+        node = ray.get_runtime_context().get_node_id()
+        if self._ended == "failed":
+            reason = _recorded_failure(self._folders())
+            self.cleanup()
+            return {**_failed_result(0, reason), "node": node, "done": True}
         total, every = int(self._job["iterations"]), int(self._job["report_every"])
         failure = ""
         for seed in self._seeds:
+            if seed.ended:
+                continue
             target = min(total, (seed.trainer.iteration // every + 1) * every)
             failure = self._train(seed, target)
             if failure:
@@ -119,7 +157,6 @@ class SweepTrial(tune.Trainable):
         if not failure and not all(math.isfinite(v) for v in vals):
             failure = "the validation MSE is not finite"
         done_iterations = min(s.trainer.iteration for s in self._seeds)
-        node = ray.get_runtime_context().get_node_id()
         if failure:
             self._end("failed", failure)
             return {**_failed_result(done_iterations, failure), "node": node, "done": True}
@@ -130,16 +167,16 @@ class SweepTrial(tune.Trainable):
             "iteration": done_iterations,
             "seconds": sum(s.seconds for s in self._seeds) / len(self._seeds),
             "node": node,
-            "done": done,
+            "done": done or self._ended == "pruned",  # a pruned trial ends where it was pruned
         }
-        if done:
+        if result["done"]:
             self._end("finished")
         return result
 
     def _end(self, status: str, reason: str = "") -> None:
         """The runs' last write (status, and the reason in the notes), all before Ray Tune hears the end."""
         for seed in self._seeds:
-            if seed.finished:
+            if seed.ended:
                 continue
             if reason:
                 seed.run.rename(seed.run.info.name, f"{seed.run.info.notes}; {status}: {reason}")
@@ -188,6 +225,32 @@ class SweepTrial(tune.Trainable):
 
     def load_checkpoint(self, checkpoint: Any) -> None:
         pass
+
+
+def _ended_as(folders: list[Path]) -> str:
+    """How a trial whose runs are ``folders`` ended before ("" while it goes on): failed or pruned when a
+    run says so (the runs of a trial end together, but a stop may fall between two of them), finished when
+    every run finished."""
+    statuses = set()
+    for folder in folders:
+        try:
+            statuses.add(read_info(folder).status)
+        except RunError:
+            statuses.add("")  # not created yet
+    for status in ("failed", "pruned"):
+        if status in statuses:
+            return status
+    return "finished" if statuses == {"finished"} else ""
+
+
+def _recorded_failure(folders: list[Path]) -> str:
+    """The reason a failed run's notes give (``...; failed: REASON``)."""
+    for folder in folders:
+        with contextlib.suppress(RunError):
+            info = read_info(folder)
+            if info.status == "failed" and "; failed: " in info.notes:
+                return info.notes.rpartition("; failed: ")[2]
+    return "the trial failed before the sweep stopped"
 
 
 def _seconds(run: Run) -> float:
