@@ -10,6 +10,8 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from .leftovers import nothing_left_behind  # noqa: F401  (autouse: every test leaves nothing behind)
+
 WORKER_TIMEOUT_MS = 60_000  # generous: the first trainer imports torch's optimiser stack on a busy machine
 
 

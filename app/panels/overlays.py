@@ -60,6 +60,12 @@ class Overlays(QObject):
         self._drain.setInterval(0)
         self._drain.timeout.connect(self._draw_next)
         self._reader = reader
+        self._stopped = False
+
+    def stop(self) -> None:
+        """The window is closing: reads that still arrive are dropped, and nothing more is drawn."""
+        self._stopped = True
+        self._drain.stop()
 
     def ids(self) -> list[str]:
         """The runs drawn or being loaded, in the order they were asked for."""
@@ -90,6 +96,8 @@ class Overlays(QObject):
         self.changed.emit()
 
     def _arrive(self, run_id: str, source: tuple[str, str], data: object) -> None:
+        if self._stopped:
+            return
         self._arrived.append((run_id, source, data))
         self._drain.start()
 

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from PySide6.QtCore import QProcess
+from PySide6.QtCore import QObject, QProcess
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -107,12 +107,14 @@ class SweepDialog(QDialog):
 class SweepProcess:
     """One ``imaml sweep`` child process: started with the window's config as its base."""
 
-    def __init__(self, config: ExperimentConfig, arguments: list[str]) -> None:
+    def __init__(self, config: ExperimentConfig, arguments: list[str], parent: QObject | None = None) -> None:
+        """``parent`` (the window) owns the QProcess, so it is deleted in the GUI thread, with the window,
+        never by a garbage collection that happens to run in another thread."""
         fd, base = tempfile.mkstemp(prefix="imaml-sweep-base-", suffix=".toml")
         os.close(fd)
         config.save(base)
         self.base = Path(base)
-        self.process = QProcess()
+        self.process = QProcess(parent)
         self.process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
         self.process.setStandardOutputFile(QProcess.nullDevice())
         self.process.finished.connect(lambda *_: self._cleanup())

@@ -191,16 +191,23 @@ class RunsController(QObject):
         dialog = SweepDialog(default_sweep_folder(root), self._window)
         if not dialog.exec():
             return None
-        self._sweeps.append(SweepProcess(self._state.config, dialog.arguments()))
+        self._sweeps.append(SweepProcess(self._state.config, dialog.arguments(), self._window))
         return self.open_sweep(dialog.out.text().strip())
 
     def stop(self) -> None:
-        """Stop listing and reading, and interrupt the sweeps (``imaml sweep --resume`` continues them)."""
+        """Stop listing, overlaying and reading (the reader's child and thread end here), close the Sweep
+        views (their own windows: they would go on polling) and interrupt the sweeps (``imaml sweep
+        --resume`` continues them); a sweep that ignores the interrupt is killed, never left behind."""
         self._timer.stop()
+        self.overlays.stop()
         self.reader.close()
-        for sweep in self._sweeps:  # interrupted, not killed: the sweep records what finished
+        for view in self._window.findChildren(SweepView):
+            view.close()
+        for sweep in self._sweeps:  # interrupted first: the sweep records what finished
             sweep.interrupt()
-            sweep.process.waitForFinished(SWEEP_STOP_MS)
+            if not sweep.process.waitForFinished(SWEEP_STOP_MS):
+                sweep.process.kill()
+                sweep.process.waitForFinished(SWEEP_STOP_MS)
 
     # -- internals ---------------------------------------------------------------------------------
     def _fork_from(self, path: str) -> None:

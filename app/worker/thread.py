@@ -1,9 +1,10 @@
 """The GUI thread's handle on the worker: owns the QThread, queues commands into it, joins it on close.
 
-Results are not relayed: the window connects to ``worker``'s signals itself, and Qt queues each emission
-into the GUI thread. The operations scripts need to finish before they go on (export and import of θ, a
-fork, opening a run) wait in a local event loop, so the window keeps repainting while the worker finishes
-its current meta-iteration.
+Results are not relayed: the window connects to ``worker``'s signals itself. They belong to the worker's
+``signals`` object, which this GUI-thread object owns, so every listener (a slot, a lambda, a test's signal
+blocker) runs in the GUI thread: Qt queues each emission there. The operations scripts need to finish
+before they go on (export and import of θ, a fork, opening a run) wait in a local event loop, so the window
+keeps repainting while the worker finishes its current meta-iteration.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from app.model.messages import (
     TrainerChange,
     TrainerInfo,
 )
+from app.worker.signals import WorkerSignals
 from app.worker.worker import Worker
 from imaml_core.common.config import ExperimentConfig
 
@@ -79,7 +81,8 @@ class WorkerThread(QObject):
         self._waiting: dict[Job, tuple[QEventLoop, list[str]]] = {}
         self.thread = QThread()
         self.thread.setObjectName("imaml-worker")
-        self.worker = Worker(config, runs_folder)
+        # The results' object is this one's child: it stays in the GUI thread and is deleted with the window.
+        self.worker = Worker(config, runs_folder, signals=WorkerSignals(self))
         self.worker.moveToThread(self.thread)
         w = self.worker
         for command, slot in (
@@ -108,8 +111,7 @@ class WorkerThread(QObject):
         """Start the thread. Connect to ``worker``'s signals first: nothing it emits earlier is seen."""
         w = self.worker
         # Completions of the calls that wait, connected last so that they run after every other handler of
-        # the same result (a waiting import returns once the window has taken in the new trainer). Bound
-        # slots of this GUI-thread object, so Qt queues them here; a lambda would run in the worker's thread.
+        # the same result (a waiting import returns once the window has taken in the new trainer).
         w.failed.connect(self._on_failed)
         w.exported.connect(self._on_exported)
         w.trainer_changed.connect(self._on_trainer_changed)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Slot
 
 from app.model.messages import (
     Failure,
@@ -30,6 +30,7 @@ from app.model.messages import (
 from app.worker.previews import make_preview, next_preview_at, preview_task
 from app.worker.priority import yield_cpu_to_gui
 from app.worker.recording import RunNamer, run_ref
+from app.worker.signals import WorkerSignals, result
 from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.errors import ImamlError, StepCancelled
 from imaml_core.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -39,30 +40,30 @@ from imaml_core.engine.trainer import MetaTrainer
 from imaml_core.experiments.runs import Run, RunKeeper
 from imaml_core.experiments.training import DivergenceGuard, TrainingSession
 
-# A new meta-iteration starts only once the window has taken in every earlier report (``report_seen``), so
-# the worker never runs ahead of what the window shows: a slider moved while the window shows iteration n
-# is used by n + 1 or n + 2. The cost is a queued round trip per iteration.
+# A meta-iteration starts once the window has taken in every earlier report (``report_seen``): a slider
+# moved while the window shows iteration n is used by n + 1 or n + 2, for a queued round trip per iteration.
 
 
 class Worker(QObject):
     """Runs meta-iterations, previews, profiles, import and export for the GUI, one at a time."""
 
-    reported = Signal(object)  # StepReport
-    previewed = Signal(object)  # PreviewResult
-    profiled = Signal(object)  # ProfileProgress
-    evaluated = Signal(object)  # EvalResult
-    trainer_changed = Signal(object)  # TrainerInfo
-    running_changed = Signal(bool)
-    exported = Signal(str)  # path written
-    failed = Signal(object)  # Failure
-    run_changed = Signal(object)  # RunRef: the run being recorded now
+    # the results live on ``signals``, in the GUI thread (see signals.py); ``worker.reported`` etc. for short
+    reported, previewed, profiled = result("reported"), result("previewed"), result("profiled")
+    evaluated, trainer_changed = result("evaluated"), result("trainer_changed")
+    running_changed, exported = result("running_changed"), result("exported")
+    failed, run_changed = result("failed"), result("run_changed")
 
     def __init__(
-        self, config: ExperimentConfig, runs_folder: str | None = None, clock: Callable[[], float] = time.monotonic
+        self,
+        config: ExperimentConfig,
+        runs_folder: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        signals: WorkerSignals | None = None,
     ) -> None:
         """Every trainer is recorded as a run in ``runs_folder`` (None: not recorded); ``clock`` paces the
-        previews (tests may pass a fake one)."""
+        previews (tests may pass a fake one). ``signals``: the results' object, kept in the GUI thread."""
         super().__init__()
+        self.signals = signals if signals is not None else WorkerSignals()
         self._clock = clock
         self._initial = config
         self._runs_folder = runs_folder
@@ -181,7 +182,7 @@ class Worker(QObject):
         self._switch(trainer, TrainerChange.RESET)
         self._preview_now()
 
-    # -- files -------------------------------------------------------------------------------------
+    # -- files and runs ----------------------------------------------------------------------------
     @Slot(str)
     def export_params(self, path: str) -> None:
         """Write θ, its config and iteration as a checkpoint (atomic; same format as the CLI)."""
@@ -211,7 +212,6 @@ class Worker(QObject):
         self._switch(trainer, TrainerChange.IMPORT, name=f"imported {Path(path).stem}")
         self._preview_now()
 
-    # -- runs --------------------------------------------------------------------------------------
     @Slot(str)
     def set_runs_folder(self, path: str) -> None:
         """New runs go to ``path``; with nothing recorded yet, the live trainer starts one there now."""
@@ -311,10 +311,8 @@ class Worker(QObject):
             return
         self._unseen += 1
         self.reported.emit(report)
-        if session.record_error:
-            self._runs.recorder = None
-            self.failed.emit(Failure(Job.RECORD, f"{session.record_error}; this run is no longer recorded"))
-            session.record_error = ""
+        if error := session.take_record_error():
+            self._stop_recording(error)
         if session.stop_reason:
             self.pause()
         if force_preview or self._clock() >= self._next_preview:
@@ -364,10 +362,13 @@ class Worker(QObject):
         try:
             write()
         except (ImamlError, OSError) as exc:
-            self._runs.recorder = None
-            self.failed.emit(Failure(Job.RECORD, f"{one_line(exc)}; this run is no longer recorded"))
+            self._stop_recording(one_line(exc))
             return False
         return True
+
+    def _stop_recording(self, why: str) -> None:
+        self._runs.abandon()  # lets go of the run: its TensorBoard writer thread and its lock
+        self.failed.emit(Failure(Job.RECORD, f"{why}; this run is no longer recorded"))
 
     def _announce(self, reason: TrainerChange) -> None:
         trainer = self._trainer
@@ -376,10 +377,9 @@ class Worker(QObject):
         self.trainer_changed.emit(TrainerInfo(trainer.config, trainer.iteration, str(trainer.device), reason))
 
     def _apply_thread_policy(self) -> None:
-        """The engine's CPU thread policy for this batch size (as the CLI applies it before training)."""
-        trainer = self._trainer
-        if trainer is not None:
-            use_threads_for(trainer.config.meta_batch, trainer.theta.numel(), trainer.device)
+        """The size rule for CPU threads: the window keeps a core for the GUI thread (threads.py)."""
+        if (t := self._trainer) is not None:
+            use_threads_for(t.config.meta_batch, t.theta.numel(), t.device)
 
     def _sample_preview(self, seed: int) -> None:
         if self._trainer is not None:
@@ -392,9 +392,9 @@ class Worker(QObject):
             return
         started = self._clock()
         try:
-            result = make_preview(trainer, task)
+            shown = make_preview(trainer, task)
         except Exception as exc:
             self.failed.emit(Failure(Job.PREVIEW, f"the adaptation preview failed: {one_line(exc)}"))
             return
         self._next_preview = next_preview_at(started, self._clock())
-        self.previewed.emit(result)
+        self.previewed.emit(shown)

@@ -103,6 +103,11 @@ class TrainingSession:
         if recorder is not None:
             recorder.close(self.trainer, status)
 
+    def take_record_error(self) -> str:
+        """Why recording failed ("" if it did not), once: taking it clears it (training may go on unrecorded)."""
+        error, self.record_error = self.record_error, ""
+        return error
+
     def _write(self, write: Callable[[RunRecorder], None]) -> None:
         if self.recorder is None:
             return

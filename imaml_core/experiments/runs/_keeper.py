@@ -8,10 +8,12 @@ stopped, exactly. All of it is Qt-free, so the rules are tested without a window
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 from imaml_core.common.config import ExperimentConfig
+from imaml_core.common.errors import ImamlError
 from imaml_core.experiments.runs._info import RunError
 from imaml_core.experiments.runs._recorder import RunRecorder
 from imaml_core.experiments.runs._run import Run
@@ -58,6 +60,14 @@ class RunKeeper:
         recorder, self.recorder = self.recorder, None
         if recorder is not None:
             recorder.close(trainer, status)
+
+    def abandon(self) -> None:
+        """Stop recording after a failed write, saving nothing more: the run's TensorBoard writer (a thread)
+        is closed and its lock released, so neither outlives the recording."""
+        recorder, self.recorder = self.recorder, None
+        if recorder is not None:
+            with contextlib.suppress(ImamlError, OSError):  # the folder may be gone: that is why we stop
+                recorder.run.close()
 
     def prepare_continue(self, ref: str | Path, config: ExperimentConfig | None = None) -> tuple[Run, Any]:
         """The run ``ref`` and a trainer that continues it exactly; nothing changes until

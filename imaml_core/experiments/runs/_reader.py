@@ -39,6 +39,7 @@ from imaml_core.experiments.runs._history import METRICS_FILE, Metrics, read_met
 from imaml_core.experiments.runs._info import RunError
 
 MAX_CHILD_FAILURES = 3
+CLOSE_TIMEOUT_S = 5.0  # close() lets a read in progress finish this long before it kills the child
 _PATH_VARIABLE = "IMAML_STUDIO_READER_PATH"  # the parent's sys.path, for the isolated child
 _BOOTSTRAP = (
     "import json, os, sys; sys.path[:] = json.loads(os.environ['" + _PATH_VARIABLE + "']); "
@@ -56,8 +57,8 @@ class HistoryReader:
     Future of what :meth:`Run.metrics` would, or of the :class:`RunError` that says why the history
     cannot be read. Reads run one after another.
 
-    ``close()`` (or leaving a ``with`` block) cancels the reads not yet done and stops the child; a read
-    asked for after that is cancelled at once."""
+    ``close()`` (or leaving a ``with`` block) cancels the reads not yet done, stops the child and joins the
+    reading thread, so neither outlives the reader; a read asked for after that is cancelled at once."""
 
     def __init__(self) -> None:
         # One thread sends the requests and waits on the child (waiting releases the GIL).
@@ -137,28 +138,31 @@ class HistoryReader:
         with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
             return {name: npz[f"arr_{i}"] for i, name in enumerate(head["columns"])}
 
-    def _stop_child(self) -> None:
+    def _stop_child(self, timeout: float = 5.0) -> None:
         with self._lock:
             child, self._child = self._child, None
         if child is not None:
             if child.stdin is not None:
-                with contextlib.suppress(OSError):  # a dead child's pipe is broken
+                with contextlib.suppress(OSError, ValueError):  # a dead child's pipe is broken
                     child.stdin.close()  # the child exits at the end of its input
             try:
-                child.wait(timeout=5)
+                child.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
 
-    def close(self) -> None:
+    def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
+        """Cancel the reads not started, stop the child (killed if a read keeps it busy past ``timeout``
+        seconds) and join the reading thread, which then fails its read with ``CancelledError``."""
         with self._lock:
             self._closed = True
             pending = list(self._pending)
         # Cancelled outside every lock: a cancelled future's callbacks run right here.
         for future in pending:
             future.cancel()
-        self._queue.shutdown(wait=False)
-        threading.Thread(target=self._stop_child, name="history-reader-stop", daemon=True).start()
+        self._queue.shutdown(wait=False, cancel_futures=True)
+        self._stop_child(timeout)  # the reading thread's wait on the child's reply ends with it
+        self._queue.shutdown(wait=True)
 
     def __enter__(self) -> HistoryReader:
         return self

@@ -82,6 +82,12 @@ class ScalarWriter:
         return self._writer
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        """Flush and close the event file, ending the writer's thread. A failure (the folder is gone) is
+        warned about, never raised: the events are a view."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception as exc:  # any failure of the optional package stays out of training
+                first = (str(exc).splitlines() or [type(exc).__name__])[0]
+                warnings.warn(f"TensorBoard scalars for {self.folder}: {first}", RuntimeWarning, stacklevel=2)
