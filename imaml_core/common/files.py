@@ -15,6 +15,7 @@ import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 _NEW_FILE_MODE = 0o666  # before the umask, as open(..., "w") creates files
 
@@ -106,7 +107,7 @@ def read_bounded(path: str | os.PathLike[str], limit: int, follow_links: bool = 
     return data
 
 
-def open_regular(path: str | os.PathLike[str], mode: str = "rb", follow_links: bool = False):  # noqa: ANN201
+def open_regular(path: str | os.PathLike[str], mode: str = "rb", follow_links: bool = False) -> IO[Any]:
     """``open(path, mode)`` for reading ("rb", "r") or appending ("ab", "a"), refusing a link (unless
     ``follow_links``), a FIFO or a device; a file to append to must exist."""
     flags = os.O_RDONLY if mode.startswith("r") else os.O_WRONLY | os.O_APPEND

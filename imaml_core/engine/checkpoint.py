@@ -112,10 +112,11 @@ def save_checkpoint(
         save_file(tensors, str(tmp), metadata=metadata)
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-    """Read and validate a checkpoint; any problem is a :class:`CheckpointError` with a one-line message."""
+def load_checkpoint(path: str | os.PathLike[str], follow_links: bool = True) -> Checkpoint:
+    """Read and validate a checkpoint; any problem is a :class:`CheckpointError` with a one-line message.
+    ``follow_links=False`` refuses a symbolic link (a run's own file)."""
     path = Path(path)
-    check_header(path)
+    check_header(path, follow_links)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as fh:
             metadata = dict(fh.metadata() or {})

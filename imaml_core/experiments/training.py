@@ -64,7 +64,7 @@ class TrainingSession:
         self.guard = guard or DivergenceGuard()
         self.stop_reason = ""
         self.record_error = ""
-        self.seconds = 0.0  # wall-clock seconds of the meta-iterations this session ran
+        self.seconds = 0.0  # wall-clock seconds of the meta-iterations stepped here
 
     def step(self, should_stop: Callable[[], bool] | None = None) -> StepReport:
         """One meta-iteration, recorded; ``should_stop`` is polled inside it (see ``MetaTrainer.step``)."""

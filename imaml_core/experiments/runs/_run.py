@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.errors import ImamlError
 from imaml_core.common.report import StepReport
-from imaml_core.common.safetensors_header import check_header
 from imaml_core.experiments.runs._history import METRICS_FILE, Metrics, read_metrics
 from imaml_core.experiments.runs._info import STATUSES, RunError, RunInfo, new_run_id, read_info, utc_now, write_info
 from imaml_core.experiments.runs._lock import RunLock
@@ -145,8 +144,7 @@ class Run:
         from imaml_core.engine.checkpoint import load_checkpoint  # torch: only when θ is wanted
 
         try:
-            check_header(self.path / PARAMS_FILE, follow_links=False)  # a run's own file, never a link
-            return load_checkpoint(self.path / PARAMS_FILE)
+            return load_checkpoint(self.path / PARAMS_FILE, follow_links=False)  # a run's own file, never a link
         except ImamlError as exc:
             raise RunError(str(exc)) from None
 
