@@ -21,9 +21,9 @@ class ScaledLoss(Sinusoid):
     def __init__(self) -> None:
         self.draws: list[tuple[int, int, int]] = []
 
-    def sample(self, n, shots, query, generator, dtype, device):
-        self.draws.append((n, shots, query))
-        return super().sample(n, shots, query, generator, dtype, device)
+    def sample(self, n, shots, query, generator, dtype, device, split="train"):
+        self.draws.append((n, shots, query, split))
+        return super().sample(n, shots, query, generator, dtype, device, split)
 
     def loss_per_task(self, prediction, target):
         return 3 * super().loss_per_task(prediction, target)
@@ -37,7 +37,10 @@ def test_the_trainer_takes_its_tasks_and_loss_from_the_family_it_is_given():
     # same θ and the same tasks at the start, so the loss before adaptation is exactly 3x (float32 rounding)
     assert rb.pre_loss == pytest.approx(3 * ra.pre_loss, rel=1e-6)
     # the validation set, then the meta-batch, both drawn through the family with the config's sizes
-    assert scaled.draws == [(SMALL.val_tasks, SMALL.shots, 100), (SMALL.meta_batch, SMALL.shots, SMALL.query)]
+    assert scaled.draws == [
+        (SMALL.val_tasks, SMALL.shots, 100, "val"),
+        (SMALL.meta_batch, SMALL.shots, SMALL.query, "train"),
+    ]
 
 
 def test_a_loss_other_than_mse_is_never_given_the_hand_written_mse_derivatives():

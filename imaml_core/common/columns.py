@@ -14,6 +14,7 @@ REPORT_COLUMNS = (  # what a StepReport measures, one number per meta-iteration,
     "memory_bytes",
     "seconds",
     "diverged",
+    "val_accuracy",
 )
 CONFIG_COLUMNS = ("lam", "cg_steps", "inner_steps", "inner_lr", "meta_lr", "meta_batch")  # the live settings used
 CSV_FIELDS = ("iteration", "method", *REPORT_COLUMNS, *CONFIG_COLUMNS)  # metrics.csv's columns, in file order

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,10 @@ DEVICES = ("cpu", "cuda", "auto")
 DTYPES = ("float32", "float64")
 MAX_CONFIG_BYTES = 1 << 20  # a config is about a kilobyte; refuse to parse megabytes
 LAM_SHAPES = ("scalar", "layer", "parameter")  # one lambda, one per parameter tensor, one per coordinate
+BUILTIN_TASKS = ("sinusoid", "omniglot", "glyphs")  # task families the engine ships (imaml_core.tasks)
+DATA_SPLITS = ("auto", "lake", "authors", "alphabet")  # how Omniglot's characters are split (tasks/omniglot.py)
+# A family of the user's own: ``package.module:name`` (see docs/TASK_FAMILIES.md).
+_USER_TASK = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 # Keys that configs no longer have, with the one value they could hold: files that carry them (checkpoints,
 # presets and saved window settings written while the key existed) still load, and the key is dropped.
 RETIRED_KEYS = {"task_family": "sinusoid"}
@@ -48,6 +53,14 @@ def _f(default: Any, live: bool, doc: str, **bounds: Any) -> Any:
 class ExperimentConfig:
     """One run of meta-training. Defaults were chosen by measurement (see bench/RESULTS.md)."""
 
+    task: str = _f(
+        "sinusoid", False, "task family: sinusoid, omniglot, glyphs (synthetic), or package.module:name", task=True
+    )
+    data: str = _f("", False, "Omniglot's folder or zip ('' = the folder `imaml data omniglot` fills)", path=True)
+    split: str = _f("auto", False, "Omniglot's character split: auto, lake, authors or alphabet", choices=DATA_SPLITS)
+    ways: int = _f(5, False, "classes per task (N), for classification", ge=2, le=1000)
+    filters: int = _f(64, False, "filters of each conv layer, for classification", ge=1, le=1024)
+    glyph_classes: int = _f(600, False, "classes of the synthetic glyphs (split 70/10/20)", ge=10, le=100000)
     method: str = _f("imaml", False, "meta-gradient: imaml, maml, fomaml or reptile", choices=METHODS)
     inner_solver: str = _f("gd", True, "iMAML inner solver: gd or hf (Newton-CG)", choices=INNER_SOLVERS)
     lam: float = _f(20.0, True, "proximal regularisation strength lambda (the base value)", gt=0.0, le=1e6)
@@ -74,8 +87,8 @@ class ExperimentConfig:
     compile: bool = _f(False, True, "torch.compile the hand-written MLP derivatives (first steps are slow)")
     meta_lr: float = _f(1e-3, True, "Adam step size on theta", gt=0.0, le=10.0)
     meta_batch: int = _f(25, True, "tasks per meta-iteration", ge=1, le=100000)
-    shots: int = _f(10, False, "support points per task (K)", ge=1, le=10000)
-    query: int = _f(10, False, "query points per task during training", ge=1, le=10000)
+    shots: int = _f(10, False, "support examples per task (K; per class for classification)", ge=1, le=10000)
+    query: int = _f(10, False, "query examples per task (per class for classification)", ge=1, le=10000)
     hidden: list[int] = _f([40, 40], False, "hidden layer widths of the MLP")
     seed: int = _f(0, False, "seed of theta's initialisation and the task stream", ge=0, le=2**63 - 1)
     device: str = _f("cpu", False, "cpu, cuda or auto", choices=DEVICES)
@@ -208,6 +221,11 @@ def _check_field(f: dataclasses.Field, value: Any) -> None:
         return
     if not ok_type:
         raise ConfigError(f"{name} must be {_type_name(f)}, got {value!r}")
+    if meta.get("task") and value not in BUILTIN_TASKS and not _USER_TASK.fullmatch(value):
+        shown = printable(repr(value))[:80]
+        raise ConfigError(f"{name} must be one of {', '.join(BUILTIN_TASKS)} or package.module:name, got {shown}")
+    if meta.get("path") and (len(value) > 4096 or "\0" in value):
+        raise ConfigError(f"{name} must be a path of at most 4096 characters without NUL")
     if "choices" in meta and value not in meta["choices"]:
         raise ConfigError(f"{name} must be one of {', '.join(meta['choices'])}, got {value!r}")
     if kind in ("float", "int"):

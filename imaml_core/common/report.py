@@ -45,6 +45,7 @@ class StepReport:
     # mean of a per-coordinate lambda), or the one key "λ" for a scalar; empty for the other methods.
     lam_by_layer: dict[str, float] = field(default_factory=dict)
     lam_clipped: int = 0  # entries of a learned lambda clipped to its bounds in this iteration
+    val_accuracy: float = float("nan")  # classification: post-adaptation validation accuracy (0-1); else NaN
 
     def row(self) -> dict[str, object]:
         """This report as a row of the metrics CSV (the columns of ``CSV_FIELDS``)."""
@@ -74,7 +75,9 @@ def write_metrics_csv(path: str | os.PathLike[str], reports: Iterable[StepReport
 
 @dataclass
 class EvalResult:
-    """Mean query MSE of fresh tasks after ``steps`` adaptation steps, with a 95% interval."""
+    """Mean query loss of fresh tasks after ``steps`` adaptation steps, with a 95% interval; for classification
+    also accuracy (a fraction in 0-1) with its interval. ``mse`` holds the loss of any family (the name is kept
+    for regression's scripts); ``loss_name`` says which loss it is."""
 
     mse: float
     ci95: float  # half-width: mse +- ci95 (normal approximation over tasks)
@@ -82,17 +85,36 @@ class EvalResult:
     tasks: int
     shots: int
     steps: int
+    loss_name: str = "MSE"
+    accuracy: float | None = None
+    accuracy_ci95: float | None = None
+    accuracy_per_step: list[float] | None = None
+    adapt_lam: str = "trained"  # iMAML's adaptation: "trained" (the run's lambda) or "zero" (plain GD)
+    data: str = "sinusoid"  # what the tasks were drawn from ("synthetic glyphs", "Omniglot (lake split)")
+
+    @property
+    def loss(self) -> float:
+        return self.mse
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "mse": self.mse,
+        out: dict[str, object] = {
+            "loss": self.mse,
+            "loss_name": self.loss_name,
             "ci95": self.ci95,
             "ci95_interval": [self.mse - self.ci95, self.mse + self.ci95],
-            "mse_per_step": self.mse_per_step,
+            "loss_per_step": self.mse_per_step,
             "tasks": self.tasks,
             "shots": self.shots,
             "steps": self.steps,
+            "adapt_lam": self.adapt_lam,
+            "data": self.data,
         }
+        if self.loss_name == "MSE":
+            out["mse"], out["mse_per_step"] = self.mse, self.mse_per_step
+        if self.accuracy is not None:
+            out["accuracy"], out["accuracy_ci95"] = self.accuracy, self.accuracy_ci95
+            out["accuracy_per_step"] = self.accuracy_per_step
+        return out
 
 
 def mean_ci95(values: np.ndarray) -> tuple[float, float]:

@@ -32,8 +32,9 @@ from imaml_core.common.safetensors_header import CHECKPOINT_FORMAT, LAM_KEY, che
 from imaml_core.common.text import parse_version_text
 from imaml_core.engine.lam import Lam
 from imaml_core.engine.lam_state import LAM_BOUNDS
-from imaml_core.engine.model import MLP
+from imaml_core.engine.model import model_for
 from imaml_core.engine.params import Params
+from imaml_core.tasks import family_for
 
 FORMAT = CHECKPOINT_FORMAT
 FORMAT_VERSION = 1
@@ -55,8 +56,19 @@ def lam_tensor_names(config: ExperimentConfig) -> dict[str, tuple[int, ...]]:
     """Names and shapes of the lambda tensors a checkpoint of ``config`` holds (none for a fixed scalar)."""
     if config.lam_shape == "scalar":
         return {LAM_KEY: ()} if config.learn_lam else {}
-    shapes = MLP(config.hidden).shapes()
+    shapes = model_shapes(config)
     return {f"{LAM_KEY}.{n}": (() if config.lam_shape == "layer" else s) for n, s in shapes.items()}
+
+
+def model_shapes(config: ExperimentConfig) -> dict[str, tuple[int, ...]]:
+    """theta's tensors for ``config``: the built-in model of its task family (an MLP, or the conv net)."""
+    return model_for(config, family_for(config)).shapes()
+
+
+def _model_words(config: ExperimentConfig) -> str:
+    if config.task == "sinusoid":
+        return f"hidden layers {config.hidden}"
+    return f"task {config.task} ({config.ways} ways, {config.filters} filters, hidden {config.hidden})"
 
 
 def _lam_tensors(lam: Lam | None, config: ExperimentConfig) -> dict[str, Tensor]:
@@ -157,7 +169,7 @@ def load_checkpoint(path: str | os.PathLike[str], follow_links: bool = True) -> 
 
 def _check_tensors(path: Path, tensors: dict[str, Tensor], config: ExperimentConfig) -> None:
     lam_names = lam_tensor_names(config)
-    expected = MLP(config.hidden).shapes() | lam_names
+    expected = model_shapes(config) | lam_names
     dtype = getattr(torch, config.dtype)
     missing = [k for k in expected if k not in tensors]
     extra = [k for k in tensors if k not in expected]
@@ -168,9 +180,9 @@ def _check_tensors(path: Path, tensors: dict[str, Tensor], config: ExperimentCon
                 f"with learn_lam {str(config.learn_lam).lower()}"
             )
     if missing:
-        raise CheckpointError(f"{path}: missing tensor '{missing[0]}' for hidden layers {config.hidden}")
+        raise CheckpointError(f"{path}: missing tensor '{missing[0]}' for {_model_words(config)}")
     if extra:
-        raise CheckpointError(f"{path}: unexpected tensor '{extra[0]}' for hidden layers {config.hidden}")
+        raise CheckpointError(f"{path}: unexpected tensor '{extra[0]}' for {_model_words(config)}")
     for name, shape in expected.items():
         t = tensors[name]
         if tuple(t.shape) != shape:
@@ -197,9 +209,12 @@ def _lam_range(config: ExperimentConfig) -> tuple[float, float]:
 
 
 def load_model(path: str | os.PathLike[str]) -> nn.Module:
-    """Rebuild the trained network from a checkpoint alone: an ``nn.Sequential`` MLP holding theta."""
+    """Rebuild the trained network from a checkpoint alone, holding theta: an ``nn.Sequential`` MLP, or for a
+    classification run the conv net (its batch norm uses each batch's own statistics, as in training, so
+    classify a task's images together)."""
     ckpt = load_checkpoint(path)
-    module = MLP(ckpt.config.hidden).module().to(getattr(torch, ckpt.config.dtype))
+    config = ckpt.config
+    module = model_for(config, family_for(config)).module().to(getattr(torch, config.dtype))
     module.load_state_dict(ckpt.params, strict=True)
     return module.eval()
 

@@ -1,20 +1,24 @@
 """Functional models: parameters are ``dict[str, Tensor]``; the engine calls ``forward`` with a task axis.
 
 ``MLP`` is the default regressor (1 input, 1 output) with a hand-batched forward (one ``baddbmm`` per layer for the
-whole meta-batch). ``ModuleModel`` makes any ``nn.Module`` usable by vmapping ``functional_call`` over
-tasks, so the engine stays model-agnostic.
+whole meta-batch); ``ConvNet`` (convnet.py) classifies images, one grouped convolution per layer. ``ModuleModel``
+makes any ``nn.Module`` usable by vmapping ``functional_call`` over tasks, so the engine stays model-agnostic.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from math import prod
 from typing import Protocol
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
+from imaml_core.common.config import ExperimentConfig
+from imaml_core.engine.convnet import ConvNet
 from imaml_core.engine.params import Params
+from imaml_core.tasks import TaskFamily
 
 
 class FunctionalModel(Protocol):
@@ -96,3 +100,12 @@ class ModuleModel:
 
     def forward(self, params: Params, x: Tensor) -> Tensor:
         return self._batched(params, x)
+
+
+def model_for(config: ExperimentConfig, tasks: TaskFamily) -> MLP | ConvNet:
+    """The built-in model for a family's examples: the paper's conv net for images (C, H, W) with
+    ``config.filters`` channels, else an MLP of ``config.hidden`` widths."""
+    shape = tuple(tasks.input_shape)
+    if len(shape) == 3:
+        return ConvNet(tasks.n_outputs, config.filters, shape)  # type: ignore[arg-type]
+    return MLP(config.hidden, n_in=prod(shape), n_out=tasks.n_outputs)

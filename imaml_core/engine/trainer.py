@@ -12,7 +12,6 @@ adapt by plain GD and ignore lambda, ``lam_shape`` and ``learn_lam``.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Mapping
 
@@ -22,22 +21,20 @@ from torch import Tensor
 
 from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.errors import CheckpointError, ConfigError
-from imaml_core.common.report import EvalResult, StepReport, mean_ci95
+from imaml_core.common.report import EvalResult, StepReport
 from imaml_core.engine.divergence import diagnose
+from imaml_core.engine.evaluation import adapt_curves, evaluate
 from imaml_core.engine.lam import FlatLam, Lam
 from imaml_core.engine.lam_state import LamState
 from imaml_core.engine.memory import measure_step
-from imaml_core.engine.methods import MetaGradient, adapt, meta_gradient
+from imaml_core.engine.methods import MetaGradient, meta_gradient
 from imaml_core.engine.mlp_derivatives import MLPMSEDerivatives
-from imaml_core.engine.model import MLP, FunctionalModel
+from imaml_core.engine.model import MLP, FunctionalModel, model_for
 from imaml_core.engine.objective import TaskLoss
-from imaml_core.engine.optim_state import check_optimizer_tensors, load_optimizer_tensors, optimizer_tensors
+from imaml_core.engine.optim_state import adam, check_optimizer_tensors, load_optimizer_tensors, optimizer_tensors
 from imaml_core.engine.params import ParamLayout, Params
 from imaml_core.engine.streams import EVALUATION_TASKS, THETA_INIT, TRAINING_TASKS, VALIDATION_TASKS, generator
-from imaml_core.tasks import TaskBatch, TaskFamily, family
-
-EVAL_QUERY = 100  # query points per task for validation and evaluation (training uses cfg.query)
-_EVAL_CHUNK = 1000  # tasks adapted at once in evaluate()
+from imaml_core.tasks import TaskBatch, TaskFamily, family_for
 
 
 def resolve_device(name: str) -> torch.device:
@@ -65,24 +62,25 @@ class MetaTrainer:
         """``theta`` and ``iteration`` continue a run (e.g. from a checkpoint), and so does ``current_lam``,
         a learned lambda in ``config.lam_shape``'s structure (a number fills every entry). The config's
         ``lam`` is where lambda starts: a fixed lambda stays there and ignores ``current_lam``. ``tasks`` is
-        the task family (default: :func:`imaml_core.tasks.family`'s default)."""
+        the task family (default: the one ``config.task`` names, :func:`imaml_core.tasks.family_for`)."""
         cfg = (config or ExperimentConfig()).validate()
         self._config = cfg
-        self.tasks: TaskFamily = tasks or family()
+        self.tasks: TaskFamily = tasks or family_for(cfg)
         self.device = resolve_device(cfg.device)
         self.dtype = getattr(torch, cfg.dtype)
-        self.model: FunctionalModel = model or MLP(cfg.hidden)
+        self.model: FunctionalModel = model or model_for(cfg, self.tasks)
         init = (
             theta
             if theta is not None
             else self.model.init_params(generator(self.device, cfg.seed, THETA_INIT), self.dtype, self.device)
         )
-        if isinstance(self.model, MLP) and set(init) == set(self.model.shapes()):
-            init = {k: init[k] for k in self.model.shapes()}  # canonical order (files may sort keys)
+        shapes = self.model.shapes() if hasattr(self.model, "shapes") else {}
+        if set(init) == set(shapes):
+            init = {k: init[k] for k in shapes}  # canonical order (files may sort keys)
         self.layout = ParamLayout.of(init)
         self.theta = self.layout.flatten({k: v.detach() for k, v in init.items()}).to(self.device, self.dtype)
         self.theta = self.theta.clone()
-        self.optimizer = _adam(self.theta, cfg.meta_lr)
+        self.optimizer = adam(self.theta, cfg.meta_lr)
         learned = cfg.learn_lam and cfg.method == "imaml"
         self._lam = LamState(
             self.layout,
@@ -96,7 +94,7 @@ class MetaTrainer:
         )
         self._tasks = generator(self.device, cfg.seed, TRAINING_TASKS)
         val_gen = generator(self.device, cfg.seed, VALIDATION_TASKS)
-        self.val_set = self._draw(cfg.val_tasks, cfg.shots, EVAL_QUERY, val_gen)
+        self.val_set = self._draw(cfg.val_tasks, cfg.shots, self.eval_query, val_gen, "val")
         self.iteration = iteration
 
     # -- configuration ----------------------------------------------------------------------------
@@ -131,14 +129,24 @@ class MetaTrainer:
             self._tasks,
         )
 
-    def _draw(self, n: int, shots: int, query: int, gen: torch.Generator) -> TaskBatch:
-        return self.tasks.sample(n, shots, query, gen, self.dtype, self.device)
+    def _draw(self, n: int, shots: int, query: int, gen: torch.Generator, split: str = "train") -> TaskBatch:
+        return self.tasks.sample(n, shots, query, gen, self.dtype, self.device, split=split)
+
+    @property
+    def eval_query(self) -> int:
+        """Query examples per task (per class) in validation and evaluation: the family's ``eval_query``
+        (100 points for a sinusoid), else the training ``query``."""
+        return int(getattr(self.tasks, "eval_query", None) or self._config.query)
+
+    def predict(self, phi: Tensor, x: Tensor) -> Tensor:
+        """The model's predictions under flat task parameters phi (B, P) for examples x (B, N, ...)."""
+        return self.model.forward(self.layout.unflatten(phi), x)
 
     def losses(self, x: Tensor, y: Tensor) -> TaskLoss:
         """Per-task loss (the family's) of flat task parameters (B, P) on examples x, y of shape (B, N, ...)."""
 
         def per_task(phi: Tensor) -> Tensor:
-            return self.tasks.loss_per_task(self.model.forward(self.layout.unflatten(phi), x), y)
+            return self.tasks.loss_per_task(self.predict(phi, x), y)
 
         exact = None
         if self._config.analytic_grads and isinstance(self.model, MLP) and self.tasks.loss_name == "MSE":
@@ -221,13 +229,14 @@ class MetaTrainer:
             diverged = bool(message)
             if not diverged and log_lam_grad is not None:
                 clipped = self._lam.step(log_lam_grad)
-        val = float("nan")
+        val = accuracy = float("nan")
         if not diverged and cfg.val_every and self.iteration % cfg.val_every == 0:
-            val = self.validation_loss()
+            val, accuracy = self.validation()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         report = self._report(cfg, mg, grad, pre, val, mem["bytes"] if mg else 0, start, message)
         report.lam_clipped = clipped
+        report.val_accuracy = accuracy
         return report
 
     def apply_meta_gradient(self, grad: Tensor) -> str:
@@ -290,41 +299,37 @@ class MetaTrainer:
         )
 
     # -- evaluation -------------------------------------------------------------------------------
-    def _adapt_losses(self, tasks: TaskBatch, steps: int, cfg: ExperimentConfig) -> list[Tensor]:
-        """Per-task query loss after 0..steps adaptation steps (list of (B,) tensors)."""
-        train = self.losses(tasks.x_support, tasks.y_support)
-        test = self.losses(tasks.x_query, tasks.y_query)
-        out: list[Tensor] = []
-
-        def record(_: int, phi: Tensor) -> None:
-            out.append(test.value(phi))
-
-        adapt(cfg, train, self.theta.detach().expand(len(tasks), -1), steps, on_step=record, lam=self._lam.engine())
-        return out
+    def validation(self) -> tuple[float, float]:
+        """Post-adaptation query loss and accuracy (NaN for regression) on the fixed validation set, with the
+        training inner steps."""
+        cfg = self._config
+        curves = adapt_curves(
+            cfg, self.tasks, self.losses, self.predict, self.theta, self.val_set, cfg.inner_steps, self._lam.engine()
+        )
+        accuracy = float(curves.metric[-1].double().mean()) if curves.metric is not None else float("nan")
+        return float(curves.loss[-1].double().mean()), accuracy
 
     def validation_loss(self) -> float:
         """Post-adaptation query loss on the fixed validation set, with the training inner steps."""
-        cfg = self._config
-        return float(self._adapt_losses(self.val_set, cfg.inner_steps, cfg)[-1].mean())
+        return self.validation()[0]
 
-    def evaluate(self, tasks: int = 600, shots: int | None = None, steps: int = 10, seed: int = 1) -> EvalResult:
-        """Mean query loss (the family's; MSE for regression) on ``EVAL_QUERY`` examples of ``tasks`` fresh tasks,
-        after 0..steps adaptation steps.
-
-        Adaptation is the method's own (iMAML: its inner solver on the proximal problem with the current,
-        possibly learned, lambda; others: GD).
-        """
+    def evaluate(
+        self, tasks: int = 600, shots: int | None = None, steps: int = 10, seed: int = 1, adapt_lam: str = "trained"
+    ) -> EvalResult:
+        """Mean query loss (and accuracy, for classification) on ``tasks`` fresh tasks of the test split, after
+        0..steps adaptation steps (see :mod:`imaml_core.engine.evaluation`; ``adapt_lam`` "zero" adapts iMAML by
+        plain GD)."""
         if tasks < 1 or steps < 0 or (shots is not None and shots < 1):
             raise ConfigError("evaluate needs tasks >= 1, shots >= 1 and steps >= 0")
         cfg = self._config
         shots = cfg.shots if shots is None else shots
-        batch = self._draw(tasks, shots, EVAL_QUERY, generator(self.device, seed, EVALUATION_TASKS))
-        per_step: list[list[Tensor]] = []
-        for lo in range(0, tasks, _EVAL_CHUNK):
-            per_step.append(self._adapt_losses(batch.slice(lo, lo + _EVAL_CHUNK), steps, cfg))
-        curves = [torch.cat([chunk[k] for chunk in per_step]).cpu().double().numpy() for k in range(steps + 1)]
-        mse, ci = mean_ci95(curves[-1])
-        return EvalResult(mse, ci, [float(c.mean()) for c in curves], tasks, shots, steps)
+        gen = generator(self.device, seed, EVALUATION_TASKS)
+        batch = self._draw(tasks, shots, self.eval_query, gen, "test")
+        result = evaluate(
+            cfg, self.tasks, self.losses, self.predict, self.theta, batch, steps, self._lam.engine(), adapt_lam
+        )
+        result.shots = shots
+        return result
 
     # -- exact continuation -----------------------------------------------------------------------
     def resume_state(self) -> dict[str, Tensor]:
@@ -374,24 +379,3 @@ class MetaTrainer:
         self._tasks.set_state(state["tasks.rng"])
         load_optimizer_tensors(self.optimizer, "adam.theta", dict(state))
         self._lam.load_resume_state(state)
-
-
-def _adam(theta: Tensor, lr: float) -> torch.optim.Adam:
-    """Adam on theta, fused into one kernel where this torch and device support it (CPU since torch 2.4).
-
-    On CPU the default is a per-tensor Python loop, which costs more than the fused kernel on a meta-iteration
-    of a few milliseconds."""
-    return torch.optim.Adam([theta], lr=lr, fused=_fused_adam_works(theta.device, theta.dtype))
-
-
-@functools.cache
-def _fused_adam_works(device: torch.device, dtype: torch.dtype) -> bool:
-    """Since torch 2.4 an unsupported device is only refused at the first ``step()``, so a throwaway
-    optimizer takes one step first (once per device and dtype)."""
-    try:
-        probe = torch.zeros(1, dtype=dtype, device=device, requires_grad=True)
-        probe.grad = torch.zeros_like(probe)
-        torch.optim.Adam([probe], fused=True).step()
-    except (RuntimeError, ValueError, TypeError):  # older torch, or a device without the fused kernel
-        return False
-    return True

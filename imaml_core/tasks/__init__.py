@@ -1,22 +1,20 @@
-"""Task families behind one protocol (``TaskFamily``, family.py): the trainer takes a family and asks it
-for batches of tasks, each task's loss and a task to preview. Sinusoid regression is one family.
+"""Task families behind one protocol (``TaskFamily``, protocol.py): the trainer takes a family and asks it
+for batches of tasks, each task's loss and a task to preview. Sinusoid regression (sinusoid.py), and N-way
+K-shot classification (classification.py) of Omniglot (omniglot.py) and synthetic glyphs (glyphs.py), ship
+here; the registry (registry.py) builds the one a config names.
 
-``family(name)`` looks a family up by the name the config and the command line use."""
+Names load on first use (``lazy_loader``), so the data modules (Omniglot's loader and download) import
+without PyTorch.
+"""
 
-from imaml_core.common.errors import ConfigError
-from imaml_core.tasks.family import PreviewTask, TaskBatch, TaskFamily
-from imaml_core.tasks.sinusoid import Sinusoid
+import lazy_loader
 
-FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (Sinusoid(),)}
-DEFAULT_FAMILY = next(iter(FAMILIES))
-
-
-def family(name: str = DEFAULT_FAMILY) -> TaskFamily:
-    """The family called ``name``; an unknown name is a :class:`ConfigError` listing the known ones."""
-    try:
-        return FAMILIES[name]
-    except KeyError:
-        raise ConfigError(f"unknown task family {name!r} (choose from {', '.join(FAMILIES)})") from None
-
-
-__all__ = ["DEFAULT_FAMILY", "FAMILIES", "PreviewTask", "Sinusoid", "TaskBatch", "TaskFamily", "family"]
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "classification": ["ImageClassification", "ImageTasks"],
+        "protocol": ["PreviewTask", "TaskBatch", "TaskFamily"],
+        "registry": ["DEFAULT_FAMILY", "FAMILIES", "GLYPHS_LABEL", "describe", "family", "family_for", "user_family"],
+        "sinusoid": ["Sinusoid"],
+    },
+)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from imaml_core.tasks.family import PreviewTask
+from imaml_core.tasks.protocol import PreviewTask
 
 AMPLITUDE = (0.1, 5.0)
 PHASE = (0.0, math.pi)
@@ -74,15 +74,31 @@ def mse_per_task(pred: Tensor, target: Tensor) -> Tensor:
 
 
 class Sinusoid:
-    """The sinusoid family (a :class:`~imaml_core.tasks.family.TaskFamily`): regression under MSE."""
+    """The sinusoid family (a :class:`~imaml_core.tasks.protocol.TaskFamily`): regression under MSE."""
 
     name = "sinusoid"
+    label = "sinusoid"
     loss_name = "MSE"
+    metric_name = None  # regression: the loss is the number users read
     input_range = X_RANGE
+    input_shape = (1,)
+    n_outputs = 1
+    eval_query = 100  # query points per task in validation and evaluation
+    eval_chunk = 1000  # tasks adapted at once in evaluation
+    defaults: dict[str, object] = {}  # the config's own defaults suit sinusoids
 
     def sample(
-        self, n: int, shots: int, query: int, generator: torch.Generator, dtype: torch.dtype, device: torch.device
+        self,
+        n: int,
+        shots: int,
+        query: int,
+        generator: torch.Generator,
+        dtype: torch.dtype,
+        device: torch.device,
+        split: str = "train",
     ) -> TaskBatch:
+        """Sinusoid tasks are drawn from one distribution: every split is the same family (``split`` only
+        names the stream)."""
         return sample_tasks(n, shots, query, generator, dtype=dtype, device=device)
 
     def loss_per_task(self, prediction: Tensor, target: Tensor) -> Tensor:

@@ -45,17 +45,35 @@ class TaskFamily(Protocol):
     """A family of tasks the trainer meta-learns over."""
 
     name: str  # as the config and the command line name it
+    label: str  # what tables, plots and run names call its data ("synthetic glyphs")
     loss_name: str  # what users read the per-task loss as ("MSE")
+    metric_name: str | None  # a number users read beside the loss ("accuracy"), or None
     input_range: tuple[float, float]  # the inputs' range, for a preview's grid
+    input_shape: tuple[int, ...]  # one example's input: (features,) for an MLP, (C, H, W) for the conv net
+    n_outputs: int  # the model's outputs per example (classes, for classification)
+    eval_chunk: int  # tasks adapted at once in evaluation (bounded by activation memory)
+    defaults: dict[str, object]  # config settings suggested with this family (the paper's, for Omniglot)
 
     def sample(
-        self, n: int, shots: int, query: int, generator: torch.Generator, dtype: torch.dtype, device: torch.device
+        self,
+        n: int,
+        shots: int,
+        query: int,
+        generator: torch.Generator,
+        dtype: torch.dtype,
+        device: torch.device,
+        split: str = "train",
     ) -> TaskBatch:
-        """``n`` tasks with ``shots`` support and ``query`` query examples each."""
+        """``n`` tasks with ``shots`` support and ``query`` query examples each (per class, for classification),
+        from ``split``: "train" (meta-training), "val" (validation) or "test" (evaluation)."""
         ...
 
     def loss_per_task(self, prediction: Tensor, target: Tensor) -> Tensor:
         """Each task's loss over its examples: (B, N, ...) -> (B,). Must be differentiable twice."""
+        ...
+
+    def metric_per_task(self, prediction: Tensor, target: Tensor) -> Tensor:
+        """Each task's ``metric_name`` number (B,); only families with a ``metric_name`` have it."""
         ...
 
     def preview_task(self, shots: int, generator: torch.Generator) -> PreviewTask:

@@ -1,0 +1,87 @@
+"""The task families' registry: ``family_for(config)`` builds the family a config names, with its settings
+(ways, data, split); ``package.module:name`` loads a family of the user's own."""
+
+from __future__ import annotations
+
+import importlib
+
+from imaml_core.common.config import ExperimentConfig
+from imaml_core.common.errors import ConfigError
+from imaml_core.common.text import printable
+from imaml_core.tasks.classification import ImageClassification, ImageTasks
+from imaml_core.tasks.protocol import PreviewTask, TaskBatch, TaskFamily
+from imaml_core.tasks.glyphs import glyph_splits
+from imaml_core.tasks.sinusoid import Sinusoid
+
+FAMILIES = ("sinusoid", "omniglot", "glyphs")
+DEFAULT_FAMILY = FAMILIES[0]
+GLYPHS_LABEL = "synthetic glyphs"
+
+
+def family(name: str = DEFAULT_FAMILY) -> TaskFamily:
+    """The family called ``name`` with the default config's settings."""
+    return family_for(ExperimentConfig(task=name))
+
+
+def family_for(config: ExperimentConfig) -> TaskFamily:
+    """The task family of ``config.task``, built with the config's settings; reads no data (a classification
+    family loads its images at its first draw). An unknown or broken family is a :class:`ConfigError`."""
+    name = config.task
+    if name == "sinusoid":
+        return Sinusoid()
+    if name == "glyphs":
+        classes = config.glyph_classes
+        return ImageClassification("glyphs", config.ways, lambda: glyph_splits(classes), GLYPHS_LABEL, synthetic=True)
+    if name == "omniglot":
+        return omniglot_family(config.ways, config.data, config.split)
+    return user_family(config)
+
+
+def omniglot_family(ways: int, data: str = "", split: str = "auto") -> ImageClassification:
+    """Omniglot from ``data`` (a folder or zip; '' = the default data folder), split by character."""
+
+    def load() -> dict:
+        from imaml_core.tasks.omniglot import find_omniglot, load_omniglot, omniglot_splits
+
+        sets = load_omniglot(find_omniglot(data or None))
+        return {k: v.images for k, v in omniglot_splits(sets, split).items()}
+
+    return ImageClassification("omniglot", ways, load, f"Omniglot ({split} split)")
+
+
+def user_family(config: ExperimentConfig) -> TaskFamily:
+    """``package.module:name`` from the user's code: ``name`` is a family, or a callable that takes the config
+    and returns one (see docs/TASK_FAMILIES.md)."""
+    module_name, _, attribute = config.task.partition(":")
+    shown = printable(config.task)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # the user's module may raise anything while it imports
+        raise ConfigError(f"cannot import the task family {shown}: {type(exc).__name__}: {exc}") from None
+    found = getattr(module, attribute, None)
+    if found is None:
+        raise ConfigError(f"the module {printable(module_name)} has no task family {printable(attribute)!r}")
+    built = found if _is_family(found) else None
+    if built is None and callable(found):
+        try:
+            built = found(config)
+        except Exception as exc:
+            raise ConfigError(f"the task family {shown} failed to build: {type(exc).__name__}: {exc}") from None
+    if not _is_family(built):
+        missing = [a for a in _REQUIRED if not hasattr(built, a)]
+        raise ConfigError(f"{shown} is not a task family (it lacks {', '.join(missing)})")
+    if getattr(built, "name", None) != config.task:
+        built.name = config.task  # a run records the family by the name that loads it again
+    return built
+
+
+_REQUIRED = ("loss_per_task", "sample", "preview_task", "input_shape", "n_outputs")
+
+
+def _is_family(value: object) -> bool:
+    return not isinstance(value, type) and all(hasattr(value, a) for a in _REQUIRED)
+
+
+def describe(tasks: TaskFamily) -> str:
+    """What tables and run names call a family's data (the synthetic one says so)."""
+    return str(getattr(tasks, "label", tasks.name))
