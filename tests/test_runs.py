@@ -234,7 +234,7 @@ def test_metrics_tail_ignores_an_unfinished_line_and_trim_drops_rows_past_the_ch
     path = tmp_path / "r" / "metrics.csv"
     with open(path, "a") as fh:
         fh.write("10,imaml,1.0")  # a crash in the middle of a line
-    iterations, val = tail_summary(path)
+    iterations, val, _ = tail_summary(path)
     assert iterations == 9 and val == pytest.approx(reports[7].val_loss, rel=1e-12)  # iteration 8 validated
     assert len(read_metrics(path)["iteration"]) == 9
     assert trim_metrics(path, 6)

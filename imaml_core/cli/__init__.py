@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from imaml_core.cli.common import EXIT_USAGE, Parser, UsageError, positive
+from imaml_core.cli.data import add_data_parser, cmd_data
 from imaml_core.cli.runs import add_runs_parser, cmd_runs
 from imaml_core.cli.sweep import add_sweep_parser, cmd_sweep
 from imaml_core.cli.train import add_train_parsers, cmd_eval, cmd_profile, cmd_train
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parsers(sub)
     add_runs_parser(sub)
     add_sweep_parser(sub)
+    add_data_parser(sub)
     return parser
 
 
@@ -51,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "profile": cmd_profile,
             "runs": cmd_runs,
             "sweep": cmd_sweep,
+            "data": cmd_data,
         }[args.command]
         return handler(args)
     except ImamlError as exc:

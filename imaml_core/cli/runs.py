@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,15 @@ from imaml_core.experiments.runs import SUMMARY_KEYS, Run, RunStore, RunSummary,
 _HEADINGS = {
     "id": "id",
     "name": "name",
+    "task": "task",
     "method": "method",
     "lam": "λ",  # the current one: see _lam_cell
     "cg_steps": "CG",
     "inner_steps": "inner",
     "iterations": "iterations",
     "val_mse": "val MSE",
+    "val_loss": "val loss",
+    "val_accuracy": "val acc",
     "status": "status",
     "parent": "parent",
     "fork_iteration": "fork at",
@@ -80,8 +82,12 @@ def _list(args: argparse.Namespace) -> int:
 def _cell(key: str, value: Any) -> str:
     if value is None:
         return "-"
-    if key == "val_mse":
+    if key in ("val_mse", "val_loss"):
         return f"{value:.4g}"
+    if key == "task" and value == "glyphs":
+        return "glyphs (synthetic)"
+    if key == "val_accuracy":
+        return f"{100 * value:.1f}%"
     if key == "lam":
         return f"{value:g}"
 
@@ -96,7 +102,14 @@ def _lam_cell(row: RunSummary) -> str:
 
 
 def _print_table(rows: list[RunSummary]) -> None:
-    keys = [k for k in SUMMARY_KEYS if k not in ("path", "current_lam", "lam_learned")]
+    """A table of ``rows``; a list of regression runs only shows "val MSE", one with a classification run
+    shows each run's task, validation loss and accuracy."""
+    hidden = {"path", "current_lam", "lam_learned"}
+    if any(r.task not in (None, "sinusoid") for r in rows):
+        hidden.add("val_mse")
+    else:
+        hidden |= {"task", "val_loss", "val_accuracy"}
+    keys = [k for k in SUMMARY_KEYS if k not in hidden]
     cells = [[_lam_cell(r) if k == "lam" else _cell(k, getattr(r, k)) for k in keys] for r in rows]
     table = [[_HEADINGS[k] for k in keys], *([printable(c) for c in line] for line in cells)]
     widths = [max(len(line[i]) for line in table) for i in range(len(keys))]
@@ -115,6 +128,8 @@ def _show(args: argparse.Namespace) -> int:
         **dataclasses.asdict(run.info),
         "iterations": summary.iterations,
         "val_mse": summary.val_mse,
+        "val_loss": summary.val_loss,
+        "val_accuracy": summary.val_accuracy,
         "listed_status": summary.status,
         "reason": summary.reason,
         "path": str(run.path),
@@ -124,7 +139,9 @@ def _show(args: argparse.Namespace) -> int:
         print(json.dumps(data, ensure_ascii=False))
         return 0
     lineage = f"{run.info.parent} at iteration {run.info.fork_iteration}" if run.info.parent else "-"
-    val = "-" if summary.val_mse is None or not math.isfinite(summary.val_mse) else f"{summary.val_mse:.4g}"
+    val = "-" if summary.val_loss is None else f"{summary.val_loss:.4g}"
+    if summary.val_accuracy is not None:
+        val += f" (accuracy {100 * summary.val_accuracy:.1f}%)"
     status = run.info.status if summary.status == run.info.status else f"{summary.status} (recorded {run.info.status})"
     for label, value in (
         ("id", run.id),
@@ -133,7 +150,8 @@ def _show(args: argparse.Namespace) -> int:
         ("created", run.info.created),
         ("forked from", lineage),
         ("iterations", "-" if summary.iterations is None else summary.iterations),
-        ("val MSE", val),
+        ("task", run.config.task),
+        ("val MSE" if summary.val_accuracy is None else "val loss", val),
         ("engine", run.info.engine_version),
         ("path", run.path),
         ("notes", run.info.notes or "-"),

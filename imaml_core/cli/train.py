@@ -17,6 +17,7 @@ from typing import Any
 from imaml_core.cli.common import UsageError
 from imaml_core.cli.common import non_negative as _non_negative
 from imaml_core.cli.common import positive as _positive
+from imaml_core.cli.tasks import TASK_FLAGS, add_task_arguments, config_for_task
 from imaml_core.common.config import DEVICES, INNER_SOLVERS, LAM_SHAPES, METHODS, ExperimentConfig
 from imaml_core.common.errors import ImamlError
 from imaml_core.common.files import create_exclusive
@@ -57,6 +58,7 @@ _OVERRIDES = {
     "shots": int,
     "seed": int,
     "device": str,
+    **TASK_FLAGS,
 }
 
 
@@ -73,6 +75,7 @@ def add_train_parsers(sub: Any) -> None:
     for flag in ("cg_steps", "inner_steps", "meta_batch", "shots", "seed"):
         train.add_argument(f"--{flag.replace('_', '-')}", type=int, help=ExperimentConfig.doc(flag))
     train.add_argument("--device", choices=DEVICES)
+    add_task_arguments(train)
     train.add_argument("--iterations", type=int, default=2000, help="meta-iterations (default 2000)")
     train.add_argument("--save-every", type=int, default=500, help="checkpoint every N iterations (0: end only)")
     train.add_argument("--out", type=Path, help="folder of a new run (a run already there is replaced)")
@@ -86,11 +89,23 @@ def add_train_parsers(sub: Any) -> None:
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    ev = sub.add_parser("eval", help="adapt a checkpoint to fresh tasks and report query MSE")
+    ev = sub.add_parser("eval", help="adapt a checkpoint to fresh test tasks: query loss (and accuracy)")
     ev.add_argument("params", type=Path, help="meta_params.safetensors")
     ev.add_argument("--tasks", type=int, default=600)
-    ev.add_argument("--shots", type=int, default=None, help="support points (default: the checkpoint's)")
-    ev.add_argument("--steps", type=int, default=10, help="adaptation steps (the checkpoint's own solver)")
+    ev.add_argument("--shots", type=int, default=None, help="support examples (per class) (default: the checkpoint's)")
+    ev.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="adaptation steps (default: 16 for up to 5-way classification, 25 beyond; else the run's inner steps)",
+    )
+    ev.add_argument("--data", metavar="PATH", help="where the checkpoint's Omniglot is now, if it moved")
+    ev.add_argument(
+        "--adapt-lam",
+        choices=("trained", "zero"),
+        default="trained",
+        help="iMAML: adapt with the run's lambda (default) or with lambda 0, by plain GD (the iMAML authors' eval)",
+    )
     ev.add_argument("--seed", type=int, default=1)
     ev.add_argument("--device", choices=DEVICES, default="auto")
     ev.add_argument("--json", action="store_true")
@@ -105,15 +120,15 @@ def add_train_parsers(sub: Any) -> None:
     prof.add_argument("--cg-steps", type=int)
     prof.add_argument("--shots", type=int)
     prof.add_argument("--device", choices=DEVICES)
+    add_task_arguments(prof)
     prof.add_argument("--json", action="store_true")
     prof.add_argument(
         "--threads", type=int, help="CPU threads for every row (default: measured per row, as training does)"
     )
 
 
-def _config_from_args(args: argparse.Namespace, base: ExperimentConfig) -> ExperimentConfig:
-    changes = {k: getattr(args, k) for k in _OVERRIDES if getattr(args, k, None) is not None}
-    return base.replace(**changes)
+def _config_from_args(args: argparse.Namespace, base: ExperimentConfig, from_file: bool) -> ExperimentConfig:
+    return config_for_task(args, base, _OVERRIDES, from_file)
 
 
 # -- train ----------------------------------------------------------------------------------------------
@@ -164,10 +179,11 @@ def _open_run(args: argparse.Namespace) -> tuple[Any, Any]:
         raise UsageError("train needs either --out DIR (a new run) or --resume DIR (continue a run)")
     if args.resume is None:
         base = ExperimentConfig.load(args.config) if args.config else ExperimentConfig()
-        cfg = _config_from_args(args, base)
+        cfg = _config_from_args(args, base, from_file=args.config is not None)
         trainer = MetaTrainer(cfg)
         _prepare_out(args.out)
-        run = Run.create(args.out, cfg, args.name or "", args.notes or "", tensorboard=tensorboard)
+        name = args.name or ("" if cfg.task != "glyphs" else f"{args.out.name} (synthetic glyphs)")
+        run = Run.create(args.out, cfg, name, args.notes or "", tensorboard=tensorboard)
         run.save_checkpoint(trainer)  # resumable, and theta on disk, from iteration 0
         return run, trainer
     given = [k for k in (*_OVERRIDES, "config") if getattr(args, k, None) is not None]
@@ -267,28 +283,35 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from imaml_core.engine.trainer import MetaTrainer
 
     _positive("tasks", args.tasks)
-    _non_negative("steps", args.steps)
+    if args.steps is not None:
+        _non_negative("steps", args.steps)
     if args.shots is not None:
         _positive("shots", args.shots)
     from imaml_core.engine.checkpoint import load_checkpoint
     from imaml_core.engine.threads import use_threads_for
+    from imaml_core.tasks import eval_steps
 
     ckpt = load_checkpoint(args.params)
-    cfg = ckpt.config.replace(device=args.device)
+    cfg = ckpt.config.replace(device=args.device, **({"data": str(args.data)} if args.data is not None else {}))
+    steps = eval_steps(cfg) if args.steps is None else args.steps
     trainer = MetaTrainer(cfg, theta=ckpt.params, iteration=ckpt.iteration, current_lam=ckpt.current_lam)
     if args.threads is None:
         use_threads_for(args.tasks, trainer.theta.numel(), trainer.device)
-    result = trainer.evaluate(tasks=args.tasks, shots=args.shots, steps=args.steps, seed=args.seed)
+    result = trainer.evaluate(tasks=args.tasks, shots=args.shots, steps=steps, seed=args.seed, adapt_lam=args.adapt_lam)
     out = result.to_dict()
     out["method"] = cfg.method
+    out["task"] = cfg.task
     if args.json:
         print(json.dumps(out))
-    else:
-        print(
-            f"{cfg.method}: query MSE after {args.steps} steps on {args.tasks} tasks: "
-            f"{result.mse:.4f} ± {result.ci95:.4f} (95%)"
-        )
-        print("per step: " + " ".join(f"{v:.3f}" for v in result.mse_per_step))
+        return 0
+    how = f"{cfg.method}, adapting with {result.adapt_lam} lambda" if cfg.method == "imaml" else cfg.method
+    print(
+        f"{result.data}, {how}: query {result.loss_name} after {steps} steps on {args.tasks} test tasks: "
+        f"{result.mse:.4f} ± {result.ci95:.4f} (95%)"
+    )
+    if result.accuracy is not None:
+        print(f"accuracy: {100 * result.accuracy:.2f}% ± {100 * result.accuracy_ci95:.2f}% (95%)")
+    print("per step: " + " ".join(f"{v:.3f}" for v in result.mse_per_step))
     return 0
 
 
@@ -301,9 +324,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise UsageError("--inner-steps needs at least one count")
     for s in args.inner_steps:
         _positive("inner-steps", s)
-    names = ("inner_solver", "cg_steps", "shots", "device")
-    fixed = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
-    base = ExperimentConfig().replace(meta_batch=args.meta_batch, **fixed)
+    names = ("inner_solver", "cg_steps", "shots", "device", *TASK_FLAGS)
+    base = config_for_task(args, ExperimentConfig(), names, from_file=False).replace(meta_batch=args.meta_batch)
     rows = profile_rows(base, args.method, args.inner_steps, args.iterations, auto_threads=args.threads is None)
     if args.json:
         print(json.dumps({"rows": rows, "device": base.device}))

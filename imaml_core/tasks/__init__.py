@@ -14,7 +14,17 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
     submod_attrs={
         "classification": ["ImageClassification", "ImageTasks"],
         "protocol": ["PreviewTask", "TaskBatch", "TaskFamily"],
-        "registry": ["DEFAULT_FAMILY", "FAMILIES", "GLYPHS_LABEL", "describe", "family", "family_for", "user_family"],
+        "registry": [
+            "DEFAULT_FAMILY",
+            "FAMILIES",
+            "GLYPHS_LABEL",
+            "describe",
+            "eval_steps",
+            "family",
+            "family_for",
+            "user_family",
+            "with_family_defaults",
+        ],
         "sinusoid": ["Sinusoid"],
     },
 )

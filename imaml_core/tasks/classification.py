@@ -24,7 +24,6 @@ from imaml_core.common.errors import ConfigError
 from imaml_core.tasks.protocol import PreviewTask
 
 SPLITS = ("train", "val", "test")
-QUERIES_PER_CLASS = 15  # the query count of the suggested settings (see ``ImageClassification.defaults``)
 
 
 @dataclass(frozen=True)
@@ -118,10 +117,10 @@ class ImageClassification:
     @property
     def defaults(self) -> dict[str, object]:
         """The paper's settings for Omniglot (iMAML, 5-way 1-shot), suggested when a user picks the family:
-        K = 1, Q = 15 per class, meta-batch 32, 16 inner steps of size 0.1, lambda 2, 5 CG steps."""
+        K = 1, meta-batch 32, 16 inner steps of size 0.1, lambda 2, 5 CG steps (and Q = K queries per class:
+        ``registry.with_family_defaults``)."""
         return {
             "shots": 1,
-            "query": QUERIES_PER_CLASS,
             "meta_batch": 32,
             "inner_steps": 16,
             "inner_lr": 0.1,

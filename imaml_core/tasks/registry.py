@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Collection
 
 from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.errors import ConfigError
 from imaml_core.common.text import printable
-from imaml_core.tasks.classification import ImageClassification, ImageTasks
-from imaml_core.tasks.protocol import PreviewTask, TaskBatch, TaskFamily
+from imaml_core.tasks.classification import ImageClassification
 from imaml_core.tasks.glyphs import glyph_splits
+from imaml_core.tasks.protocol import TaskFamily
 from imaml_core.tasks.sinusoid import Sinusoid
 
 FAMILIES = ("sinusoid", "omniglot", "glyphs")
@@ -38,15 +39,19 @@ def family_for(config: ExperimentConfig) -> TaskFamily:
 
 
 def omniglot_family(ways: int, data: str = "", split: str = "auto") -> ImageClassification:
-    """Omniglot from ``data`` (a folder or zip; '' = the default data folder), split by character."""
+    """Omniglot from ``data`` (a folder or zip; '' = the default data folder), split by character. Its label
+    names the split in force once the data is read ("auto" picks Lake's split when both full sets are there)."""
 
     def load() -> dict:
         from imaml_core.tasks.omniglot import find_omniglot, load_omniglot, omniglot_splits
 
         sets = load_omniglot(find_omniglot(data or None))
+        used = split if split != "auto" else ("lake" if {"background", "evaluation"} <= set(sets) else "alphabet")
+        tasks.label = f"Omniglot ({used} split)"
         return {k: v.images for k, v in omniglot_splits(sets, split).items()}
 
-    return ImageClassification("omniglot", ways, load, f"Omniglot ({split} split)")
+    tasks = ImageClassification("omniglot", ways, load, f"Omniglot ({split} split)")
+    return tasks
 
 
 def user_family(config: ExperimentConfig) -> TaskFamily:
@@ -85,3 +90,22 @@ def _is_family(value: object) -> bool:
 def describe(tasks: TaskFamily) -> str:
     """What tables and run names call a family's data (the synthetic one says so)."""
     return str(getattr(tasks, "label", tasks.name))
+
+
+def with_family_defaults(config: ExperimentConfig, given: Collection[str] = ()) -> ExperimentConfig:
+    """``config`` with its family's suggested settings (``TaskFamily.defaults``) for every field not in
+    ``given`` (the ones the user set). A classification family draws as many queries as shots per class
+    unless told otherwise, as the official MAML and iMAML code do (2K images per class, K of them queries)."""
+    tasks = family_for(config)
+    changes = {k: v for k, v in getattr(tasks, "defaults", {}).items() if k not in given}
+    if getattr(tasks, "metric_name", None) == "accuracy" and "query" not in given:
+        changes["query"] = changes.get("shots", config.shots) if "shots" not in given else config.shots
+    return config.replace(**changes) if changes else config
+
+
+def eval_steps(config: ExperimentConfig) -> int:
+    """Adaptation steps of the evaluation protocol: the paper's 16 for up to 5-way classification and 25 beyond,
+    else the run's own inner steps."""
+    if getattr(family_for(config), "metric_name", None) == "accuracy":
+        return 16 if config.ways <= 5 else 25
+    return config.inner_steps

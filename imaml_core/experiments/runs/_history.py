@@ -55,15 +55,17 @@ def parse_header(path: Path, line: bytes) -> list[str]:
     return names
 
 
-def tail_summary(path: Path) -> tuple[int, float]:
-    """(iterations, last validation MSE) from the header and the tail of ``path``: the last complete row's
-    ``iteration`` (0 without rows) and the last finite ``val_loss`` within the last MiB (NaN if none)."""
+def tail_summary(path: Path) -> tuple[int, float, float]:
+    """(iterations, last validation loss, its accuracy) from the header and the tail of ``path``: the last
+    complete row's ``iteration`` (0 without rows) and the last finite ``val_loss`` within the last MiB (NaN if
+    none), with that row's ``val_accuracy`` (NaN for regression, or a file without the column)."""
     try:
         with open_regular(path, "rb") as fh:
             columns = parse_header(path, fh.readline(_MAX_HEADER_BYTES))
             body_start = fh.tell()
             size = fh.seek(0, os.SEEK_END)
             it_at, val_at = columns.index("iteration"), columns.index("val_loss")
+            acc_at = columns.index("val_accuracy") if "val_accuracy" in columns else None
             span = _TAIL_START
             iterations: int | None = None
             while True:
@@ -80,9 +82,9 @@ def tail_summary(path: Path) -> tuple[int, float]:
                 for row in reversed(rows):
                     val = _float(row[val_at])
                     if math.isfinite(val):
-                        return iterations or 0, val
+                        return iterations or 0, val, _float(row[acc_at]) if acc_at is not None else math.nan
                 if start == body_start or span >= _TAIL_LIMIT:
-                    return iterations or 0, math.nan
+                    return iterations or 0, math.nan, math.nan
                 span *= 2
     except FileNotFoundError:
         raise RunError(f"{path.parent}: no {METRICS_FILE}") from None

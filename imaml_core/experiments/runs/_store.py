@@ -38,6 +38,7 @@ _RACY_NS = 2_000_000_000  # files changed this recently are read again (coarse t
 SUMMARY_KEYS = (
     "id",
     "name",
+    "task",
     "method",
     "lam",
     "current_lam",
@@ -46,6 +47,8 @@ SUMMARY_KEYS = (
     "inner_steps",
     "iterations",
     "val_mse",
+    "val_loss",
+    "val_accuracy",
     "status",
     "parent",
     "fork_iteration",
@@ -65,7 +68,7 @@ class RunSummary:
     cg_steps: int | None
     inner_steps: int | None
     iterations: int | None
-    val_mse: float | None  # the last validation MSE; None when the run has not validated yet
+    val_mse: float | None  # the last validation loss of a regression run; None for classification, or not yet
     status: str
     parent: str | None
     fork_iteration: int | None
@@ -75,6 +78,9 @@ class RunSummary:
     # λ at the last save: the geometric mean of a learned λ's entries, else the config's
     current_lam: float | None = None
     lam_learned: bool = False  # whether the run meta-learns λ
+    task: str | None = None  # the task family (config.task)
+    val_loss: float | None = None  # the last validation loss, of any family
+    val_accuracy: float | None = None  # classification: that validation's accuracy (0-1)
 
     @property
     def readable(self) -> bool:
@@ -130,7 +136,7 @@ def _signature(folder: Path) -> tuple[tuple[int, int, int, int] | None, ...] | N
 def _summarize(folder: Path) -> RunSummary:
     info = read_info(folder)
     config = read_config(folder)
-    iterations, val = tail_summary(folder / METRICS_FILE)
+    iterations, val, accuracy = tail_summary(folder / METRICS_FILE)
     for name, fmt in ((PARAMS_FILE, CHECKPOINT_FORMAT), (RESUME_FILE, RESUME_FORMAT)):
         _check_safetensors_header(folder / name, fmt)
     current, learned = _current_lam(folder / PARAMS_FILE, config)
@@ -143,7 +149,7 @@ def _summarize(folder: Path) -> RunSummary:
         cg_steps=config.cg_steps,
         inner_steps=config.inner_steps,
         iterations=iterations,
-        val_mse=val if math.isfinite(val) else None,
+        val_mse=val if math.isfinite(val) and not math.isfinite(accuracy) else None,
         status=status,
         parent=info.parent,
         fork_iteration=info.fork_iteration,
@@ -151,6 +157,9 @@ def _summarize(folder: Path) -> RunSummary:
         created=info.created,
         current_lam=current,
         lam_learned=learned,
+        task=config.task,
+        val_loss=val if math.isfinite(val) else None,
+        val_accuracy=accuracy if math.isfinite(accuracy) else None,
     )
 
 
