@@ -22,6 +22,21 @@ def _default_heap_policy(monkeypatch):
     monkeypatch.setattr("imaml_core.cli.keep_freed_memory", lambda: False)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_data_folders(tmp_path_factory):
+    """Omniglot's cache and data folders are the session's own, never the user's (a test that wants its own
+    sets the variables again)."""
+    base = tmp_path_factory.mktemp("imaml-data")
+    saved = {k: os.environ.get(k) for k in ("IMAML_CACHE_DIR", "IMAML_DATA_DIR")}
+    os.environ["IMAML_CACHE_DIR"], os.environ["IMAML_DATA_DIR"] = str(base / "cache"), str(base / "data")
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture
 def settings_dir(tmp_path):
     """QSettings (geometry, last config) go to a temp folder, so GUI tests neither read nor leak state."""

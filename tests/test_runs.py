@@ -468,6 +468,7 @@ def test_runs_list_json_has_exactly_the_documented_keys(runs_folder, capsys):
     assert list(SUMMARY_KEYS) == [
         "id",
         "name",
+        "task",
         "method",
         "lam",
         "current_lam",
@@ -476,6 +477,8 @@ def test_runs_list_json_has_exactly_the_documented_keys(runs_folder, capsys):
         "inner_steps",
         "iterations",
         "val_mse",
+        "val_loss",
+        "val_accuracy",
         "status",
         "parent",
         "fork_iteration",

@@ -24,6 +24,7 @@ SCALARS = {
     "meta_loss": "loss/meta_train",
     "pre_loss": "loss/pre_adaptation",
     "val_loss": "loss/validation",
+    "val_accuracy": "accuracy/validation",
     "cg_residual": "cg/residual",
     "cg_iterations": "cg/iterations",
     "stationarity": "inner/stationarity",
