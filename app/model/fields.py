@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.model.tasks import TASK_CHOICES, classifies
 from imaml_core.common.config import ExperimentConfig
 
 
 @dataclass(frozen=True)
 class Spec:
-    """How one config field is edited: ``kind`` is log, ilog (integer log), int, combo, check, spin, list."""
+    """How one config field is edited: ``kind`` is log, ilog (integer log), int, combo, check, spin, list,
+    path."""
 
     name: str
     label: str
@@ -63,7 +65,11 @@ GROUPS: tuple[tuple[str, tuple[Spec, ...]], ...] = (
     (
         "Tasks and run",
         (
+            Spec("task", "task family", "combo", choices=TASK_CHOICES),
+            Spec("data", "Omniglot folder", "path"),
+            Spec("ways", "ways (N)", "int", 2, 50),
             Spec("shots", "shots (K)", "int", 1, 50),
+            Spec("query", "queries", "int", 1, 100),
             Spec("seed", "seed", "spin", 0, 2**31 - 1),
             Spec("device", "device", "combo", choices=(("CPU", "cpu"), ("CUDA", "cuda"), ("auto", "auto"))),
         ),
@@ -75,8 +81,9 @@ ADVANCED: tuple[Spec, ...] = (
     Spec("analytic_grads", "analytic grads", "check"),
     Spec("val_every", "validate every", "spin", 0, 100000),
     Spec("val_tasks", "validation tasks", "spin", 1, 100000),
-    Spec("query", "query points", "int", 1, 100),
     Spec("hidden", "hidden widths", "list"),
+    Spec("filters", "conv filters", "ilog", 1, 256),
+    Spec("glyph_classes", "glyph classes", "spin", 10, 100000),
     Spec("dtype", "dtype", "combo", choices=(("float32", "float32"), ("float64", "float64"))),
 )
 OBJECT_PREFIX = {
@@ -87,6 +94,7 @@ OBJECT_PREFIX = {
     "check": "check",
     "spin": "spin",
     "list": "edit",
+    "path": "edit",
 }
 
 
@@ -103,6 +111,14 @@ def relevant(config: ExperimentConfig, name: str) -> bool:
         return imaml and config.inner_solver == "gd"
     if name == "inner_lr":
         return not (imaml and config.inner_solver == "hf")
+    if name in ("ways", "filters"):
+        return classifies(config)
+    if name == "data":
+        return config.task == "omniglot"
+    if name == "glyph_classes":
+        return config.task == "glyphs"
+    if name == "hidden":
+        return not classifies(config)
     return True
 
 

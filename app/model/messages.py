@@ -52,12 +52,36 @@ class Failure:
 @dataclass(frozen=True)
 class PreviewTask:
     """The preview task (its family's parameters, which fix its truth) and the support points θ adapts to
-    (the user may move or add points)."""
+    (the user may move or add points). A classification task also carries its query images and labels; the
+    user may move a query image into the support set."""
 
     params: tuple[float, ...]
     x_support: np.ndarray
     y_support: np.ndarray
     seed: int = 0
+    x_query: np.ndarray | None = None
+    y_query: np.ndarray | None = None
+    drawn_for: tuple[object, ...] = ()  # the settings it was drawn under (a task of other settings is redrawn)
+
+    @property
+    def classifies(self) -> bool:
+        return self.x_query is not None
+
+    def with_query_in_support(self, index: int) -> PreviewTask:
+        """This task with query image ``index`` moved into the support set (with its label)."""
+        if self.x_query is None or self.y_query is None or not 0 <= index < len(self.x_query):
+            raise IndexError(f"no query image {index}")
+        if len(self.x_query) == 1:
+            raise IndexError("the last query image stays: the preview needs one to classify")
+        return PreviewTask(
+            self.params,
+            np.concatenate([self.x_support, self.x_query[index : index + 1]]),
+            np.append(self.y_support, self.y_query[index]),
+            self.seed,
+            np.delete(self.x_query, index, axis=0),
+            np.delete(self.y_query, index),
+            self.drawn_for,
+        )
 
 
 @dataclass(frozen=True)
@@ -75,6 +99,21 @@ class PreviewResult:
 
 
 @dataclass(frozen=True)
+class ClassPreviewResult:
+    """What the classification card shows: the task's images, the query classes θ and φ predict, and the
+    query loss and accuracy per adaptation step."""
+
+    task: PreviewTask
+    before: np.ndarray  # (M,) θ's predicted class per query image
+    after: np.ndarray  # (M,) φ's
+    loss_per_step: np.ndarray
+    accuracy_per_step: np.ndarray
+    steps: int
+    iteration: int
+    label: str = ""  # what the data is ("synthetic glyphs")
+
+
+@dataclass(frozen=True)
 class TrainerInfo:
     """Sent when the worker builds a trainer: the config it was built with, where it runs, and why."""
 
@@ -82,6 +121,7 @@ class TrainerInfo:
     iteration: int
     device: str
     reason: TrainerChange
+    loss_name: str = "MSE"  # the family's loss, as users read it
 
 
 class RunStart(Enum):

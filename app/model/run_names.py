@@ -36,7 +36,16 @@ def run_name(config: ExperimentConfig) -> str:
     """A new run's name: the method and the setting that matters most for it (λ for iMAML, the number
     of inner steps for the methods that unroll or step without λ)."""
     field = "lam" if config.method == "imaml" else "inner_steps"
-    return f"{config.method} {setting(config, field)}"
+    return family_prefix(config) + f"{config.method} {setting(config, field)}"
+
+
+def family_prefix(config: ExperimentConfig) -> str:
+    """What a run's name says of its tasks: nothing for sinusoids (the default), else the data and the task
+    size, with synthetic glyphs called synthetic (``synthetic glyphs 5-way 1-shot · ``)."""
+    if config.task == "sinusoid":
+        return ""
+    data = {"glyphs": "synthetic glyphs", "omniglot": "Omniglot"}.get(config.task, config.task)
+    return f"{data} {config.ways}-way {config.shots}-shot · "
 
 
 def changes_text(old: ExperimentConfig, new: ExperimentConfig) -> str:

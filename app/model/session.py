@@ -19,6 +19,7 @@ from psygnal import Signal
 from app.model.fields import LABELS
 from app.model.history import History
 from app.model.messages import TrainerChange, TrainerInfo
+from app.model.tasks import switched_config
 from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.errors import ConfigError
 from imaml_core.common.report import StepReport
@@ -65,7 +66,10 @@ class SessionState:
         return Proposal(config, changed, restart, bool(restart) and self.iteration > 0)
 
     def propose_edit(self, name: str, value: Any) -> Proposal:
-        """One field edited; raises ``ImamlError`` (naming the field) for an invalid value."""
+        """One field edited; raises ``ImamlError`` (naming the field) for an invalid value. A new task family
+        brings its suggested settings (``switched_config``)."""
+        if name == "task":
+            return self.propose(switched_config(self.config, value))
         return self.propose(self.config.replace(**{name: value}))
 
     def adopt(self, config: ExperimentConfig) -> None:

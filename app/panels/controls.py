@@ -48,6 +48,7 @@ class ControlPanel(QScrollArea):
         self._widgets: dict[str, QWidget] = {}
         self._labels: dict[str, QLabel] = {}
         self._specs: dict[str, Spec] = {}
+        self._shown: dict[str, object] = {}  # the value each control shows, in config units
         body = QWidget()
         body.setObjectName("control_body")
         column = QVBoxLayout(body)
@@ -79,6 +80,8 @@ class ControlPanel(QScrollArea):
             return w.currentData()  # type: ignore[attr-defined]
         if kind == "check":
             return w.isChecked()  # type: ignore[attr-defined]
+        if kind == "path":
+            return w.text().strip()  # type: ignore[attr-defined]
         if kind == "list":
             text = w.text().replace(",", " ").split()  # type: ignore[attr-defined]
             try:
@@ -91,6 +94,7 @@ class ControlPanel(QScrollArea):
         """Show ``config`` without emitting ``edited``."""
         for name, w in self._widgets.items():
             value = getattr(config, name)
+            self._shown[name] = value
             kind = self._specs[name].kind
             w.blockSignals(True)
             if kind == "combo":
@@ -99,6 +103,8 @@ class ControlPanel(QScrollArea):
                 w.setChecked(bool(value))  # type: ignore[attr-defined]
             elif kind == "list":
                 w.setText(", ".join(str(v) for v in value))  # type: ignore[attr-defined]
+            elif kind == "path":
+                w.setText(str(value))  # type: ignore[attr-defined]
             else:
                 w.setValue(value)  # type: ignore[attr-defined]
             w.blockSignals(False)
@@ -169,8 +175,8 @@ class ControlPanel(QScrollArea):
             w.valueChanged.connect(lambda _v, n=spec.name: self._emit(n))
         else:
             w = QLineEdit()
-            w.setPlaceholderText("e.g. 40, 40")
-            w.editingFinished.connect(lambda n=spec.name: self._emit(n))
+            w.setPlaceholderText("e.g. 40, 40" if spec.kind == "list" else "default: File ▸ Download Omniglot…")
+            w.editingFinished.connect(lambda n=spec.name: self._emit_if_changed(n))
         w.setObjectName(f"{OBJECT_PREFIX[spec.kind]}_{spec.name}")
         self._widgets[spec.name] = w
         self._specs[spec.name] = spec
@@ -187,6 +193,11 @@ class ControlPanel(QScrollArea):
 
     def _emit(self, name: str) -> None:
         self.edited.emit(name, self.value(name))
+
+    def _emit_if_changed(self, name: str) -> None:
+        """A text field reports Enter and leaving it alike: only a changed value is an edit."""
+        if self.value(name) != self._shown.get(name):
+            self._emit(name)
 
 
 def _cuda_available() -> bool:

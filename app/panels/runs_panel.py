@@ -34,12 +34,14 @@ from imaml_core.experiments.runs import RunStore, RunSummary
 COLUMNS = (  # header, RunSummary field
     ("", "id"),
     ("name", "name"),
+    ("task", "task"),
     ("method", "method"),
     ("λ", "lam"),  # the current λ: a learned one at its last save, marked
     ("CG iterations", "cg_steps"),
     ("inner steps", "inner_steps"),
     ("iterations", "iterations"),
-    ("last val MSE", "val_mse"),
+    ("last val loss", "val_loss"),
+    ("val accuracy", "val_accuracy"),
     ("status", "status"),
     ("parent", "parent"),
 )
@@ -127,6 +129,10 @@ class RunsModel(QAbstractTableModel):
             value = getattr(row, column)
             if column == "status" and row.id == self.live:
                 return f"{value} (live)"
+            if column == "task":
+                return {"glyphs": "glyphs (synthetic)"}.get(str(value), value or "sinusoid")
+            if column == "val_accuracy" and value is not None:
+                return f"{100 * value:.1f}%"
             if column == "lam" and row.lam_learned and row.current_lam is not None:
                 return f"{row.current_lam:.3g} learned"  # the geometric mean of the learned λ at the last save
             if column == "parent" and value:
@@ -154,7 +160,9 @@ class RunsModel(QAbstractTableModel):
             self.dataChanged.emit(self.index(0, 0), self.index(max(0, len(self.rows) - 1), 0))
             self.ticks_changed.emit()
 
-    def update_live(self, iterations: int, val_mse: float | None, running: bool, config: ExperimentConfig) -> None:
+    def update_live(
+        self, iterations: int, val_loss: float | None, running: bool, config: ExperimentConfig, accuracy: float | None
+    ) -> None:
         """The live run's numbers and settings from the window, between listings (which lag behind them)."""
         for i, row in enumerate(self.rows):
             if row.id != self.live:
@@ -162,7 +170,8 @@ class RunsModel(QAbstractTableModel):
             new = _replace(
                 row,
                 iterations=iterations,
-                val_mse=val_mse,
+                val_loss=val_loss,
+                val_accuracy=accuracy,
                 status="running" if running else "paused",
                 lam=config.lam,
                 cg_steps=config.cg_steps,

@@ -8,6 +8,8 @@ keeps its own copy of the points, so a preview computed from older points never 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
@@ -217,5 +219,5 @@ class AdaptationCard(Card):
         if self.task is None:
             return
         t = self.task
-        self.task = PreviewTask(t.params, self.points.xs.copy(), self.points.ys.copy(), t.seed)
+        self.task = replace(t, x_support=self.points.xs.copy(), y_support=self.points.ys.copy())
         self.task_edited.emit(self.task)

@@ -175,7 +175,11 @@ class MetaLossCard(Card):
         self.logy = QCheckBox("log y")
         self.logy.setObjectName("check_log_y")
         self.logy.setChecked(True)
-        for tool in (self.smooth, self.smooth_window, self.logy):
+        self.accuracy = QCheckBox("accuracy")
+        self.accuracy.setObjectName("check_accuracy")
+        self.accuracy.setToolTip("Show validation accuracy (after adaptation) instead of the losses")
+        self.accuracy.setVisible(False)  # classification runs only (set_family)
+        for tool in (self.smooth, self.smooth_window, self.logy, self.accuracy):
             self.add_tool(tool)
         self.set_legend(
             [
@@ -209,10 +213,23 @@ class MetaLossCard(Card):
         self.smooth.toggled.connect(self._options_changed)
         self.smooth_window.valueChanged.connect(self._options_changed)
         self.logy.toggled.connect(self._log_toggled)
+        self.accuracy.toggled.connect(self._accuracy_toggled)
+        self._loss_name = "MSE"
         self._last: History | None = None
+
+    def set_family(self, loss_name: str, classifies: bool) -> None:
+        """Name the loss on the axis; a classification run can show validation accuracy instead."""
+        self._loss_name = loss_name
+        self.accuracy.setVisible(classifies)
+        if not classifies:
+            self.accuracy.setChecked(False)
+        self._accuracy_toggled(self.accuracy.isChecked())
 
     def refresh(self, history: History) -> None:
         self._last = history
+        if self.accuracy.isChecked():
+            self._refresh_accuracy(history)
+            return
         it = history.column("iteration")
         train, pre = history.column("meta_loss"), history.column("pre_loss")
         if self.smooth.isChecked():
@@ -268,8 +285,24 @@ class MetaLossCard(Card):
         self.anchor.clear()
 
     def _log_toggled(self, on: bool) -> None:
-        self.plot.getPlotItem().setLogMode(y=on)
+        self.plot.getPlotItem().setLogMode(y=on and not self.accuracy.isChecked())
         self._options_changed()
+
+    def _accuracy_toggled(self, on: bool) -> None:
+        item = self.plot.getPlotItem()
+        item.setLabel("left", "validation accuracy" if on else f"query {self._loss_name}")
+        self.logy.setEnabled(not on)
+        self.anchor.clear()
+        self._log_toggled(self.logy.isChecked())
+
+    def _refresh_accuracy(self, history: History) -> None:
+        """Validation accuracy (0-1, linear axis) alone: the losses are on another scale."""
+        it, accuracy = history.column("iteration"), history.column("val_accuracy")
+        seen = np.isfinite(accuracy)
+        for curve in (self.raw, self.train, self.pre):
+            curve.setData([], [])
+        self.val.setData(it[seen], accuracy[seen])
+        self.anchor.fit(it, [np.array([0.0, 1.0])])
 
     def _options_changed(self) -> None:
         if self._last is not None:

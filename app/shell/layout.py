@@ -6,6 +6,7 @@ Pure construction (no behaviour): the window passes in its widgets and slots and
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -108,3 +109,39 @@ def body(controls: QWidget, banner: QWidget, grid: QWidget) -> QWidget:
     layout.setContentsMargins(0, 0, 0, 0)
     layout.addWidget(split)
     return holder
+
+
+def assemble(window: Any) -> None:
+    """Build the window's widgets and keep them on it: controls, run toolbar and buttons, the four cards
+    (the adaptation card is the task view: curves or images), banner and status bar."""
+    from app.panels.controls import ControlPanel
+    from app.plots.base import MetaLossCard
+    from app.plots.cards import CGCard, MemoryCard
+    from app.shell.banner import Banner
+    from app.shell.status import StatusBar
+    from app.shell.task_view import TaskView
+
+    window.controls = ControlPanel()
+    window.controls.setMinimumWidth(330)
+    window.controls.edited.connect(window._on_edited)
+    slots = {
+        "button_start": window.toggle_run,
+        "button_step": window.step,
+        "button_reset": window.reset,
+        "button_fork": window.fork_here,
+    }
+    bar, buttons, window.readout = run_toolbar(window.style(), slots)
+    window.button_start, window.button_step, window.button_reset, window.button_fork = buttons.values()
+    window.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+    window.meta_card = MetaLossCard()
+    window.task_view = TaskView()
+    window.adaptation = window.task_view.curves
+    window.memory_card = MemoryCard()
+    window.cg_card = CGCard()
+    window.memory_card.button.clicked.connect(window.run_profile)
+    window.cards = (window.meta_card, *window.task_view.cards, window.memory_card, window.cg_card)
+    window.banner = Banner()
+    grid = plot_grid(window.meta_card, window.task_view, window.memory_card, window.cg_card)
+    window.setCentralWidget(body(window.controls, window.banner, grid))
+    window.status = StatusBar()
+    window.setStatusBar(window.status)

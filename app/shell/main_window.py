@@ -22,27 +22,24 @@ from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import QApplication, QMainWindow
 
 from app.model.history import History
-from app.model.messages import Failure, Job, PreviewResult, ProfileProgress, ProfileRequest, TrainerChange, TrainerInfo
+from app.model.messages import Failure, Job, ProfileProgress, ProfileRequest, TrainerChange, TrainerInfo
 from app.model.session import SessionState
+from app.model.tasks import classifies, family_name, switched_config
 from app.model.throttle import Throttle
-from app.panels.controls import ControlPanel
 from app.panels.sweep_view import SweepView
-from app.plots.adaptation import AdaptationCard
-from app.plots.base import MetaLossCard
-from app.plots.cards import CGCard, MemoryCard
 from app.plots.redraw import RedrawScheduler
-from app.shell.banner import Banner, diverged_text, evaluation_text, failure_text, loaded_text
+from app.shell.banner import diverged_text, evaluation_text, failure_text, loaded_text
 from app.shell.dialogs import confirm_delete, confirm_reset, interactive
 from app.shell.file_actions import FileActions
-from app.shell.layout import body, plot_grid, run_toolbar, show_running
+from app.shell.layout import assemble, show_running
 from app.shell.menus import build_menus
 from app.shell.runs_controller import RunsController
-from app.shell.status import StatusBar, readout_text
+from app.shell.status import readout_text
 from app.toolkit import settings
 from app.toolkit.theme import apply_theme
 from app.worker.thread import WorkerThread
 from imaml_core.common.config import METHODS, ExperimentConfig
-from imaml_core.common.errors import ImamlError
+from imaml_core.common.errors import ConfigError, ImamlError
 from imaml_core.common.report import EvalResult, StepReport
 from imaml_core.engine.heap import release_free_memory
 from imaml_core.experiments.runs import RunError
@@ -78,7 +75,7 @@ class MainWindow(QMainWindow):
         self.profile_iterations = 1
         self.theme = settings.theme() if restore else "dark"
 
-        self._build()
+        assemble(self)
         self.menu_actions = build_menus(self, self)
         self.controls.show_config(self.state.config)
         self.set_theme(self.theme)
@@ -105,6 +102,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, runs.dock)
         self.resizeDocks([runs.dock], [190], Qt.Orientation.Vertical)
         self.runs_controller = runs
+        self.task_view.connect_worker(self.worker_thread)
         w = self.worker_thread.worker
         w.reported.connect(self._on_report)
         w.previewed.connect(self._on_preview)
@@ -121,37 +119,6 @@ class MainWindow(QMainWindow):
         self._status_timer.setInterval(STATUS_MS)
         self._status_timer.timeout.connect(self._refresh_status)
         self._status_timer.start()
-
-    def _build(self) -> None:
-        self.controls = ControlPanel()
-        self.controls.setMinimumWidth(330)
-        self.controls.edited.connect(self._on_edited)
-        bar, buttons, self.readout = run_toolbar(
-            self.style(),
-            {
-                "button_start": self.toggle_run,
-                "button_step": self.step,
-                "button_reset": self.reset,
-                "button_fork": self.fork_here,
-            },
-        )
-        self.button_start, self.button_step, self.button_reset, self.button_fork = buttons.values()
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
-
-        self.meta_card = MetaLossCard()
-        self.adaptation = AdaptationCard()
-        self.memory_card = MemoryCard()
-        self.cg_card = CGCard()
-        self.adaptation.task_edited.connect(lambda task: self.worker_thread.set_preview_task(task))
-        self.adaptation.resample_requested.connect(lambda seed: self.worker_thread.resample_preview(seed))
-        self.memory_card.button.clicked.connect(self.run_profile)
-        self.cards = (self.meta_card, self.adaptation, self.memory_card, self.cg_card)
-
-        self.banner = Banner()
-        grid = plot_grid(self.meta_card, self.adaptation, self.memory_card, self.cg_card)
-        self.setCentralWidget(body(self.controls, self.banner, grid))
-        self.status = StatusBar()
-        self.setStatusBar(self.status)
 
     # -- the run, as automated checks see it -------------------------------------------------------
     @property
@@ -216,6 +183,30 @@ class MainWindow(QMainWindow):
     def start_sweep(self) -> SweepView | None:
         """Ask for a search space, then run ``imaml sweep`` from the current settings in its own process."""
         return self.runs_controller.start_sweep()
+
+    # -- the task family ---------------------------------------------------------------------------
+    def set_task(self, name: str, **settings: object) -> str | None:
+        """Train on the family ``name`` (the CLI's: sinusoid, omniglot, glyphs, package.module:name) with
+        ``settings`` (config fields: ways, shots, query, data…), taking the family's suggested settings for
+        the rest: a new θ in a new run, whose id this returns once it exists. Raises ``ImamlError`` with the
+        reason (also in the banner) when the family or a setting cannot be used; the session stays as it was."""
+        config = switched_config(self.state.config, name, settings)
+        self.state.adopt(config)
+        error = self.worker_thread.reset_and_wait(config, keep_running=self.running)
+        if error:
+            raise ConfigError(error)
+        return self.current_run_id()
+
+    def accuracy(self) -> float | None:
+        """The latest validation accuracy (0-1) of a classification run; None for a regression family."""
+        if not classifies(self.state.applied):
+            return None
+        value = self.history.last_finite("val_accuracy")
+        return None if value is None else float(value)
+
+    def move_query_to_support(self, index: int) -> None:
+        """Move the preview task's query image ``index`` into its support set; φ re-adapts at once."""
+        self.task_view.images.move_query_to_support(index)
 
     # -- files (delegated to the file actions) -------------------------------------------------------
     def export_meta_parameters(self, path: str | os.PathLike[str]) -> bool:
@@ -291,7 +282,7 @@ class MainWindow(QMainWindow):
         self.worker_thread.profile(request)
 
     def resample_preview(self) -> None:
-        self.adaptation.resample()
+        self.task_view.resample()
 
     def evaluate(self, tasks: int = 200) -> None:
         self.worker_thread.evaluate(tasks, self.state.config.inner_steps)
@@ -334,8 +325,8 @@ class MainWindow(QMainWindow):
         finally:
             self.worker_thread.acknowledge_report()
 
-    def _on_preview(self, result: PreviewResult) -> None:
-        self.adaptation.show_result(result)
+    def _on_preview(self, result: object) -> None:  # PreviewResult or ClassPreviewResult
+        self.task_view.show_result(result)
         self.preview_shown.emit(result)
 
     def _on_profile(self, progress: ProfileProgress) -> None:
@@ -345,12 +336,17 @@ class MainWindow(QMainWindow):
         self.banner.show_message("info", evaluation_text(result, self.iteration))
 
     def _on_trainer_changed(self, info: TrainerInfo) -> None:
+        switched = info.config.task != self.state.applied.task
+        self.meta_card.set_family(info.loss_name, classifies(info.config))
         self.state.take_trainer(info)
         self.status.set_device(info.device)
         self.status.reset_rate()
         self.status.refresh(self.iteration)
         if info.reason in (TrainerChange.IMPORT, TrainerChange.CONTINUE):
             self.banner.show_message("info", loaded_text(info))
+        elif switched:
+            name = family_name(info.config)
+            self.banner.show_message("info", f"Switched to {name}: a new run, θ starts over from the new settings.")
         elif info.reason is TrainerChange.RESET:
             self.banner.hide()
         self.trainer_ready.emit(info)
@@ -370,7 +366,8 @@ class MainWindow(QMainWindow):
     def _refresh_status(self) -> None:
         self.status.refresh(self.iteration)
         last_val = self.history.last_finite("val_loss")
-        self.runs_controller.update_live(self.iteration, last_val, self.running, self.state.applied)
+        applied, accuracy = self.state.applied, self.accuracy()
+        self.runs_controller.update_live(self.iteration, last_val, self.running, applied, accuracy)
         self.readout.setText(readout_text(self.state.applied.method, self.iteration, self.history))
 
     def _show_running(self, running: bool) -> None:
@@ -380,6 +377,10 @@ class MainWindow(QMainWindow):
 
     def _error(self, message: str, level: str = "error") -> None:
         self.banner.show_message(level, message)
+
+    def show_message(self, level: str, text: str) -> None:
+        """A one-line message in the banner: level info, warning or error."""
+        self.banner.show_message(level, text)
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt API)
         super().showEvent(event)

@@ -13,6 +13,7 @@ from typing import Protocol
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
 
+from app.shell.omniglot_dialogs import choose_omniglot_folder, download_omniglot
 from app.toolkit.theme import THEMES, resources_dir
 from imaml_core.common.config import ExperimentConfig
 
@@ -43,6 +44,8 @@ class Commands(Protocol):
     def evaluate(self, tasks: int = 200) -> None: ...
     def resample_preview(self) -> None: ...
     def set_theme(self, name: str) -> None: ...
+    def set_task(self, name: str, **settings: object) -> str | None: ...
+    def show_message(self, level: str, text: str) -> None: ...
 
 
 CHECKPOINT_FILTER = "Checkpoints (*.safetensors);;All files (*)"
@@ -124,6 +127,21 @@ def build_menus(window: QMainWindow, commands: Commands) -> dict[str, QAction]:
         "Show a sweep's trials, their settings against the metric, and the best",
     )
     file_menu.addActions([actions["runs_folder"], actions["open_sweep"]])
+    actions["omniglot_folder"] = _action(
+        window,
+        "Choose Omniglot &folder…",
+        lambda: choose_omniglot_folder(window, commands),
+        None,
+        "Train on Omniglot from a folder of its zips (official or the small subsets) or their folders",
+    )
+    actions["download_omniglot"] = _action(
+        window,
+        "&Download Omniglot…",
+        lambda: download_omniglot(window, commands),
+        None,
+        "Download the two official zips (md5-checked; a cancelled download resumes)",
+    )
+    file_menu.addActions([actions["omniglot_folder"], actions["download_omniglot"]])
     file_menu.addSeparator()
     actions["export_csv"] = _action(window, "Export metrics &CSV…", lambda: _export_csv(window, commands))
     actions["export_png"] = _action(window, "Export plots as &PNG…", lambda: _export_plots(window, commands, "png"))

@@ -150,9 +150,11 @@ class RunsController(QObject):
         drawn = set(self.overlays.drawn())
         return [r for r in self._model.ticked if r in drawn or r == live]
 
-    def update_live(self, iteration: int, val_loss: float | None, running: bool, config: ExperimentConfig) -> None:
+    def update_live(
+        self, iteration: int, val_loss: float | None, running: bool, config: ExperimentConfig, accuracy: float | None
+    ) -> None:
         """The live run's row follows the window's numbers between listings."""
-        self._model.update_live(iteration, val_loss, running, config)
+        self._model.update_live(iteration, val_loss, running, config, accuracy)
 
     # -- the live run ------------------------------------------------------------------------------
     def continue_run(self, path: str | os.PathLike[str]) -> None:

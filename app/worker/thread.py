@@ -131,6 +131,10 @@ class WorkerThread(QObject):
     def reset(self, config: ExperimentConfig, keep_running: bool = False) -> None:
         self._send(self._reset, config, keep_running)
 
+    def reset_and_wait(self, config: ExperimentConfig, keep_running: bool = False) -> str:
+        """``reset``; returns "" once the new trainer records into its new run, or the one-line error."""
+        return self._wait(Job.RESET, lambda: self._send(self._reset, config, keep_running))
+
     def send_config(self, config: ExperimentConfig) -> None:
         """Live settings for the worker to apply before its next meta-iteration."""
         self._send(self._config, config)
@@ -242,6 +246,8 @@ class WorkerThread(QObject):
     @Slot(object)
     def _on_failed(self, failure: Failure) -> None:
         self._finish(failure.job, failure.message)
+        if failure.job is Job.RECORD:  # a new trainer that cannot be recorded still trains
+            self._finish(Job.RESET, failure.message)
 
     @Slot(str)
     def _on_exported(self, _path: str) -> None:
@@ -258,3 +264,5 @@ class WorkerThread(QObject):
     def _on_run_changed(self, ref: RunRef) -> None:
         if ref.start is RunStart.FORK:
             self._finish(Job.FORK, "")
+        elif ref.start is RunStart.NEW:
+            self._finish(Job.RESET, "")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Slot
@@ -20,21 +19,20 @@ from app.model.messages import (
     Failure,
     Job,
     PreviewTask,
-    ProfileProgress,
     ProfileRequest,
     RunStart,
     TrainerChange,
     TrainerInfo,
     one_line,
 )
-from app.worker.previews import make_preview, next_preview_at, preview_task
+from app.worker.previews import fitting_task, make_preview, next_preview_at, preview_task
 from app.worker.priority import yield_cpu_to_gui
+from app.worker.profiles import ProfileQueue
 from app.worker.recording import RunNamer, run_ref
 from app.worker.signals import WorkerSignals, result
 from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.errors import ImamlError, StepCancelled
 from imaml_core.engine.checkpoint import load_checkpoint, save_checkpoint
-from imaml_core.engine.profiling import profile_rows
 from imaml_core.engine.threads import use_threads_for
 from imaml_core.engine.trainer import MetaTrainer
 from imaml_core.experiments.runs import Run, RunKeeper
@@ -77,8 +75,7 @@ class Worker(QObject):
         self._timer.timeout.connect(self._tick)
         self._task: PreviewTask | None = None
         self._next_preview = 0.0
-        self._profile_jobs: list[tuple[ProfileRequest, str, int]] = []
-        self._profile: ProfileProgress | None = None
+        self._profiles = ProfileQueue()
         self._unseen = 0  # reports emitted that the window has not acknowledged yet
         # Set from the GUI thread when the window closes: the engine polls it between inner steps and CG
         # iterations, so even a huge meta-iteration ends within milliseconds instead of holding the join.
@@ -107,7 +104,7 @@ class Worker(QObject):
             self._recording(lambda: self._runs.end(self._trainer))
         self._timer.stop()
         self._running = False
-        self._profile_jobs.clear()
+        self._profiles.clear()
         thread = self.thread()
         app = QCoreApplication.instance()
         if app is not None:
@@ -129,7 +126,7 @@ class Worker(QObject):
         if not self._running:
             return
         self._running = False
-        if not self._profile_jobs:
+        if not self._profiles:
             self._timer.stop()
         if self._trainer is not None:
             self._recording(lambda: self._runs.pause(self._trainer))
@@ -272,8 +269,7 @@ class Worker(QObject):
     @Slot(object)
     def profile(self, request: ProfileRequest) -> None:
         """Queue one measurement per (method, inner steps); they run between iterations, one per turn."""
-        self._profile_jobs = [(request, m, s) for m in request.methods for s in request.inner_steps]
-        self._profile = ProfileProgress(total=len(self._profile_jobs))
+        self._profiles.start(request)
         self._timer.start()
 
     @Slot(int, int)
@@ -288,12 +284,12 @@ class Worker(QObject):
     # -- the loop ----------------------------------------------------------------------------------
     @Slot()
     def _tick(self) -> None:
-        if self._profile_jobs:
+        if self._profiles:
             self._profile_one()
         elif self._running and not self._unseen:
             self._step(force_preview=False)
         waiting = not self._running or self._unseen > 0
-        if waiting and not self._profile_jobs:
+        if waiting and not self._profiles:
             self._timer.stop()  # ``report_seen`` or ``start`` turns it on again
 
     def _step(self, force_preview: bool) -> None:
@@ -319,16 +315,9 @@ class Worker(QObject):
             self._preview_now()
 
     def _profile_one(self) -> None:
-        request, method, steps = self._profile_jobs.pop(0)
-        progress = self._profile
-        assert progress is not None
-        try:
-            rows = profile_rows(request.base, [method], [steps], iterations=request.iterations)
-        except Exception as exc:  # e.g. out of memory for a long unroll: report, continue with the rest
-            self.failed.emit(Failure(Job.PROFILE, f"{method} with {steps} inner steps: {one_line(exc)}"))
-            rows = []
-        progress = replace(progress, rows=(*progress.rows, *rows), done=progress.done + 1)
-        self._profile = progress
+        progress, error = self._profiles.run_one()
+        if error:
+            self.failed.emit(Failure(Job.PROFILE, error))
         self.profiled.emit(progress)
 
     def _switch(
@@ -373,8 +362,9 @@ class Worker(QObject):
     def _announce(self, reason: TrainerChange) -> None:
         trainer = self._trainer
         assert trainer is not None
+        loss = trainer.tasks.loss_name
         self._apply_thread_policy()
-        self.trainer_changed.emit(TrainerInfo(trainer.config, trainer.iteration, str(trainer.device), reason))
+        self.trainer_changed.emit(TrainerInfo(trainer.config, trainer.iteration, str(trainer.device), reason, loss))
 
     def _apply_thread_policy(self) -> None:
         """The size rule for CPU threads: the window keeps a core for the GUI thread (threads.py)."""
@@ -388,12 +378,16 @@ class Worker(QObject):
 
     def _preview_now(self) -> None:
         trainer, task = self._trainer, self._task
-        if trainer is None or task is None or len(task.x_support) == 0:
+        if trainer is None or task is None:
             return
         started = self._clock()
         try:
+            self._task = task = fitting_task(trainer, task)
+            if len(task.x_support) == 0:
+                return  # a family without a preview, or every support point removed
             shown = make_preview(trainer, task)
-        except Exception as exc:
+        except Exception as exc:  # said once: the next try waits, as after a slow preview
+            self._next_preview = next_preview_at(started, self._clock()) + 5.0
             self.failed.emit(Failure(Job.PREVIEW, f"the adaptation preview failed: {one_line(exc)}"))
             return
         self._next_preview = next_preview_at(started, self._clock())

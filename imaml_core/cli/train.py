@@ -262,7 +262,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         note = " (interrupted)" if stop.signal is not None else ""
         print(
             f"saved run {run.id} in {run.path} after {trainer.iteration} meta-iterations{note}; "
-            f"validation MSE {summary['val_loss']:.4f}",
+            f"validation {trainer.tasks.loss_name} {summary['val_loss']:.4f}",
             file=sys.stderr,
         )
     if error:

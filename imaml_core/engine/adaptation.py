@@ -20,7 +20,7 @@ from imaml_core.tasks import PreviewTask, TaskFamily
 if TYPE_CHECKING:
     from imaml_core.engine.trainer import MetaTrainer
 
-__all__ = ["Adaptation", "adapt_one_task", "sample_preview_task"]
+__all__ = ["Adaptation", "Classified", "adapt_one_task", "classify_one_task", "sample_preview_task"]
 
 
 @dataclass
@@ -64,3 +64,43 @@ def adapt_one_task(
     adapt(trainer.config, trainer.losses(xs, ys), trainer.theta.detach()[None], steps, record, trainer.engine_lam())
     loss = [float(trainer.tasks.loss_per_task(p.reshape(1, -1, 1), yg)[0]) for p in preds]
     return Adaptation(preds[0].cpu().double().numpy(), preds[-1].cpu().double().numpy(), np.asarray(loss, dtype=float))
+
+
+@dataclass
+class Classified:
+    """One classification task adapted from theta: the query images' classes as theta and phi predict them,
+    and the query loss and accuracy after 0..steps adaptation steps (numpy)."""
+
+    before: np.ndarray  # (M,) classes predicted by theta
+    after: np.ndarray  # (M,) classes predicted after ``steps`` steps
+    loss_per_step: np.ndarray  # (steps + 1,) query loss (cross-entropy)
+    accuracy_per_step: np.ndarray  # (steps + 1,) query accuracy, 0-1
+    probabilities: np.ndarray  # (M, N) softmax of phi's logits
+
+
+def classify_one_task(trainer: MetaTrainer, task: PreviewTask, steps: int) -> Classified:
+    """Adapt theta to ``task``'s support images the way the trainer's method does and classify its query
+    images after 0..steps steps (theta is not changed)."""
+    if task.x_query is None or task.y_query is None:
+        raise ValueError("a classification preview needs query images")
+    like = {"dtype": trainer.dtype, "device": trainer.device}
+    xs = torch.as_tensor(task.x_support, **like).reshape(1, -1, 1, *task.x_support.shape[-2:])
+    xq = torch.as_tensor(task.x_query, **like).reshape(1, -1, 1, *task.x_query.shape[-2:])
+    ys = torch.as_tensor(task.y_support, device=trainer.device).long().reshape(1, -1)
+    yq = torch.as_tensor(task.y_query, device=trainer.device).long().reshape(1, -1)
+    logits: list[Tensor] = []
+
+    def record(_: int, phi: Tensor) -> None:
+        with torch.no_grad():
+            logits.append(trainer.predict(phi.detach(), xq))
+
+    adapt(trainer.config, trainer.losses(xs, ys), trainer.theta.detach()[None], steps, record, trainer.engine_lam())
+    loss = [float(trainer.tasks.loss_per_task(z, yq)[0]) for z in logits]
+    accuracy = [float(trainer.tasks.metric_per_task(z, yq)[0]) for z in logits]
+    return Classified(
+        logits[0][0].argmax(-1).cpu().numpy(),
+        logits[-1][0].argmax(-1).cpu().numpy(),
+        np.asarray(loss, dtype=float),
+        np.asarray(accuracy, dtype=float),
+        torch.softmax(logits[-1][0].double(), -1).cpu().numpy(),
+    )

@@ -25,10 +25,10 @@ class ConvNet:
 
     def __init__(self, n_out: int, filters: int = 64, in_shape: tuple[int, int, int] = (1, 28, 28), layers: int = 4):
         self.n_out, self.filters, self.in_shape, self.layers = n_out, filters, in_shape, layers
-        side = in_shape[1]
+        height, width = in_shape[1:]
         for _ in range(layers):
-            side = (side - 1) // 2 + 1  # 3x3, stride 2, padding 1
-        self.features = filters * side * side
+            height, width = (height - 1) // 2 + 1, (width - 1) // 2 + 1  # 3x3, stride 2, padding 1
+        self.features = filters * height * width
 
     def module(self) -> nn.Sequential:
         """The same network as an ``nn.Module`` (batch norm on the batch's own statistics, in train and eval)."""

@@ -24,6 +24,7 @@ from imaml_core.common.errors import ConfigError
 from imaml_core.tasks.protocol import PreviewTask
 
 SPLITS = ("train", "val", "test")
+PREVIEW_QUERIES = 2  # query images per class in a preview task (enough to see right and wrong at a glance)
 
 
 @dataclass(frozen=True)
@@ -179,13 +180,19 @@ class ImageClassification:
     def metric_per_task(self, prediction: Tensor, target: Tensor) -> Tensor:
         return accuracy_per_task(prediction, target)
 
-    def preview_task(self, shots: int, generator: torch.Generator) -> PreviewTask:
-        """One validation task (float64 images (N*K, H, W), labels (N*K,)); ``params`` holds each class's index
-        in the validation pool and its rotation."""
-        tasks = self.sample(1, shots, 1, generator, torch.float64, torch.device("cpu"), split="val")
+    def preview_task(self, shots: int, generator: torch.Generator, query: int = PREVIEW_QUERIES) -> PreviewTask:
+        """One validation task in float64: support images (N*K, H, W) with labels (N*K,), and ``query`` query
+        images per class with theirs; ``params`` holds each class's index in the validation pool, then its
+        rotation in quarter turns."""
+        tasks = self.sample(1, shots, query, generator, torch.float64, torch.device("cpu"), split="val")
         params = tuple(float(v) for v in (*tasks.classes[0].tolist(), *tasks.rotations[0].tolist()))
-        x = tasks.x_support[0, :, 0].numpy().copy()
-        return PreviewTask(params, x, tasks.y_support[0].numpy().astype(np.float64))
+        return PreviewTask(
+            params,
+            tasks.x_support[0, :, 0].numpy().copy(),
+            tasks.y_support[0].numpy().astype(np.float64),
+            tasks.x_query[0, :, 0].numpy().copy(),
+            tasks.y_query[0].numpy().astype(np.float64),
+        )
 
     def truth(self, params: tuple[float, ...], x: np.ndarray) -> np.ndarray:
         raise ConfigError(f"{self.label} is classification: a task has labels, not a function to plot")

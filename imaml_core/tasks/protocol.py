@@ -34,11 +34,14 @@ class TaskBatch(Protocol):
 @dataclass(frozen=True)
 class PreviewTask:
     """One task to preview, drawn on the CPU in float64: its family-specific parameters (what the truth is
-    computed from) and its support set."""
+    computed from) and its support set; a classification task also has its query set (images and labels),
+    which the preview classifies."""
 
     params: tuple[float, ...]
     x_support: np.ndarray
     y_support: np.ndarray
+    x_query: np.ndarray | None = None
+    y_query: np.ndarray | None = None
 
 
 class TaskFamily(Protocol):

@@ -56,7 +56,8 @@ def omniglot_family(ways: int, data: str = "", split: str = "auto") -> ImageClas
 
 def user_family(config: ExperimentConfig) -> TaskFamily:
     """``package.module:name`` from the user's code: ``name`` is a family, or a callable that takes the config
-    and returns one (see docs/TASK_FAMILIES.md)."""
+    and returns one (see docs/TASK_FAMILIES.md). Anything that keeps it from being a family the engine can
+    train is a :class:`ConfigError` naming the problem."""
     module_name, _, attribute = config.task.partition(":")
     shown = printable(config.task)
     try:
@@ -66,21 +67,29 @@ def user_family(config: ExperimentConfig) -> TaskFamily:
     found = getattr(module, attribute, None)
     if found is None:
         raise ConfigError(f"the module {printable(module_name)} has no task family {printable(attribute)!r}")
-    built = found if _is_family(found) else None
-    if built is None and callable(found):
+    built = found
+    if not _is_family(found) and callable(found):
         try:
             built = found(config)
         except Exception as exc:
             raise ConfigError(f"the task family {shown} failed to build: {type(exc).__name__}: {exc}") from None
+    if isinstance(built, type):
+        raise ConfigError(f"{shown} gives the class {printable(built.__name__)}, not a task family made from it")
     if not _is_family(built):
         missing = [a for a in _REQUIRED if not hasattr(built, a)]
         raise ConfigError(f"{shown} is not a task family (it lacks {', '.join(missing)})")
+    if getattr(built, "metric_name", None) is not None and not hasattr(built, "metric_per_task"):
+        raise ConfigError(f"the task family {shown} names a metric ({built.metric_name!r}) but lacks metric_per_task")
     if getattr(built, "name", None) != config.task:
-        built.name = config.task  # a run records the family by the name that loads it again
+        try:
+            built.name = config.task  # a run records the family by the name that loads it again
+        except (AttributeError, TypeError):  # a frozen or slotted family keeps the name it has
+            if not hasattr(built, "name"):
+                raise ConfigError(f"the task family {shown} has no name and cannot be given one") from None
     return built
 
 
-_REQUIRED = ("loss_per_task", "sample", "preview_task", "input_shape", "n_outputs")
+_REQUIRED = ("loss_per_task", "loss_name", "sample", "preview_task", "input_shape", "n_outputs")
 
 
 def _is_family(value: object) -> bool:
