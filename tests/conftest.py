@@ -72,7 +72,7 @@ def make_window(qtbot, settings_dir, runs_dir):
         windows.append(window)
         with qtbot.waitSignal(window.trainer_ready, timeout=WORKER_TIMEOUT_MS):
             window.show()
-        qtbot.waitUntil(lambda: window.adaptation.result is not None, timeout=WORKER_TIMEOUT_MS)
+        qtbot.waitUntil(lambda: window.task_view.currentWidget().result is not None, timeout=WORKER_TIMEOUT_MS)
         return window
 
     yield make

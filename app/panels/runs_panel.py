@@ -55,11 +55,13 @@ class RunsModel(QAbstractTableModel):
 
     ticks_changed = Signal()
     renamed = Signal(str, str)  # run id, new name
+    refused = Signal(str)  # why a run cannot be overlaid
 
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[RunSummary] = []
         self.ticked: list[str] = []  # overlay order
+        self.live_task = "sinusoid"  # the live run's task family: overlays show runs of this one
         self.live: str | None = None
         self._names: dict[str, str] = {}
         self._rows_at: dict[str, int] = {}
@@ -153,8 +155,17 @@ class RunsModel(QAbstractTableModel):
         return False
 
     def set_ticked(self, ids: list[str]) -> None:
-        known = {r.id for r in self.rows if r.readable}
+        """Overlay these runs; a run of another task family than the live run's is refused with the reason
+        (its losses are not on the same scale: a sinusoid's MSE beside Omniglot's cross-entropy)."""
+        known = {r.id: r for r in self.rows if r.readable}
         ticked = [r for r in dict.fromkeys(ids) if r in known]
+        other = [known[r] for r in ticked if (known[r].task or "sinusoid") != self.live_task]
+        for row in other:
+            self.refused.emit(
+                f"{row.name} is not overlaid: it is a {row.task} run and the live run is {self.live_task}; overlays "
+                "compare runs of one task family"
+            )
+        ticked = [r for r in ticked if known[r] not in other]
         if ticked != self.ticked:
             self.ticked = ticked
             self.dataChanged.emit(self.index(0, 0), self.index(max(0, len(self.rows) - 1), 0))
@@ -201,6 +212,7 @@ class RunsPanel(QWidget):
         self.model = RunsModel()
         self.model.ticks_changed.connect(self.overlay_changed)
         self.model.renamed.connect(self.rename_requested)
+        self.model.refused.connect(self.failed)
         self.table = QTableView()
         self.table.setObjectName("runs_table")
         self.table.setModel(self.model)

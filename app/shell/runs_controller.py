@@ -85,6 +85,7 @@ class RunsController(QObject):
         self.panel.open_folder_requested.connect(self.choose_runs_folder)
         self.panel.failed.connect(lambda text: self.message.emit("warning", text))
         worker.worker.run_changed.connect(self._on_run_changed)
+        worker.worker.trainer_changed.connect(lambda info: setattr(self._model, "live_task", info.config.task))
         self._timer = QTimer(self)
         self._timer.setInterval(LIST_EVERY_MS)
         self._timer.timeout.connect(self.panel.refresh)

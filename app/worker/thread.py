@@ -123,6 +123,7 @@ class WorkerThread(QObject):
         self._send(self._start)
 
     def pause(self) -> None:
+        self.worker.interrupt.set()  # the iteration in progress stops at its next step (see Worker)
         self._send(self._pause)
 
     def step(self) -> None:
@@ -136,7 +137,9 @@ class WorkerThread(QObject):
         return self._wait(Job.RESET, lambda: self._send(self._reset, config, keep_running))
 
     def send_config(self, config: ExperimentConfig) -> None:
-        """Live settings for the worker to apply before its next meta-iteration."""
+        """Live settings for the worker to apply before its next meta-iteration (the one in progress stops at
+        its next step and runs again with them)."""
+        self.worker.interrupt.set()
         self._send(self._config, config)
 
     def resample_preview(self, seed: int) -> None:

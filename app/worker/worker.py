@@ -80,6 +80,9 @@ class Worker(QObject):
         # Set from the GUI thread when the window closes: the engine polls it between inner steps and CG
         # iterations, so even a huge meta-iteration ends within milliseconds instead of holding the join.
         self.cancel = threading.Event()
+        # Set by the GUI thread before a pause or new settings: the iteration in progress stops at its next inner
+        # or CG step (θ untouched), so the command lands within a step of a long iteration; its slot clears it.
+        self.interrupt = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------------
     @Slot()
@@ -123,6 +126,7 @@ class Worker(QObject):
 
     @Slot()
     def pause(self) -> None:
+        self.interrupt.clear()
         if not self._running:
             return
         self._running = False
@@ -155,6 +159,7 @@ class Worker(QObject):
     @Slot(object)
     def apply_config(self, config: ExperimentConfig) -> None:
         """Live settings: applied to the trainer now, so the next meta-iteration uses them."""
+        self.interrupt.clear()
         if self._trainer is None:
             return
         try:
@@ -298,9 +303,9 @@ class Worker(QObject):
         assert session is not None and session.trainer is self._trainer
         session.recorder = self._runs.recorder
         try:
-            report = session.step(should_stop=self.cancel.is_set)
+            report = session.step(should_stop=lambda: self.cancel.is_set() or self.interrupt.is_set())
         except StepCancelled:
-            return  # the window is closing; θ is untouched
+            return  # closing, or a command is waiting (it runs next); θ is untouched
         except Exception as exc:  # an engine bug must not kill the thread: pause and say so
             self.pause()
             self.failed.emit(Failure(Job.STEP, f"the meta-iteration failed: {one_line(exc)}"))

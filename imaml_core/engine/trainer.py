@@ -24,6 +24,7 @@ from imaml_core.common.errors import CheckpointError, ConfigError
 from imaml_core.common.report import EvalResult, StepReport
 from imaml_core.engine.divergence import diagnose
 from imaml_core.engine.evaluation import adapt_curves, evaluate
+from imaml_core.engine.footprint import check_fits
 from imaml_core.engine.lam import FlatLam, Lam
 from imaml_core.engine.lam_state import LamState
 from imaml_core.engine.memory import measure_step
@@ -78,6 +79,7 @@ class MetaTrainer:
         if set(init) == set(shapes):
             init = {k: init[k] for k in shapes}  # canonical order (files may sort keys)
         self.layout = ParamLayout.of(init)
+        check_fits(cfg, self.model, self.layout.numel, self.examples(cfg), self.device)
         self.theta = self.layout.flatten({k: v.detach() for k, v in init.items()}).to(self.device, self.dtype)
         self.theta = self.theta.clone()
         self.optimizer = adam(self.theta, cfg.meta_lr)
@@ -108,11 +110,17 @@ class MetaTrainer:
         restart = [k for k in config.changed(self._config) if not ExperimentConfig.is_live(k)]
         if restart:
             raise ConfigError(f"changing {', '.join(restart)} needs a restart (a new theta)")
+        check_fits(config, self.model, self.layout.numel, self.examples(config), self.device)
         for group in self.optimizer.param_groups:
             group["lr"] = config.meta_lr
         self._lam.set_lr(config.lam_lr)
         self._lam.rebase(config.lam)
         self._config = config
+
+    def examples(self, config: ExperimentConfig) -> tuple[int, int]:
+        """Support and query examples per task under ``config`` (per class times the ways, to classify)."""
+        per_class = self.tasks.n_outputs if getattr(self.tasks, "metric_name", None) == "accuracy" else 1
+        return config.shots * per_class, config.query * per_class
 
     # -- tasks and losses -------------------------------------------------------------------------
     def sample_batch(self, n: int | None = None, shots: int | None = None, query: int | None = None) -> TaskBatch:

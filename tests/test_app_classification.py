@@ -1,0 +1,102 @@
+"""Few-shot classification in the window: switching family (the chooser and ``set_task``), the images card
+and its query-to-support click, accuracy, a fork and an overlay of two classification runs, an overlay of
+another family refused with the reason, export read back by ``imaml eval``, and a refused meta-batch."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox
+
+from imaml_core.cli import main as imaml_cli
+from imaml_core.common.errors import ConfigError
+
+from .app_helpers import small_config, train
+
+TIMEOUT_MS = 60_000
+GLYPHS = {"glyph_classes": 40, "filters": 4, "meta_batch": 2, "inner_steps": 2, "val_tasks": 6, "val_every": 2}
+
+
+def glyph_window(qtbot, make_window):
+    window = make_window(small_config(task="glyphs", ways=3, shots=1, query=1, **GLYPHS))
+    qtbot.waitUntil(lambda: window.task_view.images.result is not None, timeout=TIMEOUT_MS)
+    return window
+
+
+def test_the_family_chooser_switches_to_glyphs_in_a_new_run_with_the_papers_settings(qtbot, make_window):
+    window = make_window()
+    first = window.current_run_id()
+    combo = window.controls.widget("task")
+    assert isinstance(combo, QComboBox) and combo.objectName() == "combo_task"
+    with qtbot.waitSignal(window.trainer_ready, timeout=TIMEOUT_MS):
+        combo.setCurrentIndex(combo.findData("glyphs"))
+    config = window.config()
+    assert config.task == "glyphs" and config.shots == 1 and config.query == 1 and config.inner_steps == 16
+    assert "Synthetic glyphs" in window.banner.message() and "new run" in window.banner.message()
+    qtbot.waitUntil(lambda: window.current_run_id() not in (None, first), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.task_view.currentWidget() is window.task_view.images, timeout=TIMEOUT_MS)
+    row = next(r for r in window.runs() if r["id"] == window.current_run_id())
+    assert row["task"] == "glyphs" and "synthetic glyphs" in row["name"]
+    assert window.accuracy() is None or 0.0 <= window.accuracy() <= 1.0
+    # and back: the sinusoid's own defaults return
+    window.set_task("sinusoid")
+    assert window.config().task == "sinusoid" and window.config().shots == 10 and window.accuracy() is None
+
+
+def test_a_query_image_clicked_joins_the_support_set_and_phi_adapts_again(qtbot, make_window):
+    window = glyph_window(qtbot, make_window)
+    card = window.task_view.images
+    before = card.result
+    tile = card.query_tiles[0]
+    assert "θ says" in tile.toolTip() and ("✓" in tile.caption or "✗" in tile.caption)
+    with qtbot.waitSignal(window.preview_shown, timeout=TIMEOUT_MS):
+        qtbot.mouseClick(tile, Qt.MouseButton.LeftButton)
+    after = card.result
+    assert len(after.task.x_support) == len(before.task.x_support) + 1
+    assert len(after.task.x_query) == len(before.task.x_query) - 1
+    assert after.task.y_support[-1] == before.task.y_query[0]
+    with qtbot.waitSignal(window.preview_shown, timeout=TIMEOUT_MS):
+        window.move_query_to_support(0)  # the scripted way
+    assert len(card.result.task.x_support) == len(before.task.x_support) + 2
+
+
+def test_accuracy_fork_overlay_and_export_of_classification_runs(qtbot, make_window, tmp_path, capsys):
+    window = glyph_window(qtbot, make_window)
+    parent = window.current_run_id()
+    train(qtbot, window, 4)
+    assert window.accuracy() is not None and 0.0 <= window.accuracy() <= 1.0
+    window.meta_card.accuracy.setChecked(True)  # the meta-loss card shows validation accuracy instead
+    assert window.meta_card.plot.getPlotItem().getAxis("left").labelText == "validation accuracy"
+    fork = window.fork({"lam": 5.0})
+    train(qtbot, window, 2)
+    window.overlay([parent, fork])
+    qtbot.waitUntil(lambda: sorted(window.overlaid()) == sorted([parent, fork]), timeout=TIMEOUT_MS)
+    rows = {r["id"]: r for r in window.runs()}
+    assert rows[fork]["parent"] == parent and rows[fork]["task"] == "glyphs"
+    path = tmp_path / "theta.safetensors"
+    assert window.export_meta_parameters(path)
+    capsys.readouterr()
+    assert imaml_cli(["eval", str(path), "--tasks", "10", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["task"] == "glyphs" and 0.0 <= result["accuracy"] <= 1.0
+
+
+def test_a_run_of_another_family_is_not_overlaid_and_the_banner_says_why(qtbot, make_window):
+    window = make_window()
+    sinusoid_run = window.current_run_id()
+    window.set_task("glyphs", ways=3, **GLYPHS)
+    window.overlay([sinusoid_run])
+    qtbot.waitUntil(lambda: "one task family" in window.banner.message(), timeout=TIMEOUT_MS)
+    assert window.overlaid() == []
+
+
+def test_a_bad_family_or_a_meta_batch_that_cannot_fit_is_refused_and_nothing_changes(qtbot, make_window):
+    window = make_window()
+    run = window.current_run_id()
+    with pytest.raises(ConfigError, match="imaml data omniglot"):
+        window.set_task("omniglot", data="/nonexistent/omniglot")
+    assert window.applied_config().task == "sinusoid" and window.current_run_id() == run
+    window.controls.widget("meta_batch").setValue(256)  # fits: accepted
+    qtbot.waitUntil(lambda: window.config().meta_batch == 256, timeout=TIMEOUT_MS)
