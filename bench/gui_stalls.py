@@ -1,10 +1,12 @@
 """Worst GUI-thread gap while the window trains, per block of meta-iterations (the window's 100 ms bound).
 
     QT_QPA_PLATFORM=offscreen PYTHONPATH=. .venv/bin/python -m bench.gui_stalls [ITERATIONS] [--gc-log]
+        [--task glyphs|omniglot] [--data PATH]
 
-A 10 ms QTimer in the GUI thread records the longest gap between its ticks; every 500 reports the worst
-gap and the rate are printed. ``--gc-log`` prints every gen-2 or > 20 ms garbage collection, to tell GC
-pauses from other stalls.
+A 10 ms QTimer in the GUI thread records the longest gap between its ticks; every 500 reports (every 10
+for a classification family, whose conv-net iterations take about a second here) the worst gap and the
+rate are printed. ``--task`` trains that family with its suggested settings (the paper's conv net).
+``--gc-log`` prints every gen-2 or > 20 ms garbage collection, to tell GC pauses from other stalls.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import app  # noqa: E402,F401 - sets OpenMP's passive wait before torch loads
 
 BLOCK = 500
+CLASSIFICATION_BLOCK = 10
+
+
+def _flag(name: str) -> str | None:
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv[:-1] else None
 
 
 def main() -> None:
@@ -26,8 +33,13 @@ def main() -> None:
 
     from app.shell.main_window import MainWindow
     from imaml_core import ExperimentConfig
+    from imaml_core.tasks import with_family_defaults
 
-    iterations = int(next((a for a in sys.argv[1:] if a.isdigit()), "4000"))
+    task = _flag("--task") or "sinusoid"
+    config = ExperimentConfig(task=task, **({"data": _flag("--data")} if _flag("--data") else {}))
+    config = with_family_defaults(config, {"data"}) if task != "sinusoid" else config
+    block = BLOCK if task == "sinusoid" else CLASSIFICATION_BLOCK
+    iterations = int(next((a for a in sys.argv[1:] if a.isdigit()), "4000" if task == "sinusoid" else "40"))
     qa = QApplication([])
     state = {"last": time.perf_counter(), "worst": 0.0, "n": 0, "t0": time.perf_counter(), "gc": 0.0}
     if "--gc-log" in sys.argv:
@@ -39,7 +51,7 @@ def main() -> None:
                 print(f"gc gen {info['generation']}: {1000 * (time.perf_counter() - state['gc']):.1f} ms", flush=True)
 
         gc.callbacks.append(on_gc)
-    window = MainWindow(ExperimentConfig(), restore=False)
+    window = MainWindow(config, restore=False)
     window.confirm_restarts = False
     window.show()
 
@@ -50,8 +62,8 @@ def main() -> None:
 
     def on_report(_report: object) -> None:
         state["n"] += 1
-        if state["n"] % BLOCK == 0:
-            rate = BLOCK / (time.perf_counter() - state["t0"])
+        if state["n"] % block == 0:
+            rate = block / (time.perf_counter() - state["t0"])
             print(f"{state['n']:6d}  worst gap {1000 * state['worst']:6.1f} ms  {rate:5.1f} it/s", flush=True)
             state["worst"], state["t0"] = 0.0, time.perf_counter()
         if state["n"] >= iterations:

@@ -1,7 +1,10 @@
 """``imaml sweep``: search config fields with Optuna, run the trials on Ray Tune, every trial a run folder.
 
-Bad input (an unknown field or distribution, an empty or inverted range, a log range touching 0, an empty
-choice list, an unreachable ``--address``) is one line ``error: ...``, exit status 2, and nothing written.
+The base config is ``--config`` (or the defaults) with the task-family flags of ``imaml train`` applied
+(``--task``, ``--ways``, ``--queries``, ...; a family picked without ``--config`` brings its suggested
+settings). Bad input (an unknown field or distribution, an empty or inverted range, a log range touching 0,
+an empty choice list, a metric the base's task family does not have, an unreachable ``--address``) is one
+line ``error: ...``, exit status 2, and nothing written.
 An interrupted sweep (Ctrl-C, SIGTERM) records where it stopped and why, prints one line ``error: interrupted
 ...`` and exits 130; ``--resume DIR`` continues it.
 """
@@ -16,15 +19,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from imaml_core.cli.tasks import TASK_FLAGS, add_task_arguments, config_for_task
 from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.text import printable
 from imaml_core.experiments.sweep import (
+    METRIC_TABLE,
     METRICS,
     SearchSpace,
     SweepError,
     SweepSettings,
     SweepSummary,
     TrialSummary,
+    default_metric,
     load_spec,
     parse_search,
     read_sweep,
@@ -45,6 +51,7 @@ _NEW_SWEEP_FLAGS = (
     "seeds",
     "report_every",
     "cpus_per_trial",
+    *TASK_FLAGS,
 )
 
 
@@ -55,18 +62,24 @@ def add_sweep_parser(sub: Any) -> None:
         help="search config fields (Optuna TPE, ASHA early stopping) on Ray Tune; every trial a run folder",
         description=(
             "SPEC: loguniform:LO:HI, uniform:LO:HI, int:LO:HI, intlog:LO:HI (ranges include both ends) or "
-            "choice:A,B,... Metrics (minimised, mean over seeds): val_mse, the final validation MSE; eval_mse, "
-            "the final MSE on 600 fresh tasks; mse_per_second, val_mse times the seconds training took."
+            f"choice:A,B,... Metrics (mean over seeds): {_metrics_help()}. The MSE metrics are for regression, "
+            "the accuracies for classification; ASHA stops trials by their validation loss."
         ),
     )
     sweep.add_argument("--out", type=Path, help="folder of a new sweep (its trials' run folders go inside)")
     sweep.add_argument("--resume", type=Path, help="sweep folder to continue without repeating ended trials")
     sweep.add_argument("--config", type=Path, help="base TOML config (searched fields vary around it)")
+    add_task_arguments(sweep)
     sweep.add_argument("--search", action="append", metavar="FIELD=SPEC", help="a searched field (repeatable)")
     sweep.add_argument("--spec", type=Path, help='TOML file with a [search] table of FIELD = "SPEC"')
     sweep.add_argument("--trials", type=int, help=f"trials in all (default {_DEFAULTS.trials})")
     sweep.add_argument("--iterations", type=int, help=f"meta-iterations per trial (default {_DEFAULTS.iterations})")
-    sweep.add_argument("--metric", choices=METRICS, help="what to minimise, mean over seeds (default val_mse)")
+    sweep.add_argument(
+        "--metric",
+        choices=METRICS,
+        help=f"what to optimise, mean over seeds: {_metrics_by_mode()} (default val_mse, or val_accuracy for "
+        "a classification task)",
+    )
     sweep.add_argument("--seeds", type=int, help="runs per trial with seeds seed, seed+1, ... (default 1)")
     sweep.add_argument(
         "--report-every",
@@ -79,13 +92,35 @@ def add_sweep_parser(sub: Any) -> None:
     sweep.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
-def _settings(args: argparse.Namespace) -> SweepSettings:
+_MODE_WORDS = {"min": "minimised", "max": "maximised"}
+
+
+def _metrics_help() -> str:
+    """Each metric, its direction and what it measures."""
+    return "; ".join(f"{m.name} ({_MODE_WORDS[m.mode]}), {m.doc}" for m in METRIC_TABLE.values())
+
+
+def _metrics_by_mode() -> str:
+    """``a, b (minimised); c, d (maximised)``."""
+    groups = {mode: [m.name for m in METRIC_TABLE.values() if m.mode == mode] for mode in _MODE_WORDS}
+    return "; ".join(f"{', '.join(names)} ({_MODE_WORDS[mode]})" for mode, names in groups.items() if names)
+
+
+def _settings(args: argparse.Namespace, base: ExperimentConfig) -> SweepSettings:
     values = {
         name: getattr(args, name)
         for name in ("metric", "trials", "iterations", "seeds", "report_every", "cpus_per_trial", "address")
         if getattr(args, name) is not None
     }
+    values.setdefault("metric", default_metric(base))
     return SweepSettings(**{**_DEFAULTS.to_dict(), **values}).validate()
+
+
+def _base(args: argparse.Namespace) -> ExperimentConfig:
+    """The base config: ``--config`` (or the defaults) with the task-family flags, as ``imaml train`` takes them."""
+    from_file = args.config is not None
+    base = ExperimentConfig.load(args.config) if from_file else ExperimentConfig()
+    return config_for_task(args, base, TASK_FLAGS, from_file)
 
 
 def _space(args: argparse.Namespace) -> SearchSpace:
@@ -100,9 +135,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.resume is not None:
         given = [k for k in _NEW_SWEEP_FLAGS if getattr(args, k) is not None]
         if given:
-            raise SweepError(
-                f"--resume continues with the sweep's own settings; --{given[0].replace('_', '-')} does not apply"
-            )
+            flag = "queries" if given[0] == "query" else given[0].replace("_", "-")
+            raise SweepError(f"--resume continues with the sweep's own settings; --{flag} does not apply")
     progress = None if args.quiet else _Progress()
     folder = args.resume if args.resume is not None else args.out
     previous = signal.signal(signal.SIGTERM, _as_interrupt)  # the sweep's driver handles it while Ray Tune runs
@@ -111,9 +145,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             read_sweep(args.resume)  # a one-line error for a folder that is not a sweep, before Ray starts
             summary = resume_sweep(args.resume, args.address, progress)
         else:
-            base = ExperimentConfig.load(args.config) if args.config else ExperimentConfig()
+            base = _base(args)
             space = _space(args)
-            summary = run_sweep(args.out, base, space, _settings(args), progress)
+            summary = run_sweep(args.out, base, space, _settings(args, base), progress)
     except KeyboardInterrupt:
         return _interrupted(folder)
     finally:
@@ -173,12 +207,9 @@ def _num(v: float | None) -> str:
 def _print_summary(summary: SweepSummary) -> None:
     fields = list(summary.space.fields)
     head = ["#", "status", "iterations", summary.metric, *fields]
-    order = sorted(
-        summary.trials, key=lambda t: (t.status != "finished", t.metric if t.metric is not None else math.inf)
-    )
     rows = [head] + [
         [str(t.number), t.status, str(t.iterations), _num(t.metric), *(_value(t.config.get(f)) for f in fields)]
-        for t in order
+        for t in summary.ranked()  # best first by the metric's mode
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     for r in rows:
@@ -189,4 +220,5 @@ def _print_summary(summary: SweepSummary) -> None:
     if best is None:
         print("no trial finished", file=sys.stderr)
     else:
-        print(f"best: trial {best.number}, {summary.metric} {_num(best.metric)}, run {best.run}")
+        highest = "highest" if summary.mode == "max" else "lowest"
+        print(f"best: trial {best.number}, {summary.metric} {_num(best.metric)} ({highest}), run {best.run}")

@@ -29,6 +29,7 @@ from ray.tune.search.optuna import OptunaSearch
 from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.errors import ImamlError
 from imaml_core.experiments.runs import LOCK_FILE, lock_holder, release_ended
+from imaml_core.experiments.sweep._metrics import metric_mode
 from imaml_core.experiments.sweep._ray import (
     LOG_FILE,
     Interruption,
@@ -164,13 +165,15 @@ def _tuner(
     history: Sequence[TrialSummary] = (),
     continued: Sequence[TrialSummary] = (),
 ) -> tune.Tuner:
-    """Ray Tune for ``samples`` trials: the ``continued`` ones first, then new draws."""
+    """Ray Tune for ``samples`` trials: the ``continued`` ones first, then new draws. Optuna optimises the
+    sweep's metric in its mode (min or max); ASHA compares the mean validation loss, lower is better, for
+    every metric and family (see the package docstring)."""
     settings, space = record.settings, record.space
     base = record.base
     every = min(settings.report_every, settings.iterations)
     searcher = _OptunaSearch(
         metric="objective",
-        mode="min",
+        mode=metric_mode(settings.metric),
         seed=base.seed,
         iterations=settings.iterations,
         history=history,
@@ -179,7 +182,7 @@ def _tuner(
     )
     scheduler = ASHAScheduler(
         time_attr="iteration",
-        metric="val_mse",
+        metric="val_loss",
         mode="min",
         max_t=settings.iterations,
         grace_period=every,

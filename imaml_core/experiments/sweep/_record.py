@@ -2,8 +2,8 @@
 
 The sweep's driver is its one writer (it holds ``sweep.lock``) and replaces the file atomically whenever
 a trial starts, ends, or (at most every few seconds) reports progress. Everything a viewer shows comes from
-this one small file (settings, search space, base config, and per trial its searched values, metric,
-status, iterations and run folders), so a window can poll it cheaply and never waits on Ray.
+this one small file (settings, the metric's ``mode``, search space, base config, and per trial its searched
+values, metric, status, iterations and run folders), so a window can poll it cheaply and never waits on Ray.
 
 A sweep folder::
 
@@ -12,7 +12,8 @@ A sweep folder::
     DIR/trial-<id>/          one run folder per trial (trial-<id>-seed<k>/ with --seeds K > 1)
     DIR/.tune/               Ray Tune's experiment state, for ``imaml sweep --resume``
 
-Readers accept unknown keys; a missing or damaged file is a :class:`SweepError` naming the folder.
+Readers accept unknown keys; a missing or damaged file is a :class:`SweepError` naming the folder. A record
+written before ``mode`` was recorded takes its metric's mode, and a trial without ``val_loss`` its ``val_mse``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from imaml_core.common.errors import ImamlError
 from imaml_core.common.files import atomic_write_text
 from imaml_core.common.text import printable
 from imaml_core.experiments.runs import RecordKind, RunLock, RunLockedError, lock_holder, read_record, utc_now
+from imaml_core.experiments.sweep._metrics import check_metric, metric_mode, rank_key
 from imaml_core.experiments.sweep._space import SearchSpace, SweepError
 
 SWEEP_FILE = "sweep.json"
@@ -41,7 +43,6 @@ SWEEP_FORMAT = "imaml-studio-sweep"
 SWEEP_FORMAT_VERSION = 1
 MAX_SWEEP_BYTES = 64 << 20
 SWEEP_RECORD = RecordKind(SWEEP_FILE, SWEEP_FORMAT, SWEEP_FORMAT_VERSION, "sweep", MAX_SWEEP_BYTES, SweepError)
-METRICS = ("val_mse", "eval_mse", "mse_per_second")
 # A sweep's status: running (a driver holds the lock), finished, interrupted (stopped before every trial
 # ended; ``--resume`` continues it) or failed (the driver stopped on an error, given in ``message``).
 SWEEP_STATUSES = ("running", "finished", "interrupted", "failed")
@@ -52,7 +53,7 @@ TRIAL_STATUSES = ("running", "finished", "pruned", "failed", "paused")
 
 @dataclass(frozen=True)
 class SweepSettings:
-    """How a sweep runs. The metric is minimised; see imaml_core/sweep/__init__.py for its definitions."""
+    """How a sweep runs. The metric's definition and direction are in _metrics.py's ``METRIC_TABLE``."""
 
     metric: str = "val_mse"
     trials: int = 16
@@ -63,8 +64,7 @@ class SweepSettings:
     address: str | None = None  # None: Ray started inside the sweep's process
 
     def validate(self) -> SweepSettings:
-        if self.metric not in METRICS:
-            raise SweepError(f"--metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
+        metric_mode(self.metric)  # an unknown metric is a SweepError naming the known ones
         for name in ("trials", "iterations", "seeds", "report_every", "cpus_per_trial"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -91,6 +91,8 @@ _TRIAL_TYPES: dict[str, tuple[type, ...]] = {
     "status": (str,),
     "metric": (int, float, type(None)),
     "val_mse": (int, float, type(None)),
+    "val_loss": (int, float, type(None)),
+    "val_accuracy": (int, float, type(None)),
     "iterations": (int,),
     "seconds": (int, float),
     "reason": (str,),
@@ -106,8 +108,10 @@ def _is(value: object, kinds: tuple[type, ...]) -> bool:
 class TrialSummary:
     """One trial as the record holds it. ``runs`` are the trial's run folders (one per seed, absolute
     paths when read with :func:`read_sweep`); ``metric`` is the sweep's metric (mean over seeds; for a
-    trial that did not finish, its last value, an estimate); ``reason`` says why a trial failed, or that
-    Ray restarted it (a lost node)."""
+    trial that did not finish, its last value, an estimate); ``val_loss`` the last mean validation loss
+    (what ASHA compares), ``val_mse`` the same for a regression family (None for classification, as in
+    ``imaml runs list``) and ``val_accuracy`` the last mean validation accuracy (None for regression);
+    ``reason`` says why a trial failed, or that Ray restarted it (a lost node)."""
 
     id: str
     number: int
@@ -115,6 +119,8 @@ class TrialSummary:
     status: str = "running"
     metric: float | None = None
     val_mse: float | None = None
+    val_loss: float | None = None
+    val_accuracy: float | None = None
     iterations: int = 0
     seconds: float = 0.0
     runs: tuple[str, ...] = ()
@@ -133,7 +139,8 @@ class TrialSummary:
         data = dataclasses.asdict(self)
         data["runs"] = list(self.runs)
         data["metric"] = _finite(self.metric)
-        data["val_mse"] = _finite(self.val_mse)
+        for key in ("val_mse", "val_loss", "val_accuracy"):
+            data[key] = _finite(data[key])
         return data
 
     @classmethod
@@ -150,6 +157,8 @@ class TrialSummary:
                 raise ValueError(f"trial field {key!r} is {type(values[key]).__name__}")
         if not all(isinstance(r, str) for r in values["runs"]) or values.get("status", "running") not in TRIAL_STATUSES:
             raise ValueError("a trial's runs or status are damaged")
+        if "val_loss" not in values:  # a record of regression sweeps only
+            values["val_loss"] = values.get("val_mse")
         return cls(**values)
 
     def row(self) -> dict[str, Any]:
@@ -160,6 +169,8 @@ class TrialSummary:
             "config": dict(self.config),
             "metric": _finite(self.metric),
             "val_mse": _finite(self.val_mse),
+            "val_loss": _finite(self.val_loss),
+            "val_accuracy": _finite(self.val_accuracy),
             "status": self.status,
             "iterations": self.iterations,
             "seconds": self.seconds,
@@ -183,6 +194,7 @@ class SweepSummary:
     created: str = ""
     updated: str = ""
     message: str = ""
+    mode: str = "min"  # the metric's direction: "min" (lower is better) or "max"
 
     @property
     def metric(self) -> str:
@@ -195,9 +207,14 @@ class SweepSummary:
 
     @property
     def best(self) -> TrialSummary | None:
-        """The finished trial with the lowest metric (pruned and failed trials never count)."""
+        """The finished trial with the best metric, the lowest or the highest by ``mode`` (the earlier trial of
+        equals; pruned and failed trials never count)."""
         done = [t for t in self.trials if t.status == "finished" and t.metric is not None]
-        return min(done, key=lambda t: (t.metric, t.number)) if done else None
+        return min(done, key=lambda t: (rank_key(t.metric, self.mode), t.number)) if done else None
+
+    def ranked(self) -> list[TrialSummary]:
+        """The trials best first: finished ones by their metric (by ``mode``), then the others by theirs."""
+        return sorted(self.trials, key=lambda t: (t.status != "finished", rank_key(t.metric, self.mode), t.number))
 
     def counts(self) -> dict[str, int]:
         """Trials by status."""
@@ -213,6 +230,7 @@ class SweepSummary:
             "best": None if best is None else {"config": best.config, "metric": best.metric, "run": best.run},
             "trials": [t.row() for t in self.trials],
             "metric": self.metric,
+            "mode": self.mode,
             "status": self.status,
             "path": self.path,
             "search": {d.field: d.spec() for d in self.space.dimensions},
@@ -239,6 +257,9 @@ def read_sweep(folder: str | os.PathLike[str]) -> SweepSummary:
             raise ValueError(f"trials is {type(listed).__name__}, not a list")
         trials = tuple(TrialSummary.from_dict(t) for t in listed)
         status = data["status"]
+        mode = data.get("mode", metric_mode(settings.metric))
+        if mode != metric_mode(settings.metric):
+            raise ValueError(f"mode {printable(str(mode))[:20]!r} is not {settings.metric}'s")
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError, ImamlError) as exc:
         raise SweepError(f"{where}: damaged ({printable(str(exc))[:200]})") from None
     if status not in SWEEP_STATUSES:
@@ -259,16 +280,21 @@ def read_sweep(folder: str | os.PathLike[str]) -> SweepSummary:
         created=str(data.get("created", "")),
         updated=str(data.get("updated", "")),
         message=str(data.get("message", "")),
+        mode=mode,
     )
 
 
 def check_base(summary: SweepSummary) -> None:
-    """A one-line :class:`SweepError` when the recorded base config is not a valid config: a sweep is
-    only continued from a base that every new trial can train from."""
+    """A one-line :class:`SweepError` when the recorded base config is not a valid config, or its task family
+    has no such metric: a sweep is only continued from a base that every new trial can train from."""
     try:
-        ExperimentConfig.from_dict(summary.base).validate()
+        base = ExperimentConfig.from_dict(summary.base).validate()
     except ImamlError as exc:
         raise SweepError(f"{summary.path}: the recorded base config is invalid: {printable(str(exc))}") from None
+    try:
+        check_metric(summary.metric, base, summary.space)
+    except ImamlError as exc:
+        raise SweepError(f"{summary.path}: {printable(str(exc))}") from None
 
 
 def is_sweep(folder: str | os.PathLike[str]) -> bool:
@@ -313,6 +339,7 @@ class SweepFile:
             "status": "running",
             "message": "",
             "settings": settings.to_dict(),
+            "mode": metric_mode(settings.metric),
             "space": space.to_list(),
             "base": base.to_dict(),
             "trials": [],
@@ -332,6 +359,7 @@ class SweepFile:
             lock.release()
             raise
         data["status"], data["message"] = "running", ""
+        data.setdefault("mode", metric_mode(SweepSettings.from_dict(data["settings"]).metric))
         record = cls(folder, data, lock)
         record.flush(force=True)
         return record

@@ -7,6 +7,7 @@ Ray Tune ends from outside: pruned, or failed in Ray) the status of their runs.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +56,12 @@ class Recorder(tune.Callback):
         if known is None or known.status in ENDED or "failed" in result:
             return
         moved = known.node != result.get("node", "")
+        val_loss, val_accuracy = float(result["val_loss"]), float(result["val_accuracy"])
         known = known.replace(
             metric=float(result["objective"]),
-            val_mse=float(result["val_mse"]),
+            val_loss=val_loss,
+            val_accuracy=val_accuracy,
+            val_mse=None if math.isfinite(val_accuracy) else val_loss,  # regression's loss is the MSE
             iterations=int(result["iteration"]),
             seconds=float(result["seconds"]),
             node=str(result.get("node", "")),

@@ -1,12 +1,12 @@
 """One trial of a sweep, as Ray Tune runs it: K seeded runs of one config, trained side by side.
 
-The trial is a class trainable: Ray Tune calls ``step()`` for every ``report_every`` meta-iterations and
-reads back the mean validation MSE over the seeds (what ASHA compares) and the sweep's metric (what
-Optuna learns from). Each seed is a run folder in the run store's format, written by this trial alone:
-metrics are appended and theta and the resume state saved at every report, so a trial that Ray restarts
-(a lost node, a resumed sweep) continues its runs from their last report instead of starting over, and
-a trial whose runs already ended (their run.json says finished, pruned or failed) reports that end at
-once, training nothing.
+The trial is a class trainable: Ray Tune calls ``step()`` for every ``report_every`` meta-iterations and reads
+back the mean validation loss over the seeds (``val_loss``, what ASHA compares), their mean validation
+accuracy (NaN for regression) and the sweep's metric (``objective``, what Optuna learns from). Each seed is a
+run folder in the run store's format, written by this trial alone: metrics are appended and theta and the
+resume state saved at every report, so a trial that Ray restarts (a lost node, a resumed sweep) continues its
+runs from their last report instead of starting over, and a trial whose runs already ended (their run.json
+says finished, pruned or failed) reports that end at once, training nothing.
 
 A resumed sweep's trial that continues a recorded one carries the recorded trial's id in its config
 (``TRIAL_KEY``): Ray Tune gives every trial a new id, and the run folders keep the first.
@@ -42,10 +42,11 @@ from imaml_core.experiments.runs import (
     read_info,
     release_ended,
 )
+from imaml_core.experiments.sweep._metrics import METRIC_TABLE, worst_value
 from imaml_core.experiments.sweep._space import SearchSpace
 from imaml_core.experiments.training import TrainingSession
 
-EVAL_TASKS = 600  # tasks of --metric eval_mse (the evaluation stream is the same for every trial)
+EVAL_TASKS = 600  # tasks of the eval_* metrics (the evaluation stream is the same for every trial)
 LOCK_WAIT_S = 30.0  # how long a restarted trial waits for its previous attempt's process to let go
 TRIAL_KEY = "sweep_trial"  # config key: the recorded trial a resumed sweep's trial continues
 ENDED = ("finished", "pruned", "failed")  # a trial's (and a run's) statuses that are final
@@ -143,7 +144,7 @@ class SweepTrial(tune.Trainable):
         if self._ended == "failed":
             reason = _recorded_failure(self._folders())
             self.cleanup()
-            return {**_failed_result(0, reason), "node": node, "done": True}
+            return {**self._failed_result(0, reason), "node": node, "done": True}
         total, every = int(self._job["iterations"]), int(self._job["report_every"])
         failure = ""
         for seed in self._seeds:
@@ -153,17 +154,19 @@ class SweepTrial(tune.Trainable):
             failure = self._train(seed, target)
             if failure:
                 break
-        vals = [s.trainer.validation_loss() for s in self._seeds] if not failure else []
+        validations = [s.trainer.validation() for s in self._seeds] if not failure else []
+        vals, accs = [v for v, _ in validations], [a for _, a in validations]
         if not failure and not all(math.isfinite(v) for v in vals):
-            failure = "the validation MSE is not finite"
+            failure = "the validation loss is not finite"
         done_iterations = min(s.trainer.iteration for s in self._seeds)
         if failure:
             self._end("failed", failure)
-            return {**_failed_result(done_iterations, failure), "node": node, "done": True}
+            return {**self._failed_result(done_iterations, failure), "node": node, "done": True}
         done = done_iterations >= total
         result = {
-            "val_mse": sum(vals) / len(vals),
-            "objective": self._objective(vals, done),
+            "val_loss": sum(vals) / len(vals),
+            "val_accuracy": sum(accs) / len(accs),  # NaN for regression
+            "objective": self._objective(vals, accs, done),
             "iteration": done_iterations,
             "seconds": sum(s.seconds for s in self._seeds) / len(self._seeds),
             "node": node,
@@ -193,19 +196,34 @@ class SweepTrial(tune.Trainable):
         seed.session.save()
         return seed.session.stop_reason or seed.session.record_error
 
-    def _objective(self, vals: list[float], done: bool) -> float:
-        """The sweep's metric, mean over seeds. Before the end it is an estimate of the final value:
-        eval_mse's is the validation MSE, mse_per_second's projects the seconds to all iterations."""
-        metric, total = self._job["metric"], int(self._job["iterations"])
-        if metric == "eval_mse" and done:
-            mses = [s.trainer.evaluate(tasks=EVAL_TASKS, steps=s.trainer.config.inner_steps).mse for s in self._seeds]
-            return sum(mses) / len(mses)
-        if metric == "mse_per_second":
+    def _objective(self, vals: list[float], accs: list[float], done: bool) -> float:
+        """The sweep's metric (see ``METRIC_TABLE``), mean over seeds. Before the end it is an estimate of the
+        final value: an evaluation metric's is its validation counterpart, mse_per_second's projects the
+        seconds to all iterations."""
+        metric, total = METRIC_TABLE[self._job["metric"]], int(self._job["iterations"])
+        if metric.stage == "eval" and done:
+            results = [s.trainer.evaluate(tasks=EVAL_TASKS, steps=s.trainer.config.inner_steps) for s in self._seeds]
+            per_seed = [r.mse if metric.quantity == "loss" else _number(r.accuracy) for r in results]
+        else:
+            per_seed = list(vals if metric.quantity == "loss" else accs)
+        if metric.per_second:
             per_seed = [
-                v * s.seconds * total / max(s.trainer.iteration, 1) for v, s in zip(vals, self._seeds, strict=True)
+                v * s.seconds * total / max(s.trainer.iteration, 1) for v, s in zip(per_seed, self._seeds, strict=True)
             ]
-            return sum(per_seed) / len(per_seed)
-        return sum(vals) / len(vals)
+        return sum(per_seed) / len(per_seed)
+
+    def _failed_result(self, iteration: int, reason: str) -> dict[str, Any]:
+        """A failed trial's result. ASHA and Optuna need their keys in every result: the loss's infinity
+        and the metric's worst value (by its mode) rank a failed trial last in both."""
+        worst = worst_value(METRIC_TABLE[self._job["metric"]].mode)
+        return {
+            "val_loss": math.inf,
+            "val_accuracy": math.nan,
+            "objective": worst,
+            "iteration": iteration,
+            "seconds": 0.0,
+            "failed": reason,
+        }
 
     def cleanup(self) -> None:
         """Let go of the runs (their locks); a run stopped from outside keeps its last saved state."""
@@ -258,9 +276,8 @@ def _seconds(run: Run) -> float:
     return float(np.nansum(run.metrics(columns=["seconds"]).get("seconds", np.zeros(0))))
 
 
-def _failed_result(iteration: int, reason: str) -> dict[str, Any]:
-    # ASHA and Optuna need their keys in every result; infinity ranks a failed trial last in both.
-    return {"val_mse": math.inf, "objective": math.inf, "iteration": iteration, "seconds": 0.0, "failed": reason}
+def _number(value: float | None) -> float:
+    return math.nan if value is None else float(value)
 
 
 def _take_over_lock(folder: Path, write: Any) -> Any:
