@@ -100,3 +100,30 @@ def test_a_bad_family_or_a_meta_batch_that_cannot_fit_is_refused_and_nothing_cha
     assert window.applied_config().task == "sinusoid" and window.current_run_id() == run
     window.controls.widget("meta_batch").setValue(256)  # fits: accepted
     qtbot.waitUntil(lambda: window.config().meta_batch == 256, timeout=TIMEOUT_MS)
+
+
+def test_the_sweep_view_plots_a_maximised_accuracy_the_right_way_up(qtbot, make_window, tmp_path):
+    from PySide6.QtWidgets import QWidget
+
+    from imaml_core.experiments.sweep import SweepSettings, TrialSummary, parse_search
+    from imaml_core.experiments.sweep._record import SweepFile
+    from imaml_core.experiments.sweep._space import SearchSpace
+
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    base = small_config(task="glyphs", ways=3, shots=1, query=1, **GLYPHS)
+    space = SearchSpace.combine([parse_search("lam=loguniform:0.5:100")])
+    record = SweepFile.create(folder, SweepSettings(trials=3, iterations=4, metric="val_accuracy"), space, base)
+    for n, (lam, accuracy) in enumerate([(1.0, 0.55), (10.0, 0.81), (50.0, 0.42)]):
+        record.put_trial(TrialSummary(f"t{n}", n, {"lam": lam}, "finished", accuracy, None, 4, 0.1, ()))
+    record.set_status("finished")
+    record.close()
+    window = make_window()
+    view = window.open_sweep(folder)
+    qtbot.addWidget(view)
+    qtbot.waitUntil(lambda: view.summary is not None, timeout=TIMEOUT_MS)
+    assert view.summary.mode == "max" and view.summary.best.config == {"lam": 10.0}
+    assert "best 0.81" in view.status.text()
+    plot = view.findChild(QWidget, "plot_sweep_lam").getPlotItem()
+    assert not plot.ctrl.logYCheck.isChecked()  # accuracy on a linear axis, higher is higher
+    view.close()

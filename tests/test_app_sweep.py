@@ -9,6 +9,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QWidget
 
 from app.model.messages import TrainerChange
+from app.panels.runs_panel import COLUMNS
 from app.panels.sweep_launcher import SweepDialog
 from imaml_core.cli import main as imaml_cli
 from imaml_core.experiments.sweep import SweepSettings, TrialSummary, parse_search
@@ -82,7 +83,8 @@ def test_fork_from_best_continues_the_best_trial_in_a_new_run(qtbot, make_window
 
     def parent_column() -> str:  # the fork's row, once a listing has read its record
         listed = window.runs_controller.listed()
-        return model.data(model.index(listed.index(fork.id), 9)) if fork.id in listed else ""
+        column = [c[1] for c in COLUMNS].index("parent")
+        return model.data(model.index(listed.index(fork.id), column)) if fork.id in listed else ""
 
     qtbot.waitUntil(lambda: parent_column().endswith("@ 4"), timeout=TIMEOUT_MS)
     shown = parent_column()

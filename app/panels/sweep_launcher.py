@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from imaml_core.common.config import ExperimentConfig
-from imaml_core.experiments.sweep import METRICS, SearchSpace, SweepError, parse_search
+from imaml_core.experiments.sweep import METRICS, SearchSpace, SweepError, check_metric, default_metric, parse_search
 
 DEFAULT_SEARCH = "lam=loguniform:0.5:100\ncg_steps=int:1:10\ninner_steps=intlog:2:20"
 
@@ -36,7 +36,9 @@ DEFAULT_SEARCH = "lam=loguniform:0.5:100\ncg_steps=int:1:10\ninner_steps=intlog:
 class SweepDialog(QDialog):
     """The sweep's folder, search space (one ``FIELD=SPEC`` a line) and budget; checked before it closes."""
 
-    def __init__(self, out: str, parent: QWidget | None = None) -> None:
+    def __init__(self, out: str, parent: QWidget | None = None, base: ExperimentConfig | None = None) -> None:
+        """``base``: the settings the sweep starts from; the metric box offers only the metrics its task
+        family has (an accuracy for classification, an MSE for regression), its default first."""
         super().__init__(parent)
         self.setWindowTitle("Start a sweep from the current settings")
         self.setObjectName("sweep_dialog")
@@ -51,9 +53,9 @@ class SweepDialog(QDialog):
         self.iterations = _spin(1, 10**7, 500, "spin_sweep_iterations")
         self.seeds = _spin(1, 100, 1, "spin_sweep_seeds")
         self.cpus = _spin(1, 1024, 1, "spin_sweep_cpus")
-        self.metric = QComboBox()
-        self.metric.setObjectName("combo_sweep_metric")
-        self.metric.addItems(list(METRICS))
+        self.metric_box = QComboBox()  # not ``metric``: that would hide QPaintDevice.metric(), which Qt calls
+        self.metric_box.setObjectName("combo_sweep_metric")
+        self.metric_box.addItems(_metrics_for(base))
         self.address = QLineEdit()
         self.address.setPlaceholderText("empty: Ray on this machine; or a cluster's HOST:PORT")
         self.error = QLabel()
@@ -65,7 +67,7 @@ class SweepDialog(QDialog):
             ("search space", self.search),
             ("trials", self.trials),
             ("iterations per trial", self.iterations),
-            ("metric", self.metric),
+            ("metric", self.metric_box),
             ("seeds per trial", self.seeds),
             ("CPUs per trial", self.cpus),
             ("Ray cluster", self.address),
@@ -89,7 +91,7 @@ class SweepDialog(QDialog):
         for line in lines:
             args += ["--search", line]
         args += ["--trials", str(self.trials.value()), "--iterations", str(self.iterations.value())]
-        args += ["--metric", self.metric.currentText(), "--seeds", str(self.seeds.value())]
+        args += ["--metric", self.metric_box.currentText(), "--seeds", str(self.seeds.value())]
         args += ["--cpus-per-trial", str(self.cpus.value())]
         if self.address.text().strip():
             args += ["--address", self.address.text().strip()]
@@ -149,3 +151,18 @@ def default_sweep_folder(runs_root: str | Path) -> str:
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     return str(Path(runs_root).resolve().parent / "sweeps" / f"sweep-{stamp}")
+
+
+def _metrics_for(base: ExperimentConfig | None) -> list[str]:
+    """The metrics a sweep from ``base`` may use, its default first (all of them without a base)."""
+    if base is None:
+        return list(METRICS)
+    usable = []
+    for name in METRICS:
+        try:
+            check_metric(name, base)
+        except (SweepError, ValueError):
+            continue
+        usable.append(name)
+    first = default_metric(base)
+    return [first, *(m for m in usable if m != first)]

@@ -194,7 +194,7 @@ class SweepView(QWidget):
                 w.setMenuEnabled(False)
                 w.getPlotItem().setLabel("bottom", LABELS.get(field, field))
                 w.getPlotItem().setLabel("left", summary.metric)
-                w.getPlotItem().setLogMode(x=field in summary.log_fields, y=True)
+                w.getPlotItem().setLogMode(x=field in summary.log_fields, y=summary.mode == "min")
                 w.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
                 w.setMinimumHeight(150)
                 self.scatter_grid.addWidget(w, i // 2, i % 2)
@@ -203,12 +203,12 @@ class SweepView(QWidget):
         for field, w in self.scatters.items():
             w.clear()
             for status, colour in STATUS_COLOURS.items():
-                points = [t for t in summary.trials if t.status == status and _positive(t.metric)]
+                points = [t for t in summary.trials if t.status == status and _shown(t.metric, summary)]
                 if points:
                     x = [_x_value(t.config.get(field), field, summary) for t in points]
                     y = [t.metric for t in points]
                     w.plot(x, y, pen=None, symbol="o", symbolSize=7, symbolBrush=colour, symbolPen=None, name=status)
-            if best is not None and _positive(best.metric):
+            if best is not None and _shown(best.metric, summary):
                 w.plot(
                     [_x_value(best.config.get(field), field, summary)],
                     [best.metric],
@@ -222,17 +222,19 @@ class SweepView(QWidget):
 
     def _draw_parallel(self, summary: SweepSummary) -> None:
         """One polyline per trial across the searched fields and the metric, each axis scaled to [0, 1]
-        (log fields and the metric on a log scale); the best trial drawn last and thick."""
+        (log fields and a minimised metric on a log scale; a maximised one, accuracy, on a linear scale, best
+        at the top either way up the colour map); the best trial drawn last and thick."""
         self.parallel.clear()
         axes = [*summary.space.fields, summary.metric]
-        trials = [t for t in summary.trials if _positive(t.metric)]
+        trials = [t for t in summary.trials if _shown(t.metric, summary)]
         if not trials:
             return
         columns, spans = [], []
         for field in axes:
             if field == summary.metric:
                 values = np.array([t.metric for t in trials], dtype=float)
-                raw, log = np.log10(values), True
+                log = summary.mode == "min"
+                raw = np.log10(values) if log else values
             else:
                 values = np.array([_x_value(t.config.get(field), field, summary) for t in trials], dtype=float)
                 raw = np.array([axis_value(t.config.get(field), field, summary) for t in trials], dtype=float)
@@ -248,7 +250,8 @@ class SweepView(QWidget):
         for i, trial in enumerate(trials):
             if best is not None and trial.id == best.id:
                 continue
-            colour = cmap.map(1.0 - float(metric[i]), mode="qcolor")
+            goodness = float(metric[i]) if summary.mode == "max" else 1.0 - float(metric[i])
+            colour = cmap.map(goodness, mode="qcolor")
             style = Qt.PenStyle.DashLine if trial.status != "finished" else Qt.PenStyle.SolidLine
             self.parallel.plot(x, table[i], pen=pg.mkPen(colour, width=1, style=style))
         if best is not None:
@@ -282,13 +285,16 @@ def _x_value(value: Any, field: str, summary: SweepSummary) -> float:
         return math.nan
 
 
-def _positive(value: float | None) -> bool:
-    return value is not None and math.isfinite(value) and value > 0
-
-
 def _text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
         return "" if math.isnan(value) else f"{value:.4g}"
     return str(value)
+
+
+def _shown(value: float | None, summary: SweepSummary) -> bool:
+    """Whether a trial's metric can be drawn: positive on a minimised metric's log axis, finite otherwise."""
+    if value is None or not math.isfinite(value):
+        return False
+    return value > 0 if summary.mode == "min" else True

@@ -191,7 +191,7 @@ class RunsController(QObject):
     def start_sweep(self) -> SweepView | None:
         """Ask for a search space, then run ``imaml sweep`` from the current settings in its own process."""
         root = self.store.root if self.store is not None else Path.cwd()
-        dialog = SweepDialog(default_sweep_folder(root), self._window)
+        dialog = SweepDialog(default_sweep_folder(root), self._window, self._state.config)
         if not dialog.exec():
             return None
         self._sweeps.append(SweepProcess(self._state.config, dialog.arguments(), self._window))

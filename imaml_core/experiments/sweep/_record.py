@@ -119,13 +119,13 @@ class TrialSummary:
     status: str = "running"
     metric: float | None = None
     val_mse: float | None = None
-    val_loss: float | None = None
-    val_accuracy: float | None = None
     iterations: int = 0
     seconds: float = 0.0
     runs: tuple[str, ...] = ()
     reason: str = ""
     node: str = ""  # the Ray node that last reported for the trial
+    val_loss: float | None = None
+    val_accuracy: float | None = None
 
     @property
     def run(self) -> str | None:
