@@ -34,6 +34,7 @@ SCRIPTS = (
     "sweep",
     "runs_store",
     "runs_window",
+    "classification",
 )
 FIGURES = {
     "gradient_accuracy": "gradient_accuracy.png",

@@ -1,4 +1,4 @@
-"""The CUDA benchmarks in one script: compute/memory vs inner steps and batching up to meta-batch 1,000.
+"""The CUDA benchmarks in one script: compute/memory vs inner steps, batching up to meta-batch 1,000, classification.
 
 On a machine with a CUDA device: ``PYTHONPATH=. .venv/bin/python -m bench.gpu`` (a few minutes;
 ``--quick`` for a smoke test). Results go to ``bench/results/gpu/`` with the card's name in every
@@ -30,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     runs = {
         "compute_memory": ["--device", "cuda", *quick],
         "batching": ["--device", "cuda", "--batches", batches, *quick],
+        "classification": ["--device", "cuda", "--quick"],  # meta-batch 32 on CUDA even when quick
     }
     env = environment()
     lines = [f"# GPU runs: {torch.cuda.get_device_name(0)}", "", f"torch {env['torch']}, {env['date']}", ""]
