@@ -11,6 +11,7 @@ import contextlib
 import json
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,52 @@ def test_a_stopped_sweep_resumes_without_rerunning_or_repeating_anything(tmp_pat
 def _content(run: Path) -> dict[str, bytes]:
     """A run folder's files but its lock (which says who writes it, not what it holds)."""
     return {name: data for name, data in snapshot(run).items() if name != "run.lock"}
+
+
+def _reaper_folder(sweep_pid: int) -> str | None:
+    """The private Ray session folder of the sweep ``sweep_pid`` (its reaper's second argument)."""
+    import psutil
+
+    for proc in psutil.Process(sweep_pid).children():
+        with contextlib.suppress(psutil.Error):
+            cmd = proc.cmdline()
+            if "imaml_core.experiments.sweep._reaper" in cmd:
+                return cmd[-1]
+    return None
+
+
+def test_a_killed_sweep_leaves_no_ray_process_and_no_session_folder(tmp_path):
+    """Ray's session lives in a private folder (mode 0700), not /tmp/ray; after SIGKILL the reaper stops
+    every process started with that folder and removes it. The waits are bounds, not measurements."""
+    import psutil
+
+    from imaml_core.experiments.sweep._reaper import session_processes
+
+    out = tmp_path / "sweep"
+    cmd = sweep_command(
+        "--out", str(out), "--config", str(base_config(tmp_path)), "--search", "lam=loguniform:0.5:50",
+        "--trials", "3", "--iterations", "400", "--report-every", "20", "--quiet",
+    )  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        wait_until(proc, lambda: bool((rec := sweep_record(out)) and rec["trials"]), "a trial started")
+        folder = _reaper_folder(proc.pid)
+        assert folder is not None and Path(folder).is_dir()
+        assert (Path(folder).stat().st_mode & 0o777) == 0o700 and not folder.startswith("/tmp/ray")
+        assert session_processes(folder)  # Ray's processes name their session folder
+        ray_procs = [
+            p for p in psutil.Process(proc.pid).children(recursive=True) if "_reaper" not in " ".join(p.cmdline())
+        ]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=PROCESS_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    start = time.monotonic()
+    while (session_processes(folder) or Path(folder).exists()) and time.monotonic() - start < PROCESS_TIMEOUT_S:
+        time.sleep(0.5)
+    assert not session_processes(folder), [p.info["cmdline"][:2] for p in session_processes(folder)]
+    assert not Path(folder).exists()
+    _, alive = psutil.wait_procs(ray_procs, timeout=PROCESS_TIMEOUT_S)  # agents rename themselves (ray::…)
+    assert not alive, [p.name() for p in alive]

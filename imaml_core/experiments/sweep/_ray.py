@@ -1,6 +1,11 @@
 """Ray for one sweep: started inside the sweep's process on loopback, or joined at ``--address``; Ray
 Tune and Optuna kept quiet, Ray's own log lines sent to a file in the sweep folder, and SIGINT and
 SIGTERM turned into Ray Tune's orderly stop.
+
+A local Ray keeps its session (sockets, logs, object spill) in a private folder of its own (``ray_temp_dir``:
+mode 0700, in the user's cache folder, or the system's temporary folder where that path would be too long
+for Ray's sockets), never the shared, world-writable ``/tmp/ray``; the folder is removed when the sweep
+stops, and a reaper process (``_reaper.py``) stops Ray and removes it if the sweep is killed.
 """
 
 from __future__ import annotations
@@ -8,7 +13,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +31,32 @@ from imaml_core.experiments.sweep._space import SweepError
 
 LOG_FILE = "sweep.log"  # Ray Tune's own messages, in the sweep folder
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+MAX_TEMP_DIR = 40  # Ray appends ~65 characters of session and socket names; a Unix socket path holds 107
+
+
+def ray_temp_dir() -> tuple[str, str]:
+    """A new private folder (mode 0700) for one local Ray session, and the folder inside it Ray is given:
+    Ray makes its own temporary folder world-writable, so the private one above it keeps others out."""
+    import platformdirs
+
+    base = Path(platformdirs.user_cache_dir("imaml-studio")) / "ray"
+    if len(str(base)) + 11 <= MAX_TEMP_DIR:
+        base.mkdir(parents=True, exist_ok=True)
+        private = tempfile.mkdtemp(prefix="", dir=base)
+    else:
+        private = tempfile.mkdtemp(prefix="imaml-ray-")
+    return private, os.path.join(private, "r")
+
+
+def start_reaper(folder: str) -> subprocess.Popen:
+    """The process that stops Ray and removes ``folder`` if this one dies without doing it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "imaml_core.experiments.sweep._reaper", str(os.getpid()), folder],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a Ctrl-C at the terminal must not stop it before the sweep
+    )
 
 
 @contextlib.contextmanager
@@ -29,6 +64,7 @@ def ray_session(address: str | None, cpus_per_trial: int) -> Iterator[int]:
     """Ray for one sweep: joined at ``address``, or started in this process on loopback without a
     dashboard (and shut down at the end). Yields the number of trials that fit at once."""
     started = False
+    reaper, private = None, ""
     handlers = {s: signal.getsignal(s) for s in STOP_SIGNALS} if _in_main_thread() else {}
     if not ray.is_initialized():
         if address:
@@ -38,15 +74,19 @@ def ray_session(address: str | None, cpus_per_trial: int) -> Iterator[int]:
             except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, ...
                 raise SweepError(f"cannot join the Ray cluster at {address}: {first_line(exc)}") from None
         else:
+            private, temp_dir = ray_temp_dir()
+            reaper = start_reaper(private)
             try:
                 ray.init(
                     num_cpus=available_cores(),
                     include_dashboard=False,
                     _node_ip_address="127.0.0.1",
+                    _temp_dir=temp_dir,
                     logging_level=logging.ERROR,
                     log_to_driver=False,
                 )
             except Exception as exc:
+                _end_local(reaper, private)
                 raise SweepError(f"cannot start Ray on this machine: {first_line(exc)}") from None
         started = True
         for sig, handler in handlers.items():  # ray.init makes SIGTERM exit at once, status 15
@@ -61,6 +101,15 @@ def ray_session(address: str | None, cpus_per_trial: int) -> Iterator[int]:
     finally:
         if started:
             ray.shutdown()
+            if reaper is not None:
+                _end_local(reaper, private)
+
+
+def _end_local(reaper: subprocess.Popen, private: str) -> None:
+    """After a local Ray's normal shutdown: stop the reaper, remove the session's private folder."""
+    reaper.terminate()
+    reaper.wait()
+    shutil.rmtree(private, ignore_errors=True)
 
 
 def first_line(exc: BaseException) -> str:
