@@ -64,7 +64,7 @@ def main() -> None:
         state["n"] += 1
         if state["n"] % block == 0:
             rate = block / (time.perf_counter() - state["t0"])
-            print(f"{state['n']:6d}  worst gap {1000 * state['worst']:6.1f} ms  {rate:5.1f} it/s", flush=True)
+            print(f"{state['n']:6d}  worst gap {1000 * state['worst']:6.1f} ms  {rate:6.2f} it/s", flush=True)
             state["worst"], state["t0"] = 0.0, time.perf_counter()
         if state["n"] >= iterations:
             qa.quit()
