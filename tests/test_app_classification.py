@@ -127,3 +127,15 @@ def test_the_sweep_view_plots_a_maximised_accuracy_the_right_way_up(qtbot, make_
     plot = view.findChild(QWidget, "plot_sweep_lam").getPlotItem()
     assert not plot.ctrl.logYCheck.isChecked()  # accuracy on a linear axis, higher is higher
     view.close()
+
+
+def test_profile_methods_profiles_the_classification_family(qtbot, make_window):
+    window = glyph_window(qtbot, make_window)
+    window.profile_methods, window.profile_steps = ("imaml", "maml"), (1, 2)
+    progress: list = []
+    window.worker_thread.worker.profiled.connect(progress.append)
+    window.run_profile()
+    qtbot.waitUntil(lambda: bool(progress) and progress[-1].done == progress[-1].total, timeout=TIMEOUT_MS)
+    rows = {(r["method"], r["inner_steps"]): r["memory_bytes"] for r in progress[-1].rows}
+    assert len(rows) == 4 and all(v > 0 for v in rows.values())
+    assert rows["maml", 2] > rows["maml", 1] and rows["imaml", 2] == rows["imaml", 1]  # the conv net's unroll
