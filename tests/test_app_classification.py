@@ -106,8 +106,8 @@ def test_the_sweep_view_plots_a_maximised_accuracy_the_right_way_up(qtbot, make_
     from PySide6.QtWidgets import QWidget
 
     from imaml_core.experiments.sweep import SweepSettings, TrialSummary, parse_search
-    from imaml_core.experiments.sweep._record import SweepFile
     from imaml_core.experiments.sweep._space import SearchSpace
+    from imaml_core.experiments.sweep._sweep_file import SweepFile
 
     folder = tmp_path / "sweep"
     folder.mkdir()

@@ -13,8 +13,8 @@ from app.panels.runs_panel import COLUMNS
 from app.panels.sweep_launcher import SweepDialog
 from imaml_core.cli import main as imaml_cli
 from imaml_core.experiments.sweep import SweepSettings, TrialSummary, parse_search
-from imaml_core.experiments.sweep._record import SweepFile
 from imaml_core.experiments.sweep._space import SearchSpace
+from imaml_core.experiments.sweep._sweep_file import SweepFile
 
 from .app_helpers import small_config
 

@@ -33,7 +33,8 @@ from imaml_core.experiments.sweep import (
     read_sweep,
     sweep_available,
 )
-from imaml_core.experiments.sweep._record import SWEEP_LOCK, SweepFile
+from imaml_core.experiments.sweep._record import SWEEP_LOCK
+from imaml_core.experiments.sweep._sweep_file import SweepFile
 
 pytestmark = pytest.mark.skipif(not sweep_available(), reason='needs the sweep extra: pip install ".[sweep]"')
 

@@ -29,7 +29,7 @@ from imaml_core.experiments.sweep import (
     read_sweep,
     sweep_available,
 )
-from imaml_core.experiments.sweep._record import SweepFile
+from imaml_core.experiments.sweep._sweep_file import SweepFile
 from tests.test_sweep import run_imaml
 
 pytestmark = pytest.mark.skipif(not sweep_available(), reason='needs the sweep extra: pip install ".[sweep]"')

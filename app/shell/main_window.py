@@ -366,8 +366,7 @@ class MainWindow(QMainWindow):
     def _refresh_status(self) -> None:
         self.status.refresh(self.iteration)
         last_val = self.history.last_finite("val_loss")
-        applied, accuracy = self.state.applied, self.accuracy()
-        self.runs_controller.update_live(self.iteration, last_val, self.running, applied, accuracy)
+        self.runs_controller.update_live(self.iteration, last_val, self.running, self.state.applied, self.accuracy())
         self.readout.setText(readout_text(self.state.applied.method, self.iteration, self.history))
 
     def _show_running(self, running: bool) -> None:

@@ -40,7 +40,6 @@ from imaml_core.experiments.sweep._ray import (
 )
 from imaml_core.experiments.sweep._record import (
     TUNE_FOLDER,
-    SweepFile,
     SweepSettings,
     SweepSummary,
     TrialSummary,
@@ -49,6 +48,7 @@ from imaml_core.experiments.sweep._record import (
 )
 from imaml_core.experiments.sweep._recorder import ACTIVE, Active, Event, Recorder
 from imaml_core.experiments.sweep._space import Dimension, SearchSpace, SweepError
+from imaml_core.experiments.sweep._sweep_file import SweepFile
 from imaml_core.experiments.sweep._trial import ENDED, TRIAL_KEY, SweepTrial
 
 MAX_FAILURES = 2  # times Ray Tune restarts a trial whose worker or node was lost before it is failed

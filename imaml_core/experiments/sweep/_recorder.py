@@ -16,7 +16,8 @@ from typing import Any
 from ray import tune
 
 from imaml_core.experiments.runs import RunError, read_info, release_ended, write_info
-from imaml_core.experiments.sweep._record import SweepFile, TrialSummary
+from imaml_core.experiments.sweep._record import TrialSummary
+from imaml_core.experiments.sweep._sweep_file import SweepFile
 from imaml_core.experiments.sweep._trial import ENDED, TRIAL_KEY, run_folder_name
 
 # Sweep events a caller may follow (``on_event(kind, trial)``): a trial started, ended or was restarted.
