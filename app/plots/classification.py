@@ -42,12 +42,16 @@ class Tile(QLabel):
         self.setObjectName("tile_query" if index >= 0 else "tile_support")
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setPixmap(pixmap(image))
-        self.caption = caption
-        self.setToolTip(caption + ("\nClick: move this image into the support set" if index >= 0 else ""))
-        border = f"2px solid {frame}" if frame else "1px solid #8b949e"
-        self.setStyleSheet(f"QLabel {{ border: {border}; padding: 1px; }}")
+        self.mark(caption, frame)
         if index >= 0:
             self.setCursor(Qt.CursorShape.PointingHandCursor)
+
+    def mark(self, caption: str, frame: str = "") -> None:
+        """The tile's caption (its tooltip) and frame colour."""
+        self.caption = caption
+        self.setToolTip(caption + ("\nClick: move this image into the support set" if self.index >= 0 else ""))
+        border = f"2px solid {frame}" if frame else "1px solid #8b949e"
+        self.setStyleSheet(f"QLabel {{ border: {border}; padding: 1px; }}")
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt API)
         if self.index >= 0 and event.button() == Qt.MouseButton.LeftButton:
@@ -107,6 +111,8 @@ class ClassificationCard(Card):
         self.result: ClassPreviewResult | None = None
         self._seed = 0
         self.query_tiles: list[Tile] = []
+        self._captions: list[QLabel] = []
+        self._laid_out: PreviewTask | None = None  # the task the tiles show: a new θ only re-marks them
 
     # -- results from the worker -------------------------------------------------------------------
     def show_result(self, result: ClassPreviewResult) -> None:
@@ -126,6 +132,10 @@ class ClassificationCard(Card):
         return None if self.result is None else float(self.result.accuracy_per_step[-1])
 
     def _lay_out(self, result: ClassPreviewResult) -> None:
+        if result.task is self._laid_out:
+            self._mark(result)  # the same images: only the predictions changed (every preview while training)
+            return
+        self._laid_out = result.task
         while self.grid.count():
             item = self.grid.takeAt(0)
             if (w := item.widget()) is not None:
@@ -148,12 +158,10 @@ class ClassificationCard(Card):
         self.grid.addWidget(rule, base, 0, 1, ways)
         self.query_tiles = []
         below = [0] * ways
+        self._captions = []
         for i, (image, label) in enumerate(zip(task.x_query, task.y_query, strict=True)):
             c = int(label)
-            before, after = int(result.before[i]), int(result.after[i])
-            mark = "✓" if after == c else "✗"
-            caption = f"class {c}: θ says {before}, φ says {after} {mark}"
-            tile = Tile(image, caption, index=i, frame=RIGHT if after == c else WRONG)
+            tile = Tile(image, "", index=i)
             tile.clicked.connect(self.move_query_to_support)
             below[c] += 1
             cell = QWidget()
@@ -161,12 +169,23 @@ class ClassificationCard(Card):
             column.setContentsMargins(0, 0, 0, 0)
             column.setSpacing(0)
             column.addWidget(tile, 0, 0)
-            text = QLabel(f"{before}→{after} {mark}")
+            text = QLabel()
             text.setObjectName("tile_caption")
             text.setAlignment(Qt.AlignmentFlag.AlignCenter)
             column.addWidget(text, 1, 0)
             self.grid.addWidget(cell, base + below[c], c)
             self.query_tiles.append(tile)
+            self._captions.append(text)
+        self._mark(result)
+
+    def _mark(self, result: ClassPreviewResult) -> None:
+        """Each query's classes before and after adaptation, right or wrong."""
+        assert result.task.y_query is not None
+        for i, (tile, text) in enumerate(zip(self.query_tiles, self._captions, strict=True)):
+            c, before, after = int(result.task.y_query[i]), int(result.before[i]), int(result.after[i])
+            mark = "✓" if after == c else "✗"
+            tile.mark(f"class {c}: θ says {before}, φ says {after} {mark}", RIGHT if after == c else WRONG)
+            text.setText(f"{before}→{after} {mark}")
 
     # -- edits -------------------------------------------------------------------------------------
     def move_query_to_support(self, index: int) -> None:
@@ -184,7 +203,7 @@ class ClassificationCard(Card):
         self.resample_requested.emit(self._seed)
 
     def clear(self) -> None:
-        self.task, self.result = None, None
+        self.task, self.result, self._laid_out = None, None, None
         self.accuracy_curve.setData([], [])
         self.loss_curve.setData([], [])
 

@@ -35,7 +35,7 @@ from imaml_core.engine.objective import TaskLoss
 from imaml_core.engine.optim_state import adam, check_optimizer_tensors, load_optimizer_tensors, optimizer_tensors
 from imaml_core.engine.params import ParamLayout, Params
 from imaml_core.engine.streams import EVALUATION_TASKS, THETA_INIT, TRAINING_TASKS, VALIDATION_TASKS, generator
-from imaml_core.tasks import TaskBatch, TaskFamily, family_for
+from imaml_core.tasks import TaskBatch, TaskFamily, classifies, family_for
 
 
 def resolve_device(name: str) -> torch.device:
@@ -119,7 +119,7 @@ class MetaTrainer:
 
     def examples(self, config: ExperimentConfig) -> tuple[int, int]:
         """Support and query examples per task under ``config`` (per class times the ways, to classify)."""
-        per_class = self.tasks.n_outputs if getattr(self.tasks, "metric_name", None) == "accuracy" else 1
+        per_class = self.tasks.n_outputs if classifies(self.tasks) else 1
         return config.shots * per_class, config.query * per_class
 
     # -- tasks and losses -------------------------------------------------------------------------

@@ -18,6 +18,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "DEFAULT_FAMILY",
             "FAMILIES",
             "GLYPHS_LABEL",
+            "classifies",
             "describe",
             "eval_steps",
             "family",

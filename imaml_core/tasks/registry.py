@@ -96,6 +96,12 @@ def _is_family(value: object) -> bool:
     return not isinstance(value, type) and all(hasattr(value, a) for a in _REQUIRED)
 
 
+def classifies(tasks: TaskFamily) -> bool:
+    """Whether a family is classification: its number to read is accuracy (which brings N-way sizes, queries
+    per class and the paper's evaluation protocol with it)."""
+    return getattr(tasks, "metric_name", None) == "accuracy"
+
+
 def describe(tasks: TaskFamily) -> str:
     """What tables and run names call a family's data (the synthetic one says so)."""
     return str(getattr(tasks, "label", tasks.name))
@@ -107,7 +113,7 @@ def with_family_defaults(config: ExperimentConfig, given: Collection[str] = ()) 
     unless told otherwise, as the official MAML and iMAML code do (2K images per class, K of them queries)."""
     tasks = family_for(config)
     changes = {k: v for k, v in getattr(tasks, "defaults", {}).items() if k not in given}
-    if getattr(tasks, "metric_name", None) == "accuracy" and "query" not in given:
+    if classifies(tasks) and "query" not in given:
         changes["query"] = changes.get("shots", config.shots) if "shots" not in given else config.shots
     return config.replace(**changes) if changes else config
 
@@ -115,6 +121,6 @@ def with_family_defaults(config: ExperimentConfig, given: Collection[str] = ()) 
 def eval_steps(config: ExperimentConfig) -> int:
     """Adaptation steps of the evaluation protocol: the paper's 16 for up to 5-way classification and 25 beyond,
     else the run's own inner steps."""
-    if getattr(family_for(config), "metric_name", None) == "accuracy":
+    if classifies(family_for(config)):
         return 16 if config.ways <= 5 else 25
     return config.inner_steps

@@ -81,9 +81,9 @@ def worst_value(mode: str) -> float:
 
 
 def _is_classification(config: ExperimentConfig) -> bool:
-    from imaml_core.tasks import family_for
+    from imaml_core.tasks import classifies, family_for
 
-    return getattr(family_for(config), "metric_name", None) == "accuracy"
+    return classifies(family_for(config))
 
 
 def default_metric(base: ExperimentConfig) -> str:
