@@ -52,7 +52,10 @@ def loaded_text(info: TrainerInfo) -> str:
 
 
 class Banner(QFrame):
-    """Hidden until ``show_message``; the level styles it (see the QSS ``Banner[level=...]`` rules)."""
+    """Hidden until ``show_message``; the level styles it (see the QSS ``Banner[level=...]`` rules).
+
+    Each message has a ``topic`` (``"field:lam"``, ``"run"``, ...): a later message replaces it, and
+    ``clear(topic)`` hides it when what it says stops being true without touching another topic's message."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -69,14 +72,16 @@ class Banner(QFrame):
         close.setObjectName("banner_close")
         close.setText("✕")
         close.setToolTip("Dismiss")
-        close.clicked.connect(self.hide)
+        close.clicked.connect(lambda: self.clear())
         layout.addWidget(self.icon)
         layout.addWidget(self.text, 1)
         layout.addWidget(close)
         self.level = "info"
+        self.topic = ""
         self.hide()
 
-    def show_message(self, level: str, message: str) -> None:
+    def show_message(self, level: str, message: str, topic: str = "") -> None:
+        self.topic = topic
         self.level = level if level in LEVELS else "info"
         self.setProperty("level", self.level)
         icon = {
@@ -89,6 +94,12 @@ class Banner(QFrame):
         self.style().unpolish(self)
         self.style().polish(self)
         self.show()
+
+    def clear(self, topic: str | None = None) -> None:
+        """Hide the message if it is about ``topic`` (whatever it is about when None)."""
+        if topic is None or topic == self.topic:
+            self.topic = ""
+            self.hide()
 
     def message(self) -> str:
         return self.text.text() if self.isVisible() else ""
