@@ -109,7 +109,9 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str
 
 
 def write_markdown(out: Path, name: str, text: str) -> None:
-    """Print the section and keep a copy for ``bench/__main__`` to collect into RESULTS.md."""
+    """Print the section and keep a copy for ``bench/__main__`` to collect into RESULTS.md. The section ends
+    with the load average at the script's start and end: a speed-up means little without it."""
+    text = f"{text.rstrip()}\n\n_Load average (1/5/15 min): {_START_LOAD} at the start → {load_average()} at the end._"
     print(text)
     (out / f"{name}.md").write_text(text + "\n", encoding="utf-8")
 
@@ -140,6 +142,9 @@ def load_average() -> str:
         return " / ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         return "unknown"
+
+
+_START_LOAD = load_average()  # this module loads as a benchmark script starts
 
 
 def environment() -> dict[str, str]:
