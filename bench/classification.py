@@ -34,16 +34,14 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from imaml_core import ExperimentConfig, MetaTrainer
 from imaml_core.common.errors import ImamlError
-from imaml_core.engine.profiling import profile_rows
 
 from .classification_loops import LOOPS, check_gradients, torchopt_meta_gradient
+from .classification_memory import measure_memory, memory_section
 from .common import (
-    METHODS,
     THREADS,
     add_device_option,
     cpu_model,
@@ -79,9 +77,7 @@ LABELS = {
     "torchopt": "torchopt {version}: custom_root + solve_cg, per task",
 }
 REPO = Path(__file__).resolve().parent.parent
-MEMORY_METHODS = ("MAML", "iMAML-GD", "iMAML-HF", "FOMAML")
 FLOAT64_AGREEMENT = 1e-9  # per task, float64: the same algorithm agrees to ~1e-13; a different one by > 1e-3
-FLAT_LIMIT = 1.1  # an implicit method's memory may grow at most this much from the fewest to the most inner steps
 
 
 def base_config(data: str, device: str, meta_batch: int) -> tuple[ExperimentConfig, str]:
@@ -187,20 +183,6 @@ def convolution_share(fn: Callable[[], object]) -> float:
     return conv / total if total else float("nan")
 
 
-# -- memory --------------------------------------------------------------------------------------------------
-def measure_memory(cfg: ExperimentConfig, steps: Sequence[int], meta_batch: int, iterations: int) -> list[dict]:
-    """Memory and seconds per meta-iteration by method and inner steps (a fresh trainer per row, same tasks)."""
-    rows: list[dict] = []
-    for n in steps:
-        for label in MEMORY_METHODS:
-            method, solver = METHODS[label]
-            base = cfg.replace(method=method, inner_solver=solver, meta_batch=meta_batch)
-            (row,) = profile_rows(base, [method], [n], iterations=iterations, auto_threads=False)
-            rows.append({"method": label, **{k: v for k, v in row.items() if k != "method"}})
-            print(f"memory: {label} {n} steps {row['memory_bytes'] / 2**20:.1f} MiB", flush=True)
-    return rows
-
-
 # -- report --------------------------------------------------------------------------------------------------
 def speed_section(
     cfg: ExperimentConfig,
@@ -292,51 +274,6 @@ def speed_section(
             f"1 ÷ that share: {1 / shares[f'careful loop ({SHORT[careful]})']:.2g}× here."
         )
     return "\n".join(lines)
-
-
-def _linear_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Slope and R² of a least-squares line (how linear MAML's growth is)."""
-    slope, intercept = np.polyfit(x, y, 1)
-    total = float(((y - y.mean()) ** 2).sum())
-    return float(slope), 1.0 - float(((y - slope * x - intercept) ** 2).sum()) / total if total > 0 else 1.0
-
-
-def memory_section(cfg: ExperimentConfig, rows: list[dict], steps: Sequence[int], meta_batch: int, where: str) -> str:
-    label = "peak allocated above the start (CUDA)" if cfg.device == "cuda" else "peak bytes held for backward"
-
-    def series(method: str, key: str) -> list[float]:
-        return [float(r[key]) for r in rows if r["method"] == method]
-
-    headers = ["method", *[f"{s} steps" for s in steps]]
-    mib = [[m, *(v / 2**20 for v in series(m, "memory_bytes"))] for m in MEMORY_METHODS]
-    ms = [[m, *(v * 1e3 for v in series(m, "seconds_per_iteration"))] for m in MEMORY_METHODS]
-    checks = []
-    for m in MEMORY_METHODS:
-        mem = series(m, "memory_bytes")
-        ratio = mem[-1] / mem[0]
-        line = f"- {m}: memory at {steps[-1]} steps ÷ at {steps[0]} = {ratio:.3g}×"
-        if m.startswith("iMAML"):
-            line += f" ({'PASS' if ratio <= FLAT_LIMIT else 'FAIL'}: ≤ {FLAT_LIMIT}×)"
-        if m == "MAML" and len(steps) > 2:
-            slope, r2 = _linear_fit(np.array(steps, float), np.array(mem))
-            line += f"; linear fit {slope / 2**20:.2f} MiB per inner step, R² = {r2:.4f}"
-        checks.append(line)
-    return "\n".join(
-        [
-            f"### Memory against inner steps (meta-batch {meta_batch}, {where})",
-            "",
-            f"Same tasks and settings as above (iMAML-HF: {cfg.hf_cg_steps} CG steps per Newton step; MAML and "
-            f"FOMAML: plain GD of {cfg.inner_lr:g}). MiB per meta-iteration, {label}:",
-            "",
-            markdown_table(headers, mib),
-            "",
-            "Milliseconds per meta-iteration (median of the timed iterations of each row):",
-            "",
-            markdown_table(headers, ms),
-            "",
-            *checks,
-        ]
-    )
 
 
 def meaning(
