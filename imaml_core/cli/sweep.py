@@ -6,7 +6,8 @@ settings). Bad input (an unknown field or distribution, an empty or inverted ran
 an empty choice list, a metric the base's task family does not have, an unreachable ``--address``) is one
 line ``error: ...``, exit status 2, and nothing written.
 An interrupted sweep (Ctrl-C, SIGTERM) records where it stopped and why, prints one line ``error: interrupted
-...`` and exits 130; ``--resume DIR`` continues it.
+...`` and exits 130; ``--resume DIR`` continues it. ``--show DIR`` prints a sweep folder's summary as it
+stands (trials, best, parameter importance), reading sweep.json only: no Ray, nothing written.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from imaml_core.experiments.sweep import (
     TrialSummary,
     default_metric,
     load_spec,
+    param_importance,
     parse_search,
     read_sweep,
     resume_sweep,
@@ -68,6 +70,9 @@ def add_sweep_parser(sub: Any) -> None:
     )
     sweep.add_argument("--out", type=Path, help="folder of a new sweep (its trials' run folders go inside)")
     sweep.add_argument("--resume", type=Path, help="sweep folder to continue without repeating ended trials")
+    sweep.add_argument(
+        "--show", type=Path, help="print a sweep folder's trials, best and parameter importance; runs nothing"
+    )
     sweep.add_argument("--config", type=Path, help="base TOML config (searched fields vary around it)")
     add_task_arguments(sweep)
     sweep.add_argument("--search", action="append", metavar="FIELD=SPEC", help="a searched field (repeatable)")
@@ -88,7 +93,9 @@ def add_sweep_parser(sub: Any) -> None:
     )
     sweep.add_argument("--address", help="Ray cluster to run on (default: Ray inside this process)")
     sweep.add_argument("--cpus-per-trial", type=int, help="CPUs (and torch threads) per trial (default 1)")
-    sweep.add_argument("--json", action="store_true", help="print the best trial and every trial as JSON")
+    sweep.add_argument(
+        "--json", action="store_true", help="print the best trial, every trial and the importance as JSON"
+    )
     sweep.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
@@ -130,13 +137,20 @@ def _space(args: argparse.Namespace) -> SearchSpace:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    if (args.out is None) == (args.resume is None):
-        raise SweepError("sweep needs either --out DIR (a new sweep) or --resume DIR (continue one)")
-    if args.resume is not None:
-        given = [k for k in _NEW_SWEEP_FLAGS if getattr(args, k) is not None]
+    if sum(folder is not None for folder in (args.out, args.resume, args.show)) != 1:
+        raise SweepError(
+            "sweep needs either --out DIR (a new sweep), --resume DIR (continue one) or --show DIR (print one)"
+        )
+    if args.out is None:
+        flags = _NEW_SWEEP_FLAGS if args.resume is not None else (*_NEW_SWEEP_FLAGS, "address")
+        given = [k for k in flags if getattr(args, k) is not None]
         if given:
             flag = "queries" if given[0] == "query" else given[0].replace("_", "-")
-            raise SweepError(f"--resume continues with the sweep's own settings; --{flag} does not apply")
+            how = "--resume continues with" if args.resume is not None else "--show prints"
+            raise SweepError(f"{how} the sweep's own settings; --{flag} does not apply")
+    if args.show is not None:
+        _print_result(read_sweep(args.show), args.json)
+        return 0
     progress = None if args.quiet else _Progress()
     folder = args.resume if args.resume is not None else args.out
     previous = signal.signal(signal.SIGTERM, _as_interrupt)  # the sweep's driver handles it while Ray Tune runs
@@ -152,10 +166,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return _interrupted(folder)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    if args.json:
-        print(json.dumps(summary.to_json(), ensure_ascii=False))
-    else:
-        _print_summary(summary)
+    _print_result(summary, args.json)
     if summary.status != "finished":
         return _interrupted(folder)
     return 0
@@ -202,6 +213,16 @@ def _value(v: Any) -> str:
 
 def _num(v: float | None) -> str:
     return "-" if v is None or not math.isfinite(v) else f"{v:.4g}"
+
+
+def _print_result(summary: SweepSummary, as_json: bool) -> None:
+    """The summary as JSON (with ``importance``) or as a table, the best trial and one importance line."""
+    importance = param_importance(summary)
+    if as_json:
+        print(json.dumps({**summary.to_json(), "importance": importance.to_json()}, ensure_ascii=False))
+    else:
+        _print_summary(summary)
+        print(printable(importance.line()))
 
 
 def _print_summary(summary: SweepSummary) -> None:

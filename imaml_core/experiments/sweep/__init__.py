@@ -28,8 +28,9 @@ is the number each report has, and for classification it moves with the accuracy
 (``trial-<id>-seed<k>``), side by side in the trial's worker; ASHA and Optuna see their mean.
 
 The Ray-free parts load with this package: the search space (``parse_search``, ``load_spec``,
-``SearchSpace``, ``Dimension``), the settings (``SweepSettings``) and the reader a viewer polls
-(``read_sweep`` -> ``SweepSummary`` with ``TrialSummary`` rows). ``run_sweep`` and ``resume_sweep``
+``SearchSpace``, ``Dimension``), the settings (``SweepSettings``), the reader a viewer polls
+(``read_sweep`` -> ``SweepSummary`` with ``TrialSummary`` rows) and what explains the metric
+(``param_importance`` -> ``Importance``, importing Optuna when called). ``run_sweep`` and ``resume_sweep``
 import Ray and Optuna (the ``imaml-studio[sweep]`` extra) only when called.
 """
 
@@ -67,6 +68,7 @@ from imaml_core.experiments.sweep._space import (
     make_dimension,
     parse_search,
 )
+from imaml_core.experiments.sweep.importance import Importance, param_importance
 
 if TYPE_CHECKING:
     from imaml_core.common.config import ExperimentConfig
@@ -79,6 +81,7 @@ __all__ = [
     "SWEEP_STATUSES",
     "TRIAL_STATUSES",
     "Dimension",
+    "Importance",
     "Metric",
     "SearchSpace",
     "SweepError",
@@ -91,6 +94,7 @@ __all__ = [
     "load_spec",
     "make_dimension",
     "metric_mode",
+    "param_importance",
     "parse_search",
     "read_sweep",
     "resume_sweep",

@@ -1,0 +1,92 @@
+"""Parameter importance of a sweep: which searched fields explain its metric, as Optuna Dashboard shows it.
+
+Computed from the sweep's record alone (a :class:`SweepSummary` from ``read_sweep``, never Ray Tune's state):
+the finished trials with a finite metric become COMPLETE trials of an in-memory Optuna study, each with its
+searched values under the dimension's Optuna distribution, and ``optuna.importance.get_param_importances``
+weighs the fields with PED-ANOVA (``PedAnovaImportanceEvaluator``, Optuna's default). PED-ANOVA needs no
+scikit-learn (fANOVA does) and draws nothing at random, so the same record always gives the same shares.
+Pruned trials are left out, as Optuna leaves them out: their metric is from an earlier iteration.
+
+Optuna is imported when :func:`param_importance` is called, so this module loads with the Ray-free reader.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from imaml_core.experiments.sweep._record import SweepSummary
+from imaml_core.experiments.sweep._space import Dimension
+
+EVALUATOR = "PedANOVA"
+MIN_TRIALS = 2
+
+
+@dataclass(frozen=True)
+class Importance:
+    """Each searched field's share of the metric's importance (shares sum to 1, largest first), or the
+    ``reason`` they could not be computed; ``evaluator`` names the method either way."""
+
+    evaluator: str = EVALUATOR
+    fields: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+    trials: int = 0  # the completed trials it was computed from
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"evaluator", "fields": {field: share}}``, or ``{"evaluator", "reason"}`` without shares."""
+        if self.reason:
+            return {"evaluator": self.evaluator, "reason": self.reason}
+        return {"evaluator": self.evaluator, "fields": dict(self.fields)}
+
+    def line(self) -> str:
+        """One line for a person: ``importance (PedANOVA): lam 0.71, inner_lr 0.29``."""
+        if self.reason:
+            return f"importance ({self.evaluator}): {self.reason}"
+        shares = ", ".join(f"{name} {share:.2f}" for name, share in self.fields.items())
+        return f"importance ({self.evaluator}): {shares}"
+
+
+def param_importance(summary: SweepSummary) -> Importance:
+    """The importance of each of ``summary``'s searched fields for its metric (see the module docstring);
+    an :class:`Importance` with a ``reason`` when there are fewer than two completed trials with a finite
+    metric, the metric is the same in all of them, or Optuna is not installed."""
+    done = [t for t in summary.trials if t.status == "finished" and t.metric is not None and math.isfinite(t.metric)]
+    if not summary.space.dimensions:
+        return Importance(reason="importance needs at least 1 searched field")
+    if len(done) < MIN_TRIALS:
+        return Importance(reason=f"importance needs at least {MIN_TRIALS} completed trials ({len(done)} so far)")
+    try:
+        import optuna
+    except ImportError:
+        return Importance(reason='importance needs Optuna: pip install "imaml-studio[sweep]"')
+    if optuna.logging.get_verbosity() < optuna.logging.WARNING:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created" line per call
+    distributions = {d.field: _distribution(optuna, d) for d in summary.space.dimensions}
+    direction = "maximize" if summary.mode == "max" else "minimize"
+    study = optuna.create_study(direction=direction)
+    values = []
+    for t in done:
+        try:
+            params = summary.space.search_values(t.config)
+            study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=t.metric))
+        except (KeyError, TypeError, ValueError):
+            continue  # a trial whose values are outside the recorded space says nothing about it
+        values.append(t.metric)
+    if len(values) < MIN_TRIALS:
+        return Importance(reason=f"importance needs at least {MIN_TRIALS} completed trials inside the search space")
+    if max(values) == min(values):
+        return Importance(reason=f"{summary.metric} is the same in every completed trial", trials=len(values))
+    evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+    shares = optuna.importance.get_param_importances(study, evaluator=evaluator, params=list(distributions))
+    ranked = sorted(shares.items(), key=lambda item: (-item[1], list(distributions).index(item[0])))
+    return Importance(fields={name: float(share) for name, share in ranked}, trials=len(values))
+
+
+def _distribution(optuna: Any, d: Dimension) -> Any:
+    """The Optuna distribution a dimension is drawn from (choices as the search sees them: lists as JSON)."""
+    if d.dist == "choice":
+        return optuna.distributions.CategoricalDistribution(d.search_choices())
+    if d.dist in ("int", "intlog"):
+        return optuna.distributions.IntDistribution(int(d.low), int(d.high), log=d.log)
+    return optuna.distributions.FloatDistribution(float(d.low), float(d.high), log=d.log)
