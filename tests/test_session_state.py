@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from app.model.messages import TrainerChange, TrainerInfo
-from app.model.session import MARKER_MERGE_ITERATIONS, SessionState
+from app.model.session import MARKER_MERGE_SECONDS, SessionState
 from app.model.throttle import Throttle
 from imaml_core import ExperimentConfig, StepReport
 
@@ -69,8 +69,17 @@ def test_reports_advance_the_applied_config_iteration_and_history():
     assert state.applied == changed and state.iteration == 1 and len(state.history) == 1
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_changes_within_the_merge_window_share_one_marker_from_first_old_to_last_new_value():
-    state = SessionState(BASE)
+    clock = FakeClock()
+    state = SessionState(BASE, clock=clock)
     rec = Recorder(state)
     state.take_report(report(1, BASE))
     lam3 = BASE.replace(lam=3.0)
@@ -81,9 +90,9 @@ def test_changes_within_the_merge_window_share_one_marker_from_first_old_to_last
     # back to the first value within the window: nothing differs from the first base, the label stays
     state.take_report(report(4, BASE))
     assert len(rec.of("relabel")) == 1
-    far = 4 + MARKER_MERGE_ITERATIONS + 1
-    state.take_report(report(far, BASE.replace(inner_steps=4)))
-    assert rec.of("marker")[-1] == ("marker", far, "inner steps 3→4")
+    clock.now += MARKER_MERGE_SECONDS + 0.5
+    state.take_report(report(5, BASE.replace(inner_steps=4)))
+    assert rec.of("marker")[-1] == ("marker", 5, "inner steps 3→4")
 
 
 def test_a_diverged_report_draws_no_marker():

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-MARKER_MERGE_ITERATIONS = 10  # live changes this close together (a slider being dragged) share one marker
+MARKER_MERGE_SECONDS = 1.0  # live edits this close together in time are one gesture, with one marker
 
 
 @dataclass(frozen=True)
@@ -51,13 +53,21 @@ class SessionState:
     marker_relabelled = Signal(str)  # the newest marker's label, after a merged change
     cleared = Signal()  # a new θ: history and markers start over
 
-    def __init__(self, config: ExperimentConfig) -> None:
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        clock: Callable[[], float] = time.monotonic,
+        gesture_active: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.clock = clock
+        self.gesture_active = gesture_active  # True while the user holds a control (a slider is down)
         self.config = config  # what the controls show and the next meta-iteration will use
         self.applied = config  # what the last finished meta-iteration used
         self.iteration = 0
         self.history = History()
         self._marker_base: ExperimentConfig | None = None  # config of the previous report of this θ
-        self._last_change: tuple[int, ExperimentConfig] | None = None  # (iteration, config before it)
+        self._last_change: tuple[float, ExperimentConfig] | None = None  # (edit time, config before the gesture)
+        self._edited_at: float | None = None  # clock time of the latest live edit
 
     # -- edits -------------------------------------------------------------------------------------
     def propose(self, config: ExperimentConfig) -> Proposal:
@@ -73,6 +83,8 @@ class SessionState:
         return self.propose(self.config.replace(**{name: value}))
 
     def adopt(self, config: ExperimentConfig) -> None:
+        if any(ExperimentConfig.is_live(k) for k in config.changed(self.config)):
+            self._edited_at = self.clock()
         self.config = config
         self.config_changed.emit(config)
 
@@ -114,7 +126,7 @@ class SessionState:
             config = self.config.replace(**{k: getattr(info.config, k) for k in ExperimentConfig.restart_fields()})
         self.applied = info.config
         self._marker_base = info.config
-        self._last_change = None
+        self._last_change = self._edited_at = None
         self.iteration = info.iteration
         self.history.clear()
         self.cleared.emit()
@@ -126,23 +138,26 @@ class SessionState:
 
     def begin_segment(self) -> None:
         """The live trainer goes on in a new run (a fork): its history starts empty at this iteration."""
-        self._last_change = None
+        self._last_change = self._edited_at = None
         self.history.clear()
         self.cleared.emit()
 
     def _mark_change(self, report: StepReport, base: ExperimentConfig) -> None:
-        """A labelled marker where live settings changed. Changes that follow within a few iterations update
-        the same marker, from the first old values to the latest new ones."""
+        """A labelled marker where live settings changed, one per gesture: changes made while a control is
+        held (``gesture_active``) or within ``MARKER_MERGE_SECONDS`` of the gesture's previous edit update
+        the same marker, from the first old values to the latest new ones. A change's time is that of the
+        latest edit (``adopt``), or the report's when no edit came through ``adopt``."""
+        at = self._edited_at if self._edited_at is not None else self.clock()
         last = self._last_change
-        if last is not None and report.iteration - last[0] <= MARKER_MERGE_ITERATIONS:
+        if last is not None and (self.gesture_active() or at - last[0] <= MARKER_MERGE_SECONDS):
             first_base = last[1]
             fields = report.config.changed(first_base)
             if fields:
                 self.marker_relabelled.emit(change_label(first_base, report.config, fields))
-            self._last_change = (report.iteration, first_base)
+            self._last_change = (at, first_base)
             return
         self.marker_added.emit(report.iteration, change_label(base, report.config, report.config.changed(base)))
-        self._last_change = (report.iteration, base)
+        self._last_change = (at, base)
 
 
 def change_label(old: ExperimentConfig, new: ExperimentConfig, fields: list[str]) -> str:

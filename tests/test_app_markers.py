@@ -1,0 +1,84 @@
+"""One change marker per gesture (model rules in SessionState, fake clock), and marker labels that stay
+inside the meta-loss plot without piling on each other (pytest-qt)."""
+
+from __future__ import annotations
+
+from app.model.session import SessionState
+from imaml_core import ExperimentConfig, StepReport
+
+BASE = ExperimentConfig(meta_batch=5, inner_steps=3, val_tasks=20)
+
+
+def report(iteration: int, config: ExperimentConfig) -> StepReport:
+    nan = float("nan")
+    return StepReport(iteration, config, 1.0, 2.0, nan, nan, 0.0, 0, nan, 0, 0.01, 1.0)
+
+
+class Session:
+    """A SessionState driven as the window drives it: edits adopted at clock times, reports in between."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.held = False
+        self.state = SessionState(BASE, clock=lambda: self.now, gesture_active=lambda: self.held)
+        self.markers: list[tuple[int, str]] = []
+        self.state.marker_added.connect(lambda i, text: self.markers.append((i, text)))
+        self.state.marker_relabelled.connect(lambda text: self.markers.__setitem__(-1, (self.markers[-1][0], text)))
+        self.iteration = 1
+        self.state.take_report(report(self.iteration, BASE))
+
+    def edit(self, at: float, **changes: object) -> None:
+        self.now = at
+        self.state.adopt(self.state.config.replace(**changes))
+
+    def step(self) -> None:
+        self.iteration += 1
+        self.state.take_report(report(self.iteration, self.state.config))
+
+
+def test_a_drag_of_thirty_changes_over_two_seconds_is_one_marker_from_first_old_to_last_new_value():
+    s = Session()
+    values = [20.0 * 0.85**k for k in range(1, 31)]
+    for k, lam in enumerate(values):
+        s.edit(k * 2.0 / 30, lam=lam)
+        if k % 3 == 2:  # several meta-iterations finish during the drag
+            s.step()
+    s.step()
+    assert s.markers == [(2, f"λ 20→{values[-1]:.3g}")]
+
+
+def test_two_gestures_five_seconds_apart_are_two_markers():
+    s = Session()
+    s.edit(0.0, lam=10.0)
+    s.edit(0.3, lam=6.0)
+    s.step()
+    s.edit(5.3, lam=2.0)
+    s.step()
+    assert s.markers == [(2, "λ 20→6"), (3, "λ 6→2")]
+
+
+def test_a_change_while_a_control_is_held_merges_even_after_a_pause():
+    s = Session()
+    s.held = True
+    s.edit(0.0, lam=10.0)
+    s.step()
+    s.step()  # the slider rests under the pointer for three seconds
+    s.edit(3.0, lam=4.0)
+    s.step()
+    assert s.markers == [(2, "λ 20→4")]
+    s.held = False
+    s.edit(9.0, inner_steps=5)
+    s.step()
+    assert s.markers[-1] == (5, "inner steps 3→5")
+
+
+def test_a_keyboard_gesture_of_quick_presses_is_one_marker_and_a_new_trainer_starts_a_new_one():
+    s = Session()
+    for k in range(5):
+        s.edit(0.4 * k, inner_steps=4 + k)
+        s.step()
+    assert s.markers == [(2, "inner steps 3→8")]
+    s.state.begin_segment()
+    s.edit(2.0, inner_steps=9)
+    s.step()
+    assert s.markers[-1] == (7, "inner steps 8→9")
