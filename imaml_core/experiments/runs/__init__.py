@@ -12,9 +12,12 @@ while a process writes it, and ``tb/`` with TensorBoard scalars when ``tensorboa
 - :class:`HistoryReader`: reads histories in a process of its own (for a GUI's overlays);
 - :class:`RunRecorder`: writes a run while another object drives its trainer (the window's worker);
 - :class:`RunSummary`: one row of a listing (``row()`` gives the keys of ``SUMMARY_KEYS``);
+- :func:`seed_groups`: runs that differ only by seed, as :class:`SeedGroup` (with :func:`mean_ci95` and
+  :func:`seed_band` for their statistics);
 - :class:`RunInfo`: run.json; :class:`RunError` and :class:`RunLockedError`: what goes wrong, in one line.
 """
 
+from imaml_core.experiments.runs._groups import Interval, SeedGroup, mean_ci95, seed_band, seed_groups, t_quantile
 from imaml_core.experiments.runs._history import Metrics, downsample
 from imaml_core.experiments.runs._info import (
     STATUSES,
@@ -38,6 +41,7 @@ from imaml_core.experiments.runs._tensorboard import tensorboard_available
 
 __all__ = [
     "HistoryReader",
+    "Interval",
     "LOCK_FILE",
     "Metrics",
     "RESUME_FILE",
@@ -53,15 +57,20 @@ __all__ = [
     "RunStore",
     "RunSummary",
     "STATUSES",
+    "SeedGroup",
     "SUMMARY_KEYS",
     "TRASH_FOLDER",
     "UNREADABLE",
     "downsample",
     "lock_holder",
+    "mean_ci95",
     "read_info",
     "read_record",
     "release_ended",
+    "seed_band",
+    "seed_groups",
     "summarize",
+    "t_quantile",
     "tensorboard_available",
     "utc_now",
     "write_info",

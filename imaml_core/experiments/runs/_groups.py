@@ -1,0 +1,162 @@
+"""Seed groups: runs whose settings differ only by ``seed``, summarised over their seeds. Qt-free.
+
+A group is what a tracker's "group by" shows: the same experiment repeated with other seeds, read as a mean
+with a 95% confidence interval (Student's t: a handful of seeds is far from the normal limit).
+
+- :func:`seed_groups`: the readable rows of a listing, grouped (a run without a seed partner is a group of 1);
+- :func:`mean_ci95`: mean, 95% half-width and count of some values (a group's final validation loss);
+- :func:`seed_band`: mean and 95% half-width per iteration over several runs' curves (an overlay's band);
+- :func:`t_quantile`: Student's t quantile, exact for integer degrees of freedom.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from imaml_core.common.config import ExperimentConfig
+from imaml_core.common.errors import ImamlError
+from imaml_core.experiments.runs._run import read_config
+from imaml_core.experiments.runs._store import RunSummary
+
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean with its 95% half-width over ``n`` values; ``ci95`` is None below two values (no spread)."""
+
+    mean: float | None
+    ci95: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class SeedGroup:
+    """Runs with the same settings but ``seed``, in listing order; named after its first run."""
+
+    rows: tuple[RunSummary, ...]
+    seeds: tuple[int, ...]  # each run's, in the same order
+    config: ExperimentConfig  # the first run's; the others differ from it at most in ``seed``
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(r.id for r in self.rows)
+
+    @property
+    def name(self) -> str:
+        return self.rows[0].name
+
+    @property
+    def n(self) -> int:
+        return len(self.rows)
+
+    def final(self, metric: str) -> Interval:
+        """Mean and 95% half-width over the runs of ``metric``'s last value (a ``RunSummary`` field such as
+        ``val_loss``); runs that have no value yet are left out of it."""
+        return mean_ci95([v for v in (getattr(r, metric) for r in self.rows) if v is not None])
+
+
+def seed_groups(rows: Sequence[RunSummary]) -> list[SeedGroup]:
+    """The readable runs of ``rows`` grouped by their settings less ``seed`` (``ExperimentConfig.changed``
+    names at most ``seed``, so the task family is always shared), in order of each group's first run.
+    Unreadable rows, and runs whose config.toml cannot be read now, are in no group."""
+    groups: list[tuple[list[RunSummary], list[ExperimentConfig]]] = []
+    for row in rows:
+        if not row.readable:
+            continue
+        try:
+            config = read_config(Path(row.path))
+        except (ImamlError, OSError):
+            continue
+        for members, configs in groups:
+            if set(configs[0].changed(config)) <= {"seed"}:
+                members.append(row)
+                configs.append(config)
+                break
+        else:
+            groups.append(([row], [config]))
+    return [SeedGroup(tuple(members), tuple(c.seed for c in configs), configs[0]) for members, configs in groups]
+
+
+def t_quantile(p: float, df: int) -> float:
+    """Student's t quantile at ``p`` (0.5 < p < 1) for ``df`` >= 1 degrees of freedom, solved to the last
+    bit by bisection on the t distribution's exact finite series (Abramowitz & Stegun 26.7.3-4)."""
+    if not 0.5 < p < 1 or df < 1:
+        raise ValueError("t_quantile needs 0.5 < p < 1 and df >= 1")
+    target = 2 * p - 1  # P(|T| < t)
+    lo, hi = 0.0, 1.0
+    while _central(hi, df) < target:
+        lo, hi = hi, 2 * hi
+    while True:
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            return hi if abs(_central(hi, df) - target) <= abs(_central(lo, df) - target) else lo
+        lo, hi = (mid, hi) if _central(mid, df) < target else (lo, mid)
+
+
+def _central(t: float, df: int) -> float:
+    """P(|T| < t) for Student's t with integer ``df``."""
+    theta = math.atan(t / math.sqrt(df))
+    c2 = math.cos(theta) ** 2
+    if df % 2 == 1:
+        term, total = math.cos(theta), 0.0  # cos θ (1 + 2/3 cos²θ + 2·4/(3·5) cos⁴θ + …)
+        if df > 1:
+            total = term
+            for k in range(1, (df - 1) // 2):
+                term *= c2 * (2 * k) / (2 * k + 1)
+                total += term
+        return 2 / math.pi * (theta + math.sin(theta) * total)
+    term = total = 1.0  # 1 + 1/2 cos²θ + 1·3/(2·4) cos⁴θ + …
+    for k in range(1, df // 2):
+        term *= c2 * (2 * k - 1) / (2 * k)
+        total += term
+    return math.sin(theta) * total
+
+
+def mean_ci95(values: Sequence[float]) -> Interval:
+    """Mean, and ``t(0.975, n-1) · s / √n`` with ``s`` the sample standard deviation (ddof 1)."""
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    if n == 0:
+        return Interval(None, None, 0)
+    mean = float(x.mean())
+    if n < 2:
+        return Interval(mean, None, n)
+    s = float(x.std(ddof=1))
+    return Interval(mean, t_quantile(0.5 + CONFIDENCE / 2, n - 1) * s / math.sqrt(n), n)
+
+
+def seed_band(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(iterations, mean, 95% half-width) over runs' curves (iterations, values), aligned by iteration.
+
+    The band covers the iterations every run has, so a run with fewer iterations shortens the group's
+    curve. At each iteration the statistics use the runs with a finite value there (a validation column
+    is NaN between validations): the mean is NaN where none has one, the half-width where fewer than two."""
+    if not curves:
+        empty = np.array([], dtype=float)
+        return empty, empty, empty
+    common = curves[0][0]
+    for x, _ in curves[1:]:
+        common = np.intersect1d(common, x)
+    common = np.asarray(common, dtype=float)
+    stacked = np.full((len(curves), len(common)), np.nan)
+    for i, (x, y) in enumerate(curves):
+        xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        at = np.searchsorted(xs, common)  # each run's iterations ascend; common ones are all present
+        stacked[i] = ys[at]
+    finite = np.isfinite(stacked)
+    n = finite.sum(axis=0)
+    values = np.where(finite, stacked, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, values.sum(axis=0) / np.maximum(n, 1), np.nan)
+        squares = np.where(finite, (stacked - mean) ** 2, 0.0).sum(axis=0)
+        s = np.sqrt(squares / np.maximum(n - 1, 1))
+    factor = np.full(len(common), np.nan)
+    for count in np.unique(n[n >= 2]):
+        factor[n == count] = t_quantile(0.5 + CONFIDENCE / 2, int(count) - 1) / math.sqrt(count)
+    return common, mean, np.where(n >= 2, factor * s, np.nan)
