@@ -1,8 +1,10 @@
-"""The Sweep view: a sweep folder's trials as a table, each searched field against the metric, and parallel
-coordinates, with the best trial highlighted and one click to open it or fork from it.
+"""The Sweep view: a sweep folder's trials as a table, each searched field against the metric, the fields'
+importance, and parallel coordinates, with the best trial highlighted and one click to open it or fork from it.
 
 The view polls the folder (``imaml_core.experiments.sweep.read_sweep`` in a pool thread, every ``POLL_MS``): it never
-talks to Ray, so a sweep running in another process, on this machine or a cluster, never holds it up.
+talks to Ray, so a sweep running in another process, on this machine or a cluster, never holds it up. Until
+the sweep's driver writes sweep.json the view is waiting, not failing: a sweep started from the window opens
+its view before Ray has started.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.model.fields import LABELS
+from app.panels.sweep_importance import ImportanceCard
 from app.toolkit.background import in_background
-from imaml_core.experiments.sweep import SweepSummary, read_sweep
+from imaml_core.experiments.sweep import SweepSummary, is_sweep, read_sweep
 
 POLL_MS = 2000
 STATUS_COLOURS = {
@@ -39,6 +42,8 @@ STATUS_COLOURS = {
     "paused": "#d29922",
 }
 BEST_COLOUR = "#f0883e"
+WAITING = "waiting for the sweep to start: no sweep.json yet"
+ERROR_STYLE = 'QLabel[level="error"] { color: #f85149; }'
 
 
 def axis_value(value: Any, field: str, summary: SweepSummary) -> float:
@@ -73,6 +78,7 @@ class SweepView(QWidget):
         self.status = QLabel("reading…")
         self.status.setObjectName("sweep_status")
         self.status.setWordWrap(True)
+        self.status.setStyleSheet(ERROR_STYLE)
         self.best_button = QPushButton("Continue best trial")
         self.best_button.setObjectName("button_open_best")
         self.fork_button = QPushButton("Fork from best")
@@ -89,6 +95,7 @@ class SweepView(QWidget):
         self.scatter_grid = QGridLayout(self.scatter_box)
         self.scatter_grid.setContentsMargins(0, 0, 0, 0)
         self.scatters: dict[str, pg.PlotWidget] = {}
+        self.importance_card = ImportanceCard()
         self.parallel = pg.PlotWidget()
         self.parallel.setObjectName("plot_parallel")
         self.parallel.setMenuEnabled(False)
@@ -99,8 +106,12 @@ class SweepView(QWidget):
         top.addWidget(self.status, 1)
         top.addWidget(self.best_button)
         top.addWidget(self.fork_button)
+        fields = QSplitter(Qt.Orientation.Horizontal)
+        fields.addWidget(self.scatter_box)
+        fields.addWidget(self.importance_card)
+        fields.setSizes([460, 220])
         plots = QSplitter(Qt.Orientation.Vertical)
-        plots.addWidget(self.scatter_box)
+        plots.addWidget(fields)
         plots.addWidget(self.parallel)
         plots.setSizes([420, 300])
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -132,11 +143,12 @@ class SweepView(QWidget):
     def _show(self, result: object) -> None:
         self._reading = False
         if isinstance(result, str):
-            self.status.setText(result)
+            self._set_status(result, "" if result == WAITING else "error")
             return
         assert isinstance(result, SweepSummary)
-        if self.summary is not None and result == self.summary:
-            return
+        self.importance_card.follow(result)
+        if self.summary is not None and result == self.summary and not self.status.property("level"):
+            return  # unchanged, and the status line shows it (not an error from the read before)
         self.summary = result
         best = result.best
         counts = ", ".join(f"{n} {s}" for s, n in result.counts().items() if n)
@@ -145,12 +157,20 @@ class SweepView(QWidget):
             text += f" · best {best.metric:.4g} (trial {best.number})"
         if result.message:
             text += f" · {result.message}"
-        self.status.setText(text)
+        self._set_status(text, "")
         self.best_button.setEnabled(best is not None and best.run is not None)
         self.fork_button.setEnabled(best is not None and best.run is not None)
         self._fill_table(result)
         self._draw_scatters(result)
         self._draw_parallel(result)
+
+    def _set_status(self, text: str, level: str) -> None:
+        """The status line; ``level`` "error" draws it in the error colour."""
+        self.status.setText(text)
+        if self.status.property("level") != level:
+            self.status.setProperty("level", level)
+            self.status.style().unpolish(self.status)
+            self.status.style().polish(self.status)
 
     def _request(self, signal: Any) -> None:
         best = self.summary.best if self.summary is not None else None
@@ -268,6 +288,9 @@ class SweepView(QWidget):
 
 
 def _read(reader: Callable[[str], Any], folder: str) -> SweepSummary | str:
+    """The sweep in ``folder``; ``WAITING`` before its record exists, or the reason it cannot be read."""
+    if not is_sweep(folder):
+        return WAITING
     try:
         return reader(folder)
     except Exception as exc:  # noqa: BLE001 - runs in a pool thread; the status line shows it
