@@ -29,3 +29,14 @@ def train(qtbot, window, iterations: int, timeout_ms: int = 60_000) -> None:
     qtbot.waitUntil(lambda: window.iteration >= target, timeout=timeout_ms)
     with qtbot.waitSignal(window.worker_thread.worker.running_changed, timeout=timeout_ms):
         window.pause()
+
+
+def banner_state(window) -> tuple[str, str]:
+    """(the banner's shown text, its topic); ("", "") when nothing is shown."""
+    text = window.banner.message()
+    return text, window.banner.topic if text else ""
+
+
+def status_state(window) -> str:
+    """What the status bar says the app is doing (idle, paused, training, building θ…)."""
+    return window.status.state.text()

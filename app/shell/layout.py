@@ -1,6 +1,9 @@
 """Where things sit in the window: the run toolbar, the 2×2 plot grid and the body splitter.
 
 Pure construction (no behaviour): the window passes in its widgets and slots and keeps the results.
+Both columns scroll rather than push the window past the screen: the controls are a scroll area, and the
+plot grid sits in one that scrolls only when the window is shorter or narrower than the plots' minimum
+sizes, so the window's minimum size fits a 1280×720 screen.
 """
 
 from __future__ import annotations
@@ -10,9 +13,12 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QFrame,
     QHBoxLayout,
     QLabel,
+    QMainWindow,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QSplitter,
     QStyle,
@@ -20,6 +26,11 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+RUNS_DOCK_SHARE = 0.3  # of the window's height, for the Runs dock when no saved layout gives its size
+RUNS_DOCK_MIN = 110  # a header and about three rows
+CONTROLS_WIDTH = 330  # the controls column's minimum (and first) width: its widest row fits
+CENTRE_SPACING = 6  # between the banner and the plot grid
 
 RUN_BUTTONS = (  # objectName, text, icon, tooltip
     ("button_start", "Start", QStyle.StandardPixmap.SP_MediaPlay, "Start or pause meta-training (Space)"),
@@ -88,21 +99,43 @@ def plot_grid(top_left: QWidget, top_right: QWidget, bottom_left: QWidget, botto
     return grid
 
 
+def scrolling(grid: QWidget) -> QScrollArea:
+    """``grid`` filling a frameless scroll area: it scrolls only below the grid's minimum size."""
+    scroll = QScrollArea()
+    scroll.setObjectName("plot_scroll")
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setWidgetResizable(True)
+    scroll.setWidget(grid)
+    return scroll
+
+
+def runs_dock_height(window: QMainWindow) -> int:
+    """The Runs dock's first height: ``RUNS_DOCK_SHARE`` of the window, less where the plot grid would have
+    to scroll (with the banner shown), never under ``RUNS_DOCK_MIN``. Call it once the window is laid out."""
+    dock, banner = window.findChild(QWidget, "dock_runs"), window.findChild(QWidget, "banner")
+    scroll = window.findChild(QScrollArea, "plot_scroll")
+    assert dock is not None and banner is not None and scroll is not None and scroll.widget() is not None
+    spare = scroll.height() - scroll.widget().minimumSizeHint().height()
+    if not banner.isVisible():
+        spare -= banner.sizeHint().height() + CENTRE_SPACING
+    return max(RUNS_DOCK_MIN, min(int(RUNS_DOCK_SHARE * window.height()), dock.height() + spare))
+
+
 def body(controls: QWidget, banner: QWidget, grid: QWidget) -> QWidget:
-    """Controls on the left; banner above the plot grid on the right."""
+    """Controls on the left; banner above the (scrolling) plot grid on the right."""
     centre = QWidget()
     centre.setObjectName("centre")
     column = QVBoxLayout(centre)
     column.setContentsMargins(4, 6, 6, 4)
-    column.setSpacing(6)
+    column.setSpacing(CENTRE_SPACING)
     column.addWidget(banner)
-    column.addWidget(grid, 1)
+    column.addWidget(scrolling(grid), 1)
     split = QSplitter(Qt.Orientation.Horizontal)
     split.setObjectName("body")
     split.addWidget(controls)
     split.addWidget(centre)
     split.setStretchFactor(1, 1)
-    split.setSizes([340, 940])
+    split.setSizes([CONTROLS_WIDTH, 950])  # the controls at their minimum: the plots take the rest
     split.setChildrenCollapsible(False)
     holder = QWidget()
     layout = QHBoxLayout(holder)
@@ -122,7 +155,7 @@ def assemble(window: Any) -> None:
     from app.shell.task_view import TaskView
 
     window.controls = ControlPanel()
-    window.controls.setMinimumWidth(330)
+    window.controls.setMinimumWidth(CONTROLS_WIDTH)
     window.controls.edited.connect(window._on_edited)
     slots = {
         "button_start": window.toggle_run,

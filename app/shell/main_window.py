@@ -22,16 +22,18 @@ from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import QApplication, QMainWindow
 
 from app.model.history import History
-from app.model.messages import Failure, Job, ProfileProgress, ProfileRequest, TrainerChange, TrainerInfo
+from app.model.messages import Failure, Job, ProfileProgress, ProfileRequest, TrainerInfo
 from app.model.session import SessionState
-from app.model.tasks import classifies, family_name, switched_config
+from app.model.tasks import classifies, switched_config
 from app.model.throttle import Throttle
 from app.panels.sweep_view import SweepView
 from app.plots.redraw import RedrawScheduler
-from app.shell.banner import diverged_text, evaluation_text, failure_text, loaded_text
+from app.shell.banner import evaluation_text
 from app.shell.dialogs import confirm_delete, confirm_reset, interactive
+from app.shell.edits import FieldEdits
 from app.shell.file_actions import FileActions
-from app.shell.layout import assemble, show_running
+from app.shell.layout import assemble, runs_dock_height, show_running
+from app.shell.lifecycle import Lifecycle
 from app.shell.menus import build_menus
 from app.shell.runs_controller import RunsController
 from app.shell.status import readout_text
@@ -39,7 +41,7 @@ from app.toolkit import settings
 from app.toolkit.theme import apply_theme
 from app.worker.thread import WorkerThread
 from imaml_core.common.config import METHODS, ExperimentConfig
-from imaml_core.common.errors import ConfigError, ImamlError
+from imaml_core.common.errors import ConfigError
 from imaml_core.common.report import EvalResult, StepReport
 from imaml_core.engine.heap import release_free_memory
 from imaml_core.experiments.runs import RunError
@@ -80,12 +82,7 @@ class MainWindow(QMainWindow):
         self.controls.show_config(self.state.config)
         self.set_theme(self.theme)
         self.resize(1280, 800)
-        if restore:
-            geometry, window_state = settings.window_geometry()
-            if geometry is not None:
-                self.restoreGeometry(geometry)
-            if window_state is not None:
-                self.restoreState(window_state)
+        self.lifecycle = Lifecycle(self.banner, self.status, lambda: self.iteration, lambda: self.running)
 
         self.state.config_changed.connect(self.controls.show_config)
         self.state.marker_added.connect(self.meta_card.add_marker)
@@ -99,8 +96,9 @@ class MainWindow(QMainWindow):
         runs = RunsController(self.state, self.worker_thread, {w.objectName(): w for w in plots}, runs_folder, self)
         runs.message.connect(lambda level, text: self._error(text, level))
         runs.confirm_delete = lambda run_id: not self.confirm_restarts or confirm_delete(self, run_id)
+        runs.building.connect(self.lifecycle.building)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, runs.dock)
-        self.resizeDocks([runs.dock], [190], Qt.Orientation.Vertical)
+        self._sized = restore and settings.restore_window(self)  # after the dock: its size is in the state
         self.runs_controller = runs
         self.task_view.connect_worker(self.worker_thread)
         w = self.worker_thread.worker
@@ -111,6 +109,8 @@ class MainWindow(QMainWindow):
         w.trainer_changed.connect(self._on_trainer_changed)
         w.running_changed.connect(self._show_running)
         w.failed.connect(self._on_failed)
+        w.run_changed.connect(self.lifecycle.run_changed)
+        self.lifecycle.building()
         self.worker_thread.launch()
 
         self._redraw = RedrawScheduler((self.meta_card, self.memory_card, self.cg_card), self.history, self)
@@ -192,6 +192,7 @@ class MainWindow(QMainWindow):
         reason (also in the banner) when the family or a setting cannot be used; the session stays as it was."""
         config = switched_config(self.state.config, name, settings)
         self.state.adopt(config)
+        self.lifecycle.building()
         error = self.worker_thread.reset_and_wait(config, keep_running=self.running)
         if error:
             raise ConfigError(error)
@@ -215,6 +216,7 @@ class MainWindow(QMainWindow):
 
     def import_meta_parameters(self, path: str | os.PathLike[str]) -> bool:
         """Replace θ by a checkpoint's (the run pauses); a bad file leaves θ and history untouched."""
+        self.lifecycle.building()
         return self.files.import_meta_parameters(path)
 
     def export_metrics_csv(self, path: str | os.PathLike[str]) -> bool:
@@ -253,6 +255,7 @@ class MainWindow(QMainWindow):
     def reset(self) -> None:
         """A new θ from the current settings (the run pauses; history is cleared when the worker confirms)."""
         self._show_running(False)
+        self.lifecycle.building()
         self.worker_thread.reset(self.state.config, keep_running=False)
 
     def adopt_config(self, config: ExperimentConfig) -> bool:
@@ -265,6 +268,7 @@ class MainWindow(QMainWindow):
             return False
         self.state.adopt(config)
         if proposal.restart:
+            self.lifecycle.building()
             self.worker_thread.reset(config, keep_running=self.running)
         else:
             self.worker_thread.send_config(config)
@@ -299,13 +303,9 @@ class MainWindow(QMainWindow):
 
     # -- edits and results -------------------------------------------------------------------------
     def _on_edited(self, name: str, value: object) -> None:
-        try:
-            proposal = self.state.propose_edit(name, value)
-        except ImamlError as exc:
-            self._error(f"Invalid setting: {exc}. The previous value is kept.")
-            self.state.reshow()
-            return
-        self.adopt_config(proposal.config)
+        """One rule answers every edit (app/shell/edits.py): refused in the banner, or adopted."""
+        if (proposal := FieldEdits.of(self).propose(name, value)) is not None:
+            self.adopt_config(proposal.config)
 
     def _ask_reset(self, fields: list[str]) -> bool:
         return confirm_reset(self, fields, self.iteration)
@@ -320,7 +320,7 @@ class MainWindow(QMainWindow):
             self.status.note_report(report)
             if report.diverged:
                 self._show_running(False)
-                self._error(diverged_text(report))
+            self.lifecycle.report(report)
             self.report_received.emit(report)
         finally:
             self.worker_thread.acknowledge_report()
@@ -333,7 +333,7 @@ class MainWindow(QMainWindow):
         self.memory_card.show_profile(list(progress.rows), progress.done, progress.total)
 
     def _on_evaluated(self, result: EvalResult) -> None:
-        self.banner.show_message("info", evaluation_text(result, self.iteration))
+        self.lifecycle.evaluated(evaluation_text(result, self.iteration))
 
     def _on_trainer_changed(self, info: TrainerInfo) -> None:
         switched = info.config.task != self.state.applied.task
@@ -342,13 +342,7 @@ class MainWindow(QMainWindow):
         self.status.set_device(info.device)
         self.status.reset_rate()
         self.status.refresh(self.iteration)
-        if info.reason in (TrainerChange.IMPORT, TrainerChange.CONTINUE):
-            self.banner.show_message("info", loaded_text(info))
-        elif switched:
-            name = family_name(info.config)
-            self.banner.show_message("info", f"Switched to {name}: a new run, θ starts over from the new settings.")
-        elif info.reason is TrainerChange.RESET:
-            self.banner.hide()
+        self.lifecycle.trainer_changed(info, switched)
         self.trainer_ready.emit(info)
 
     def _clear_plots(self) -> None:
@@ -357,7 +351,7 @@ class MainWindow(QMainWindow):
         self._redraw.invalidate()
 
     def _on_failed(self, failure: Failure) -> None:
-        self._error(*reversed(failure_text(failure)))
+        self.lifecycle.failed(failure)
         if failure.job is Job.RESET:
             self.state.keep_applied_restart_fields()
         if failure.job is Job.STEP:
@@ -372,7 +366,7 @@ class MainWindow(QMainWindow):
     def _show_running(self, running: bool) -> None:
         self.running = running
         show_running(self.button_start, running)
-        self.status.set_state("running" if running else "paused")
+        self.lifecycle.running_changed()
 
     def _error(self, message: str, level: str = "error") -> None:
         self.banner.show_message(level, message)
@@ -385,6 +379,8 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._revealed:  # first show: plots appear one per event-loop turn (see redraw.py)
             self._revealed = True
+            if not self._sized:  # no saved layout: the Runs dock takes its share of this window's height
+                self.resizeDocks([self.runs_controller.dock], [runs_dock_height(self)], Qt.Orientation.Vertical)
             self._redraw.reveal([w for card in self.cards for w in card.plots])
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)

@@ -41,6 +41,7 @@ class RunsController(QObject):
     the history reader's process and the sweep processes; ``stop`` ends them all."""
 
     message = Signal(str, str)  # (banner level, text)
+    building = Signal()  # a recorded run is being opened: the worker builds its trainer
 
     def __init__(
         self,
@@ -79,7 +80,7 @@ class RunsController(QObject):
             lambda run_id: self._model.set_ticked([r for r in self.ticked() if r != run_id])
         )
         self.panel.overlay_changed.connect(lambda: self.overlays.show(self.panel.overlaid()))
-        self.panel.continue_requested.connect(worker.open_run)
+        self.panel.continue_requested.connect(self.continue_run)
         self.panel.rename_requested.connect(worker.rename_run)
         self.panel.delete_requested.connect(self._delete)
         self.panel.open_folder_requested.connect(self.choose_runs_folder)
@@ -160,6 +161,7 @@ class RunsController(QObject):
     # -- the live run ------------------------------------------------------------------------------
     def continue_run(self, path: str | os.PathLike[str]) -> None:
         """Continue a recorded run exactly in the window (the run pauses first)."""
+        self.building.emit()
         self._worker.open_run(str(path))
 
     def fork(self, changes: Mapping[str, object] | None = None) -> str:
@@ -215,6 +217,7 @@ class RunsController(QObject):
     # -- internals ---------------------------------------------------------------------------------
     def _fork_from(self, path: str) -> None:
         """Fork from a recorded run: open it, and fork only once it is the live run."""
+        self.building.emit()
         if self._worker.open_run_and_wait(path):
             return  # the worker's failure is in the banner; the live run is left as it was
         with contextlib.suppress(RunError):  # the banner says why

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
+from PySide6.QtWidgets import QMainWindow
 
 from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.errors import ImamlError
@@ -48,6 +49,15 @@ def window_geometry() -> tuple[QByteArray | None, QByteArray | None]:
         geometry if isinstance(geometry, QByteArray) else None,
         state if isinstance(state, QByteArray) else None,
     )
+
+
+def restore_window(window: QMainWindow) -> bool:
+    """Give ``window`` the last launch's geometry and toolbar/dock layout (the Runs dock's height with it);
+    call it once its docks are added. False when there was no layout to restore."""
+    geometry, state = window_geometry()
+    if geometry is not None:
+        window.restoreGeometry(geometry)
+    return state is not None and window.restoreState(state)
 
 
 def theme() -> str:
