@@ -15,6 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from app.model.fields import LABELS
+from app.plots.axes import single_scale
 from app.toolkit.background import in_background
 from imaml_core.experiments.sweep import Importance, SweepSummary, param_importance
 
@@ -47,7 +48,7 @@ class ImportanceCard(QWidget):
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
         self.plot.getPlotItem().setLabel("bottom", "share")
-        self.plot.getPlotItem().getAxis("bottom").enableAutoSIPrefix(False)
+        single_scale(self.plot.getPlotItem().getAxis("bottom"))
         self.plot.setXRange(0.0, X_MAX, padding=0)
         self.plot.setMinimumWidth(220)
         self.bars = pg.BarGraphItem(x0=[], y=[], width=[], height=BAR_HEIGHT, brush=BAR_COLOUR, pen=None)

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from app.model.fields import LABELS
 from app.panels.sweep_importance import ImportanceCard
+from app.plots.axes import log_axes
 from app.toolkit.background import in_background
 from imaml_core.experiments.sweep import SweepSummary, is_sweep, read_sweep
 
@@ -209,13 +210,12 @@ class SweepView(QWidget):
                 w.setParent(None)
             self.scatters = {}
             for i, field in enumerate(fields):
-                w = pg.PlotWidget()
+                w = pg.PlotWidget(axisItems=log_axes("bottom", "left"))  # labels that never crowd, one scale
                 w.setObjectName(f"plot_sweep_{field}")
                 w.setMenuEnabled(False)
                 w.getPlotItem().setLabel("bottom", LABELS.get(field, field))
                 w.getPlotItem().setLabel("left", summary.metric)
                 w.getPlotItem().setLogMode(x=field in summary.log_fields, y=summary.mode == "min")
-                w.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
                 w.setMinimumHeight(150)
                 self.scatter_grid.addWidget(w, i // 2, i % 2)
                 self.scatters[field] = w
