@@ -82,3 +82,41 @@ def test_a_keyboard_gesture_of_quick_presses_is_one_marker_and_a_new_trainer_sta
     s.edit(2.0, inner_steps=9)
     s.step()
     assert s.markers[-1] == (7, "inner steps 8→9")
+
+
+def test_label_rows_put_close_labels_on_different_rows_and_flip_labels_at_the_right_edge():
+    from app.plots.markers import MARKER_ROWS, label_rows
+
+    rows = label_rows([10.0, 11.0, 12.0, 300.0], [80.0] * 4, 400.0)
+    assert [r for r, _ in rows[:3]] == [0, 1, 2]  # three labels 1 px apart: three rows
+    assert rows[3] == (0, False)  # far from the others: back on the first row
+    assert label_rows([395.0], [80.0], 400.0) == [(0, True)]  # would leave the view: drawn left of its line
+    crowded = label_rows([float(x) for x in range(10)], [50.0] * 10, 400.0)
+    assert {r for r, _ in crowded} == set(range(MARKER_ROWS))  # more labels than rows: the rows are reused
+
+
+def test_meta_loss_marker_labels_stay_inside_the_plot_on_separate_rows(qtbot):
+    from app.plots.base import MetaLossCard
+
+    card = MetaLossCard()
+    qtbot.addWidget(card)
+    card.resize(640, 300)
+    card.show()
+    qtbot.waitExposed(card)
+    view = card.plot.getPlotItem().getViewBox()
+    card.plot.getPlotItem().setLogMode(y=False)
+    view.setRange(xRange=(0, 100), yRange=(0, 1), padding=0)
+    qtbot.waitUntil(lambda: view.width() > 200)
+    one_px = 100.0 / view.width()
+    card.add_marker(50, "λ 20→0.147")
+    card.add_marker(50 + one_px, "inner steps 3→5")
+    card.add_marker(99.8, "meta step size 0.001→0.003")
+    card.plot.grab()
+    first, second, edge = (line.label for line in card.marker_layer.lines)
+    assert first.orthoPos != second.orthoPos  # different rows
+    box = view.sceneBoundingRect()
+    for label in (first, second, edge):
+        rect = label.sceneBoundingRect()
+        assert box.contains(rect), (label.toPlainText(), rect, box)
+    assert edge.sceneBoundingRect().right() <= box.right()
+    assert [text for _, text in card.markers] == ["λ 20→0.147", "inner steps 3→5", "meta step size 0.001→0.003"]

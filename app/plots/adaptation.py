@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QLabel, QPushButton, QWidget
 from superqt.utils import QSignalThrottler
 
 from app.model.messages import PreviewResult, PreviewTask
-from app.plots.base import Card, cache_axes, make_opaque, make_plot, pen, positive
+from app.plots.base import PLOT_MIN_SIZE, Card, cache_axes, make_opaque, make_plot, pen, positive, single_scale_axes
 from app.plots.ranges import RangeAnchor
 from app.toolkit.theme import SERIES
 
@@ -124,8 +124,10 @@ class AdaptationCard(Card):
         item.setLabel("left", "y")
         item.setLabel("bottom", "x")
         item.setMenuEnabled(False)
+        single_scale_axes(self.plot)
         cache_axes(item)
         make_opaque(self.plot)
+        self.plot.setMinimumSize(*PLOT_MIN_SIZE)
         self.view.setMouseEnabled(x=False, y=False)
         item.hideButtons()
         self._legend_steps = -1

@@ -138,12 +138,21 @@ def minor_ticks(lo: float, hi: float, labelled: Sequence[float], length_px: floa
 class LogAxisItem(pg.AxisItem):
     """A ``pg.AxisItem`` whose log-mode labels never overlap: decades, with 2 and 5 when there is room.
 
-    In linear mode it is the plain pyqtgraph axis. The automatic SI prefix is off (see ``single_scale``)."""
+    In linear mode it is the plain pyqtgraph axis. The automatic SI prefix is off (see ``single_scale``); an
+    axis with units may turn it back on for linear mode, where it names the prefix in the label."""
 
     def __init__(self, orientation: str, **kwargs: object) -> None:
         super().__init__(orientation, **kwargs)
         single_scale(self)
         self._text_level = int(self.style["maxTextLevel"])
+
+    def updateAutoSIPrefix(self) -> None:  # noqa: N802 (pyqtgraph's name)
+        """Log ticks carry their own magnitude: never a prefix on top of them."""
+        if self.logMode:
+            self.autoSIPrefixScale, self.labelUnitPrefix = 1.0, ""
+            self._updateLabel()
+        else:
+            super().updateAutoSIPrefix()
 
     def tick_extent(self) -> Callable[[str], float]:
         """A label's size along this axis, from the tick font's metrics."""

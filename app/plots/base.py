@@ -22,29 +22,41 @@ from PySide6.QtWidgets import (
 )
 
 from app.model.history import History
+from app.plots.axes import log_axes, single_scale
+from app.plots.markers import MarkerLayer
 from app.plots.ranges import RangeAnchor
 from app.toolkit.theme import SERIES, Palette
 
-MAX_MARKERS = 40  # older change markers are dropped so a long run stays legible
-LABELLED_MARKERS = 8  # only the newest markers keep their text: each label costs paint time on every frame
 MAX_VALIDATION_SYMBOLS = 150  # beyond this the validation curve is drawn as a line only (symbols cost paint time)
 SAMPLES_PER_PIXEL = 1.5  # peak downsampling keeps each pixel column's min and max, so this loses nothing
+PLOT_MIN_SIZE = (220, 160)  # px: below this a plot's ticks and labels no longer read
 
 
 def make_plot(name: str, left: str, bottom: str, left_units: str | None = None) -> pg.PlotWidget:
-    """A PlotWidget with the studio's defaults: grid, downsampling, clip to view, no context-menu clutter."""
-    w = pg.PlotWidget()
+    """A PlotWidget with the studio's defaults: grid, downsampling, clip to view, no context-menu clutter.
+
+    Every axis is a ``LogAxisItem`` (readable ticks in log mode) with one scale: an axis with units
+    (bytes) names its SI prefix in the label ("memory (MB)") and plain ticks; the others never scale."""
+    w = pg.PlotWidget(axisItems=log_axes("left", "bottom", "right", "top"))
     w.setObjectName(name)
     item = w.getPlotItem()
     item.setLabel("left", left, units=left_units)
     item.setLabel("bottom", bottom)
+    if left_units:
+        item.getAxis("left").enableAutoSIPrefix(True)
     item.setDownsampling(auto=True, mode="peak")
     item.setClipToView(True)
     item.setMenuEnabled(False)
     cache_axes(item)
     make_opaque(w)
-    w.setMinimumHeight(90)
+    w.setMinimumSize(*PLOT_MIN_SIZE)
     return w
+
+
+def single_scale_axes(w: pg.PlotWidget) -> None:
+    """Turn off the automatic SI prefix on every axis of a plot that ``make_plot`` did not build."""
+    for name in ("left", "bottom", "right", "top"):
+        single_scale(w.getPlotItem().getAxis(name))
 
 
 def thin_samples(*curves: pg.PlotDataItem) -> None:
@@ -155,6 +167,11 @@ class Card(QFrame):
         for w in self.plots:
             style_plot(w, palette)
 
+    def rerange(self) -> None:
+        """Axes follow the data again (a new run's range replaces the old one, even after a zoom)."""
+        for w in self.plots:
+            w.getPlotItem().enableAutoRange()
+
 
 class MetaLossCard(Card):
     """Train (post-adaptation) and validation meta-loss vs iteration, pre-adaptation loss for reference.
@@ -206,8 +223,7 @@ class MetaLossCard(Card):
         item.setLogMode(y=True)
         thin_samples(self.raw, self.pre, self.train, self.val)
         self.anchor = RangeAnchor(self.plot)
-        self.markers: list[tuple[int, str]] = []
-        self._marker_items: list[pg.InfiniteLine] = []
+        self.marker_layer = MarkerLayer(self.plot)
         self.plots = [self.plot]
         self.body.addWidget(self.plot)
         self.smooth.toggled.connect(self._options_changed)
@@ -248,41 +264,25 @@ class MetaLossCard(Card):
         self.val.setData(it[seen], positive(val[seen]))
         self.anchor.fit(it, [history.column("meta_loss"), train, pre, val[seen]])
 
+    @property
+    def markers(self) -> list[tuple[int, str]]:
+        """(iteration, label) of the change markers shown, oldest first."""
+        return self.marker_layer.markers
+
     def add_marker(self, iteration: int, text: str) -> None:
         """A labelled vertical line where a live change first applied."""
-        line = pg.InfiniteLine(
-            pos=iteration,
-            angle=90,
-            movable=False,
-            pen=pg.mkPen(SERIES["marker"], width=1, style=Qt.PenStyle.DashLine),
-            label=text,
-            labelOpts={
-                "position": 0.97 - 0.08 * (len(self.markers) % 4),
-                "color": SERIES["marker"],
-                "anchors": [(0, 0.5), (0, 0.5)],
-            },
-        )
-        self.plot.addItem(line, ignoreBounds=True)
-        self.markers.append((iteration, text))
-        self._marker_items.append(line)
-        if len(self._marker_items) > MAX_MARKERS:
-            self.plot.removeItem(self._marker_items.pop(0))
-        if len(self._marker_items) > LABELLED_MARKERS:
-            self._marker_items[-LABELLED_MARKERS - 1].label.setVisible(False)
+        self.marker_layer.add(iteration, text)
 
     def relabel_last_marker(self, text: str) -> None:
-        if self._marker_items:
-            self._marker_items[-1].label.setFormat(text)
-            self.markers[-1] = (self.markers[-1][0], text)
+        self.marker_layer.relabel_last(text)
 
     def clear(self) -> None:
-        for line in self._marker_items:
-            self.plot.removeItem(line)
-        self._marker_items.clear()
-        self.markers.clear()
+        self.marker_layer.clear()
         for curve in (self.raw, self.train, self.pre, self.val):
             curve.setData([], [])
         self.anchor.clear()
+        self._last = None
+        self.rerange()
 
     def _log_toggled(self, on: bool) -> None:
         self.plot.getPlotItem().setLogMode(y=on and not self.accuracy.isChecked())

@@ -98,6 +98,7 @@ class CGCard(Card):
         self.lam_curves.clear()
         self.anchor.clear()
         self.lam_anchor.clear()
+        self.rerange()
 
 
 class MemoryCard(Card):
@@ -179,3 +180,4 @@ class MemoryCard(Card):
     def clear(self) -> None:
         self.curve.setData([], [])
         self.anchor.clear()
+        self.plot.getPlotItem().enableAutoRange()  # the profile plot keeps its measurements
