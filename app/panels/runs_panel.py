@@ -1,5 +1,6 @@
 """The Runs panel: every run in the runs folder, ticked to overlay, renamed in place, continued, compared,
-deleted (to the folder's ``.trash``).
+deleted (to the folder's ``.trash``). With "group seeds" on, ticked runs that differ only by seed overlay
+as their mean with a 95% band.
 
 Listing reads only each run's record and the tail of its metrics, in a pool thread; the live run's row
 follows the window's own numbers between listings. The panel holds no run state: the window tells it which
@@ -16,6 +17,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -26,10 +28,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.model.fields import LABELS
-from app.panels.overlays import run_colour
+from app.panels.overlays import Overlay, run_colour
+from app.panels.run_overlays import OtherRun, overlay_items
 from app.toolkit.background import in_background
 from imaml_core.common.config import ExperimentConfig
-from imaml_core.experiments.runs import RunStore, RunSummary
+from imaml_core.experiments.runs import RunStore, RunSummary, SeedGroup, seed_groups
 
 COLUMNS = (  # header, RunSummary field
     ("", "id"),
@@ -65,7 +68,8 @@ class RunsModel(QAbstractTableModel):
         self.live: str | None = None
         self._names: dict[str, str] = {}
         self._rows_at: dict[str, int] = {}
-        self._other_names: dict[str, str] = {}  # runs of other folders named as parents (a sweep's trials)
+        self._others: dict[str, OtherRun] = {}  # runs of other folders named as parents (a sweep's trials)
+        self.groups: dict[str, SeedGroup] | None = None  # run id to its seed group, while seed groups are on
 
     def set_rows(self, rows: list[RunSummary]) -> None:
         if self._comparable(rows) == self._comparable(self.rows):
@@ -74,7 +78,7 @@ class RunsModel(QAbstractTableModel):
         self.rows = rows
         self._names = {r.id: r.name for r in rows}
         self._rows_at = {r.id: i for i, r in enumerate(rows)}
-        known = set(self._names)
+        known = set(self._names) | {r for r, other in self._others.items() if other.path}
         self.ticked = [r for r in self.ticked if r in known]
         self.endResetModel()
 
@@ -86,10 +90,17 @@ class RunsModel(QAbstractTableModel):
         """Whether every run of ``ids`` is listed."""
         return all(run_id in self._rows_at for run_id in ids)
 
-    def remember_name(self, run_id: str, name: str) -> None:
-        """The name to show for ``run_id`` as a parent when it is not listed here."""
-        if name:
-            self._other_names[run_id] = name
+    def remember_name(self, run_id: str, name: str, path: str = "") -> None:
+        """The name to show for ``run_id`` as a parent when it is not listed here; with its folder it can be
+        ticked (overlaid) too."""
+        if name or path:
+            self._others[run_id] = OtherRun(name, path)
+
+    def overlays(self) -> list[Overlay]:
+        """What the ticked runs but the live one overlay (the live run is drawn already)."""
+        rows = {r.id: r for r in self.rows}
+        ticked = [r for r in self.ticked if r != self.live]
+        return overlay_items(ticked, rows, self._others, self.colour, self.groups)
 
     def colour(self, run_id: str) -> str:
         """The run's colour, by its row (asked for every painted row, so a lookup, not a search)."""
@@ -138,7 +149,7 @@ class RunsModel(QAbstractTableModel):
             if column == "lam" and row.lam_learned and row.current_lam is not None:
                 return f"{row.current_lam:.3g} learned"  # the geometric mean of the learned λ at the last save
             if column == "parent" and value:
-                name = self._names.get(value) or self._other_names.get(value, value)
+                name = self._names.get(value) or self._others.get(value, OtherRun("")).name or value
                 return name + (f" @ {row.fork_iteration}" if row.fork_iteration else "")
             return _shown(value)
         return None
@@ -158,14 +169,15 @@ class RunsModel(QAbstractTableModel):
         """Overlay these runs; a run of another task family than the live run's is refused with the reason
         (its losses are not on the same scale: a sinusoid's MSE beside Omniglot's cross-entropy)."""
         known = {r.id: r for r in self.rows if r.readable}
-        ticked = [r for r in dict.fromkeys(ids) if r in known]
-        other = [known[r] for r in ticked if (known[r].task or "sinusoid") != self.live_task]
+        elsewhere = {r for r, other in self._others.items() if other.path and r not in known}
+        ticked = [r for r in dict.fromkeys(ids) if r in known or r in elsewhere]
+        other = [known[r] for r in ticked if r in known and (known[r].task or "sinusoid") != self.live_task]
         for row in other:
             self.refused.emit(
                 f"{row.name} is not overlaid: it is a {row.task} run and the live run is {self.live_task}; overlays "
                 "compare runs of one task family"
             )
-        ticked = [r for r in ticked if known[r] not in other]
+        ticked = [r for r in ticked if r in elsewhere or known[r] not in other]
         if ticked != self.ticked:
             self.ticked = ticked
             self.dataChanged.emit(self.index(0, 0), self.index(max(0, len(self.rows) - 1), 0))
@@ -242,6 +254,11 @@ class RunsPanel(QWidget):
             b.setToolTip(tip)
             b.clicked.connect(lambda _c=False, s=slot: s())
             buttons.addWidget(b)
+        self.group_seeds = QCheckBox("group seeds")
+        self.group_seeds.setObjectName("check_group_seeds")
+        self.group_seeds.setToolTip("Overlay ticked runs that differ only by seed as their mean with a 95% band")
+        self.group_seeds.toggled.connect(self._group_seeds_toggled)
+        buttons.addWidget(self.group_seeds)
         self.diff = QLabel("Tick runs to overlay them; select two to compare their settings.")
         self.diff.setObjectName("runs_diff")
         self.diff.setWordWrap(True)
@@ -270,19 +287,18 @@ class RunsPanel(QWidget):
             self._again = True
             return
         self._listing = True
-        store = self.store
-        in_background(lambda: _list(store), lambda rows, s=store: self._listed(s, rows), self)
+        store, group = self.store, self.group_seeds.isChecked()
+        in_background(lambda: _list(store, group), lambda rows, s=store: self._listed(s, rows), self)
 
     def list_now(self) -> None:
         """List the folder in this thread: a script that overlays runs it has just made needs their rows
         before the next listing in the background arrives."""
         if self.store is not None:
-            self._show_rows(self.store, _list(self.store))
+            self._show_rows(self.store, _list(self.store, self.group_seeds.isChecked()))
 
-    def overlaid(self) -> list[tuple[str, str, str]]:
-        """(id, folder, colour) of every ticked run but the live one (the live run is drawn already)."""
-        paths = {r.id: r.path for r in self.model.rows}
-        return [(r, paths[r], self.model.colour(r)) for r in self.model.ticked if r != self.model.live]
+    def overlaid(self) -> list[Overlay]:
+        """What the ticked runs but the live one overlay: a run each, or a seed group's mean and band."""
+        return self.model.overlays()
 
     def selected(self) -> list[RunSummary]:
         rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
@@ -302,12 +318,22 @@ class RunsPanel(QWidget):
         if isinstance(rows, str):
             self.failed.emit(rows)
             return
+        assert isinstance(rows, tuple)
+        rows, groups = rows
         selected = {r.id for r in self.selected()}
-        self.model.set_rows(rows)  # type: ignore[arg-type]
+        self.model.set_rows(rows)
+        self.model.groups = groups if self.group_seeds.isChecked() else None
         for i, row in enumerate(self.model.rows):
             if row.id in selected:
                 self.table.selectRow(i)
         self.overlay_changed.emit()
+
+    def _group_seeds_toggled(self, on: bool) -> None:
+        """Seed groups are found while listing (each run's settings are read then): list again."""
+        if not on:
+            self.model.groups = None
+            self.overlay_changed.emit()
+        self.refresh()
 
     def _continue(self) -> None:
         chosen = self.selected()
@@ -342,13 +368,15 @@ def difference_text(a: RunSummary, b: RunSummary) -> str:
     return f"<b>{a.name}</b> vs <b>{b.name}</b>: " + "; ".join(parts)
 
 
-def _list(store: RunStore) -> list[RunSummary] | str:
+def _list(store: RunStore, group: bool) -> tuple[list[RunSummary], dict[str, SeedGroup]] | str:
+    """The folder's rows and, when ``group``, each run's seed group (read from the runs' settings)."""
     if not store.root.exists():
-        return []  # the window's runs folder before its first run is recorded: made by the recorder
+        return [], {}  # the window's runs folder before its first run is recorded: made by the recorder
     try:
-        return store.list()
+        rows = store.list()
     except Exception as exc:  # noqa: BLE001 - runs in a pool thread; the banner shows it
         return f"cannot list {store.root}: {exc}"
+    return rows, ({run_id: g for g in seed_groups(rows) for run_id in g.ids} if group else {})
 
 
 def _shown(value: object) -> str:
