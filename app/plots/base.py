@@ -35,11 +35,13 @@ PLOT_MIN_SIZE = (220, 160)  # px: below this a plot's ticks and labels no longer
 def make_plot(name: str, left: str, bottom: str, left_units: str | None = None) -> pg.PlotWidget:
     """A PlotWidget with the studio's defaults: grid, downsampling, clip to view, no context-menu clutter.
 
-    Every axis is a ``LogAxisItem`` (readable ticks in log mode) with one scale: an axis with units
+    The left and bottom axes are ``LogAxisItem``s (readable ticks in log mode); every axis has one scale: one with units
     (bytes) names its SI prefix in the label ("memory (MB)") and plain ticks; the others never scale."""
-    w = pg.PlotWidget(axisItems=log_axes("left", "bottom", "right", "top"))
+    w = pg.PlotWidget(axisItems=log_axes("left", "bottom"))  # right and top stay hidden until a card shows them
     w.setObjectName(name)
     item = w.getPlotItem()
+    for side in ("right", "top"):
+        single_scale(item.getAxis(side))
     item.setLabel("left", left, units=left_units)
     item.setLabel("bottom", bottom)
     if left_units:
