@@ -374,9 +374,9 @@ def _list(store: RunStore, group: bool) -> tuple[list[RunSummary], dict[str, See
         return [], {}  # the window's runs folder before its first run is recorded: made by the recorder
     try:
         rows = store.list()
+        return rows, ({run_id: g for g in seed_groups(rows) for run_id in g.ids} if group else {})
     except Exception as exc:  # noqa: BLE001 - runs in a pool thread; the banner shows it
         return f"cannot list {store.root}: {exc}"
-    return rows, ({run_id: g for g in seed_groups(rows) for run_id in g.ids} if group else {})
 
 
 def _shown(value: object) -> str:
