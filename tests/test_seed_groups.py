@@ -127,3 +127,15 @@ def test_runs_list_group_seeds_json_has_the_documented_keys(three_seeds, capsys)
     assert group["val_accuracy_mean"] is None  # regression runs have no accuracy
     (glyphs,) = [e for e in data if e["task"] == "glyphs"]
     assert glyphs["val_accuracy_mean"] == pytest.approx(0.3, rel=EXACT) and glyphs["val_accuracy_ci95"] is None
+
+
+def test_a_cache_of_settings_is_reused_until_a_runs_config_changes(three_seeds):
+    root, ids = three_seeds
+    store = RunStore(root)
+    cache: dict = {}
+    first = seed_groups(store.list(), cache)
+    assert len(cache) == 5 and [g.n for g in first] == [g.n for g in seed_groups(store.list(), cache)]
+    run = next(r for r in store.list() if r.id == ids[0])
+    ExperimentConfig.load(Path(run.path) / "config.toml").replace(lam=3.0).save(Path(run.path) / "config.toml")
+    groups = seed_groups(store.list(), cache)
+    assert sorted(g.n for g in groups) == [1, 1, 1, 2]  # the run with another λ left its group

@@ -32,7 +32,7 @@ from app.panels.overlays import Overlay, run_colour
 from app.panels.run_overlays import OtherRun, overlay_items
 from app.toolkit.background import in_background
 from imaml_core.common.config import ExperimentConfig
-from imaml_core.experiments.runs import RunStore, RunSummary, SeedGroup, seed_groups
+from imaml_core.experiments.runs import ConfigCache, RunStore, RunSummary, SeedGroup, seed_groups
 
 COLUMNS = (  # header, RunSummary field
     ("", "id"),
@@ -221,6 +221,7 @@ class RunsPanel(QWidget):
         self.store: RunStore | None = None
         self._listing = False
         self._again = False
+        self._configs: ConfigCache = {}  # the runs' settings for seed groups, kept between listings
         self.model = RunsModel()
         self.model.ticks_changed.connect(self.overlay_changed)
         self.model.renamed.connect(self.rename_requested)
@@ -287,14 +288,14 @@ class RunsPanel(QWidget):
             self._again = True
             return
         self._listing = True
-        store, group = self.store, self.group_seeds.isChecked()
-        in_background(lambda: _list(store, group), lambda rows, s=store: self._listed(s, rows), self)
+        store, configs = self.store, self._configs if self.group_seeds.isChecked() else None
+        in_background(lambda: _list(store, configs), lambda rows, s=store: self._listed(s, rows), self)
 
     def list_now(self) -> None:
         """List the folder in this thread: a script that overlays runs it has just made needs their rows
         before the next listing in the background arrives."""
         if self.store is not None:
-            self._show_rows(self.store, _list(self.store, self.group_seeds.isChecked()))
+            self._show_rows(self.store, _list(self.store, self._configs if self.group_seeds.isChecked() else None))
 
     def overlaid(self) -> list[Overlay]:
         """What the ticked runs but the live one overlay: a run each, or a seed group's mean and band."""
@@ -368,13 +369,15 @@ def difference_text(a: RunSummary, b: RunSummary) -> str:
     return f"<b>{a.name}</b> vs <b>{b.name}</b>: " + "; ".join(parts)
 
 
-def _list(store: RunStore, group: bool) -> tuple[list[RunSummary], dict[str, SeedGroup]] | str:
-    """The folder's rows and, when ``group``, each run's seed group (read from the runs' settings)."""
+def _list(store: RunStore, configs: ConfigCache | None) -> tuple[list[RunSummary], dict[str, SeedGroup]] | str:
+    """The folder's rows and, given a cache of settings, each run's seed group (a listing here and one in a
+    pool thread may share the cache: each entry is one dict read or write)."""
     if not store.root.exists():
         return [], {}  # the window's runs folder before its first run is recorded: made by the recorder
     try:
         rows = store.list()
-        return rows, ({run_id: g for g in seed_groups(rows) for run_id in g.ids} if group else {})
+        groups = seed_groups(rows, configs) if configs is not None else []
+        return rows, {run_id: g for g in groups for run_id in g.ids}
     except Exception as exc:  # noqa: BLE001 - runs in a pool thread; the banner shows it
         return f"cannot list {store.root}: {exc}"
 

@@ -17,7 +17,15 @@ while a process writes it, and ``tb/`` with TensorBoard scalars when ``tensorboa
 - :class:`RunInfo`: run.json; :class:`RunError` and :class:`RunLockedError`: what goes wrong, in one line.
 """
 
-from imaml_core.experiments.runs._groups import Interval, SeedGroup, mean_ci95, seed_band, seed_groups, t_quantile
+from imaml_core.experiments.runs._groups import (
+    ConfigCache,
+    Interval,
+    SeedGroup,
+    mean_ci95,
+    seed_band,
+    seed_groups,
+    t_quantile,
+)
 from imaml_core.experiments.runs._history import Metrics, downsample
 from imaml_core.experiments.runs._info import (
     STATUSES,
@@ -40,6 +48,7 @@ from imaml_core.experiments.runs._store import SUMMARY_KEYS, TRASH_FOLDER, RunSt
 from imaml_core.experiments.runs._tensorboard import tensorboard_available
 
 __all__ = [
+    "ConfigCache",
     "HistoryReader",
     "Interval",
     "LOCK_FILE",

@@ -20,7 +20,7 @@ import numpy as np
 
 from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.errors import ImamlError
-from imaml_core.experiments.runs._run import read_config
+from imaml_core.experiments.runs._run import CONFIG_FILE, read_config
 from imaml_core.experiments.runs._store import RunSummary
 
 CONFIDENCE = 0.95
@@ -61,16 +61,20 @@ class SeedGroup:
         return mean_ci95([v for v in (getattr(r, metric) for r in self.rows) if v is not None])
 
 
-def seed_groups(rows: Sequence[RunSummary]) -> list[SeedGroup]:
+ConfigCache = dict[str, tuple[tuple[int, int, int], ExperimentConfig]]  # folder: (config.toml's stat, settings)
+
+
+def seed_groups(rows: Sequence[RunSummary], cache: ConfigCache | None = None) -> list[SeedGroup]:
     """The readable runs of ``rows`` grouped by their settings less ``seed`` (``ExperimentConfig.changed``
     names at most ``seed``, so the task family is always shared), in order of each group's first run.
-    Unreadable rows, and runs whose config.toml cannot be read now, are in no group."""
+    Unreadable rows, and runs whose config.toml cannot be read now, are in no group. A ``cache`` kept
+    between calls (a window listing every few seconds) spares reading configs whose file has not changed."""
     groups: list[tuple[list[RunSummary], list[ExperimentConfig]]] = []
     for row in rows:
         if not row.readable:
             continue
         try:
-            config = read_config(Path(row.path))
+            config = _config(Path(row.path), cache)
         except (ImamlError, OSError):
             continue
         for members, configs in groups:
@@ -81,6 +85,21 @@ def seed_groups(rows: Sequence[RunSummary]) -> list[SeedGroup]:
         else:
             groups.append(([row], [config]))
     return [SeedGroup(tuple(members), tuple(c.seed for c in configs), configs[0]) for members, configs in groups]
+
+
+def _config(folder: Path, cache: ConfigCache | None) -> ExperimentConfig:
+    """The run's settings; from ``cache`` while config.toml keeps its inode, size and modification time (a
+    run's config is replaced atomically, so each write changes them)."""
+    if cache is None:
+        return read_config(folder)
+    stat = (folder / CONFIG_FILE).stat()
+    signature = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    cached = cache.get(str(folder))
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    config = read_config(folder)
+    cache[str(folder)] = (signature, config)
+    return config
 
 
 def t_quantile(p: float, df: int) -> float:
