@@ -9,8 +9,6 @@ run is live and acts on what it asks for.
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
@@ -27,8 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.model.fields import LABELS
 from app.panels.overlays import Overlay, run_colour
+from app.panels.run_difference import difference_text, shown_cell
 from app.panels.run_overlays import OtherRun, overlay_items
 from app.toolkit.background import in_background
 from imaml_core.common.config import ExperimentConfig
@@ -151,7 +149,7 @@ class RunsModel(QAbstractTableModel):
             if column == "parent" and value:
                 name = self._names.get(value) or self._others.get(value, OtherRun("")).name or value
                 return name + (f" @ {row.fork_iteration}" if row.fork_iteration else "")
-            return _shown(value)
+            return shown_cell(value)
         return None
 
     def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:  # noqa: N802
@@ -355,20 +353,6 @@ class RunsPanel(QWidget):
         self.diff.setText(difference_text(chosen[0], chosen[1]))
 
 
-def difference_text(a: RunSummary, b: RunSummary) -> str:
-    """How two runs' settings differ, in the controls' words."""
-    try:
-        ca = ExperimentConfig.load(Path(a.path) / "config.toml")
-        cb = ExperimentConfig.load(Path(b.path) / "config.toml")
-    except Exception as exc:  # noqa: BLE001 - an unreadable run is said, not raised
-        return f"Cannot compare: {exc}"
-    fields = ca.changed(cb)
-    if not fields:
-        return f"<b>{a.name}</b> and <b>{b.name}</b> have the same settings."
-    parts = [f"{LABELS.get(f, f)}: {_shown(getattr(ca, f))} vs {_shown(getattr(cb, f))}" for f in fields]
-    return f"<b>{a.name}</b> vs <b>{b.name}</b>: " + "; ".join(parts)
-
-
 def _list(store: RunStore, configs: ConfigCache | None) -> tuple[list[RunSummary], dict[str, SeedGroup]] | str:
     """The folder's rows and, given a cache of settings, each run's seed group (a listing here and one in a
     pool thread may share the cache: each entry is one dict read or write)."""
@@ -380,16 +364,6 @@ def _list(store: RunStore, configs: ConfigCache | None) -> tuple[list[RunSummary
         return rows, {run_id: g for g in groups for run_id in g.ids}
     except Exception as exc:  # noqa: BLE001 - runs in a pool thread; the banner shows it
         return f"cannot list {store.root}: {exc}"
-
-
-def _shown(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.4g}"
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return str(value)
 
 
 def _replace(row: RunSummary, **changes: Any) -> RunSummary:
