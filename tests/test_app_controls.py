@@ -11,7 +11,10 @@ from PySide6.QtWidgets import QComboBox, QWidget
 
 from app.model.fields import relevant
 from app.model.messages import TrainerChange
-from app.panels.sliders import LabeledLogSlider
+from app.panels.sliders import LabeledLogSlider, LabeledSlider
+from app.panels.text_fields import TextField
+from app.shell.status import StatusBar
+from app.worker.interrupt import Interrupt
 from imaml_core import ExperimentConfig
 
 from .app_helpers import small_config
@@ -33,6 +36,48 @@ def test_log_slider_keeps_the_exact_value_and_rounds_drags_to_three_figures(qtbo
     qtbot.addWidget(integer)
     integer.setValue(7.4)
     assert integer.value() == 7 and isinstance(integer.value(), int)
+
+
+def test_sliders_hand_typed_text_to_their_owner_and_keep_values_beyond_the_handle_exactly(qtbot):
+    linear = LabeledSlider(0, 50, integer=True, log=False)
+    qtbot.addWidget(linear)
+    linear.setValue(7)
+    linear._slider.setValue(500)  # the middle of 0..50 on a linear scale
+    assert linear.value() == 25
+    linear.setValue(100000)  # beyond the handle: kept exactly, the handle at its end
+    assert linear.value() == 100000 and linear.text() == "100000"
+    assert linear._slider.value() == linear._slider.maximum()
+    for text in ("abc", "-5", "1.5", ""):  # nothing is swallowed or clamped here: the owner answers
+        linear.lineEdit().setText(text)
+        with qtbot.waitSignal(linear.typed) as blocker:
+            linear.lineEdit().editingFinished.emit()
+        assert blocker.args == [text] and linear.value() == 100000
+    field = TextField()
+    qtbot.addWidget(field)
+    field.setValue(5)
+    with qtbot.assertNotEmitted(field.typed):
+        field.editingFinished.emit()  # leaving an unchanged field is no edit
+    field.setText("1e9")
+    with qtbot.waitSignal(field.typed) as blocker:
+        field.editingFinished.emit()
+    assert blocker.args == ["1e9"] and field.value() == 5
+
+
+def test_the_interrupt_announces_a_wait_only_while_an_iteration_is_in_flight(qtbot):
+    interrupt = Interrupt()
+    status = StatusBar()
+    qtbot.addWidget(status)
+    interrupt.pending.connect(status.show_finishing)
+    status.set_state("training")
+    interrupt.set()  # between iterations: the command lands at once, nothing to announce
+    assert status.state.text() == "training"
+    interrupt.clear()
+    with interrupt.step():
+        interrupt.set()
+        status.set_state("paused")  # the window shows the new state at once; the wait is shown over it
+        assert status.state.text() == "pausing: finishing the step in progress…"
+    interrupt.clear()  # the worker has taken the command
+    assert status.state.text() == "paused" and not interrupt.is_set()
 
 
 def test_every_automation_hook_exists_with_the_right_kind(make_window):

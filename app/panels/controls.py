@@ -1,7 +1,9 @@
 """The hyperparameter panel: one row per ``ExperimentConfig`` field, each with a live/restart badge.
 
 The panel holds no settings of its own: ``show_config`` shows a config, and a user edit is emitted as
-``edited(name, value)`` for the window to validate and send on. Live sliders emit every change: the worker
+``edited(name, value)`` for the window to validate and send on; text a person types into any field leaves
+unread as ``edited(name, Typed(text))``, so one rule (app/model/typed.py and the config's ranges) answers
+every typed value, and the field then shows what the config holds. Live sliders emit every change: the worker
 takes them between iterations, and a value set after the window has taken in iteration n must be in use
 by n + 2, however fast iterations run. Sliders of restart fields are throttled (first change at once, then
 at most one every ``THROTTLE_MS``), because each change they send rebuilds θ.
@@ -16,17 +18,17 @@ from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
     QLabel,
-    QLineEdit,
     QScrollArea,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
-from superqt import QCollapsible, QLabeledSlider
+from superqt import QCollapsible
 from superqt.utils import QSignalThrottler
 
 from app.model.fields import ADVANCED, GROUPS, OBJECT_PREFIX, Spec, relevant
-from app.panels.sliders import LabeledLogSlider
+from app.model.typed import Typed
+from app.panels.sliders import LabeledSlider
+from app.panels.text_fields import TextField, list_text
 from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.errors import ImamlError
 from imaml_core.engine.trainer import resolve_device
@@ -48,7 +50,6 @@ class ControlPanel(QScrollArea):
         self._widgets: dict[str, QWidget] = {}
         self._labels: dict[str, QLabel] = {}
         self._specs: dict[str, Spec] = {}
-        self._shown: dict[str, object] = {}  # the value each control shows, in config units
         body = QWidget()
         body.setObjectName("control_body")
         column = QVBoxLayout(body)
@@ -75,36 +76,22 @@ class ControlPanel(QScrollArea):
 
     def value(self, name: str) -> object:
         """The control's value in config units."""
-        w, kind = self._widgets[name], self._specs[name].kind
-        if kind == "combo":
-            return w.currentData()  # type: ignore[attr-defined]
-        if kind == "check":
-            return w.isChecked()  # type: ignore[attr-defined]
-        if kind == "path":
-            return w.text().strip()  # type: ignore[attr-defined]
-        if kind == "list":
-            text = w.text().replace(",", " ").split()  # type: ignore[attr-defined]
-            try:
-                return [int(t) for t in text]
-            except ValueError:
-                return w.text()  # type: ignore[attr-defined]  # the config's validation names the problem
-        return w.value()  # type: ignore[attr-defined]
+        w = self._widgets[name]
+        if isinstance(w, QComboBox):
+            return w.currentData()
+        if isinstance(w, QCheckBox):
+            return w.isChecked()
+        return w.value()  # type: ignore[attr-defined]  # LabeledSlider, TextField
 
     def show_config(self, config: ExperimentConfig) -> None:
         """Show ``config`` without emitting ``edited``."""
         for name, w in self._widgets.items():
             value = getattr(config, name)
-            self._shown[name] = value
-            kind = self._specs[name].kind
             w.blockSignals(True)
-            if kind == "combo":
-                w.setCurrentIndex(max(0, w.findData(value)))  # type: ignore[attr-defined]
-            elif kind == "check":
-                w.setChecked(bool(value))  # type: ignore[attr-defined]
-            elif kind == "list":
-                w.setText(", ".join(str(v) for v in value))  # type: ignore[attr-defined]
-            elif kind == "path":
-                w.setText(str(value))  # type: ignore[attr-defined]
+            if isinstance(w, QComboBox):
+                w.setCurrentIndex(max(0, w.findData(value)))
+            elif isinstance(w, QCheckBox):
+                w.setChecked(bool(value))
             else:
                 w.setValue(value)  # type: ignore[attr-defined]
             w.blockSignals(False)
@@ -153,13 +140,10 @@ class ControlPanel(QScrollArea):
 
     def _make(self, spec: Spec) -> QWidget:
         w: QWidget
-        if spec.kind in ("log", "ilog"):
-            w = LabeledLogSlider(spec.lo, spec.hi, integer=spec.kind == "ilog")
+        if spec.kind in ("log", "ilog", "int"):
+            w = LabeledSlider(spec.lo, spec.hi, integer=spec.kind != "log", log=spec.kind != "int")
             self._connect_slider(spec.name, w.valueChanged)
-        elif spec.kind == "int":
-            w = QLabeledSlider(Qt.Orientation.Horizontal)
-            w.setRange(int(spec.lo), int(spec.hi))
-            self._connect_slider(spec.name, w.valueChanged)
+            w.typed.connect(lambda text, n=spec.name: self.edited.emit(n, Typed(text)))
         elif spec.kind == "combo":
             w = QComboBox()
             for text, data in spec.choices:
@@ -168,15 +152,12 @@ class ControlPanel(QScrollArea):
         elif spec.kind == "check":
             w = QCheckBox()
             w.toggled.connect(lambda _on, n=spec.name: self._emit(n))
-        elif spec.kind == "spin":
-            w = QSpinBox()
-            w.setRange(int(spec.lo), int(spec.hi))
-            w.setKeyboardTracking(False)  # a typed seed applies on Enter, not once per digit
+        else:  # spin, list, path: typed text, applied on Enter or when the field loses focus
+            w = TextField(list_text if spec.kind == "list" else str)
+            if spec.kind != "spin":
+                w.setPlaceholderText("e.g. 40, 40" if spec.kind == "list" else "default: File ▸ Download Omniglot…")
             w.valueChanged.connect(lambda _v, n=spec.name: self._emit(n))
-        else:
-            w = QLineEdit()
-            w.setPlaceholderText("e.g. 40, 40" if spec.kind == "list" else "default: File ▸ Download Omniglot…")
-            w.editingFinished.connect(lambda n=spec.name: self._emit_if_changed(n))
+            w.typed.connect(lambda text, n=spec.name: self.edited.emit(n, Typed(text)))
         w.setObjectName(f"{OBJECT_PREFIX[spec.kind]}_{spec.name}")
         self._widgets[spec.name] = w
         self._specs[spec.name] = spec
@@ -193,11 +174,6 @@ class ControlPanel(QScrollArea):
 
     def _emit(self, name: str) -> None:
         self.edited.emit(name, self.value(name))
-
-    def _emit_if_changed(self, name: str) -> None:
-        """A text field reports Enter and leaving it alike: only a changed value is an edit."""
-        if self.value(name) != self._shown.get(name):
-            self._emit(name)
 
 
 def _cuda_available() -> bool:

@@ -1,9 +1,13 @@
-"""A labelled log-scale slider whose ``value()``/``setValue()`` speak the user's units.
+"""Labelled sliders whose ``value()``/``setValue()`` speak the user's units, on a log or a linear scale.
 
-superqt's labelled sliders are linear; λ (0.01–100) or a step size (1e-4–1) span decades, so the handle
-moves in log space while the value stays exact: ``setValue(3.0)`` makes ``value()`` return 3.0, not the
-nearest handle position. Dragging rounds to three significant figures (or to an integer) so the label
-and the config read cleanly.
+superqt's labelled sliders clamp a typed value to the handle's range without a word; here the handle is
+only a way to point, and the value is exact: ``setValue(3.0)`` makes ``value()`` return 3.0, and a value
+beyond the handle's ends is kept as it is (the handle rests at that end). λ (0.01–100) or a step size
+(1e-4–1) span decades, so their handle moves in log space. Dragging rounds to three significant figures
+(or to an integer) so the label and the config read cleanly.
+
+Text typed into the label is not read here: it leaves as ``typed(text)`` for the owner to judge by the
+config's rule, and the owner answers with ``setValue`` (accepted) or by showing the value in force.
 """
 
 from __future__ import annotations
@@ -11,16 +15,17 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QDoubleValidator
 from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QSlider, QWidget
 
 _POSITIONS = 1000
 
 
-class LabeledLogSlider(QWidget):
-    """Horizontal log slider with an editable value label; emits ``valueChanged`` in user units."""
+class LabeledSlider(QWidget):
+    """Horizontal slider with an editable value label; emits ``valueChanged`` in user units (drags and
+    ``setValue``) and ``typed`` with the text a person entered into the label."""
 
     valueChanged = Signal(object)  # float, or int when ``integer``
+    typed = Signal(str)
 
     def __init__(
         self,
@@ -28,12 +33,13 @@ class LabeledLogSlider(QWidget):
         maximum: float,
         *,
         integer: bool = False,
+        log: bool = True,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        if not 0 < minimum < maximum:
-            raise ValueError("a log slider needs 0 < minimum < maximum")
-        self._min, self._max, self._integer = minimum, maximum, integer
+        if not minimum < maximum or (log and minimum <= 0):
+            raise ValueError("a slider needs minimum < maximum (and 0 < minimum on a log scale)")
+        self._min, self._max, self._integer, self._log = minimum, maximum, integer, log
         self._value: float | int = minimum
         self._slider = QSlider(Qt.Orientation.Horizontal)
         self._slider.setRange(0, _POSITIONS)
@@ -42,8 +48,7 @@ class LabeledLogSlider(QWidget):
         self._label = QLineEdit()
         self._label.setObjectName("slider_value")
         self._label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self._label.setFixedWidth(64)
-        self._label.setValidator(QDoubleValidator())
+        self._label.setFixedWidth(72)
         self._label.editingFinished.connect(self._on_edited)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -56,9 +61,11 @@ class LabeledLogSlider(QWidget):
         return self._value
 
     def setValue(self, value: float) -> None:  # noqa: N802 (Qt naming)
-        """Set the exact value (outside the slider's range the handle rests at the end)."""
-        value = int(round(value)) if self._integer else float(value)
-        if value <= 0 or value == self._value:
+        """Set the exact value (beyond the handle's range the handle rests at the end); a whole-number
+        slider rounds a finite value to an integer."""
+        if self._integer and isinstance(value, (int, float)) and math.isfinite(value):
+            value = int(round(value))
+        if value == self._value:
             self._show(self._value)
             return
         self._value = value
@@ -71,18 +78,31 @@ class LabeledLogSlider(QWidget):
     def maximum(self) -> float:
         return self._max
 
+    def text(self) -> str:
+        """What the value label shows (or what a person is typing into it)."""
+        return self._label.text()
+
+    def lineEdit(self) -> QLineEdit:  # noqa: N802 (Qt naming)
+        return self._label
+
     def isSliderDown(self) -> bool:  # noqa: N802
         return self._slider.isSliderDown()
 
     # -- internals ---------------------------------------------------------------------------------
+    def _scaled(self, value: float) -> float:
+        return math.log10(value) if self._log else value
+
     def _position(self, value: float) -> int:
-        lo, hi = math.log10(self._min), math.log10(self._max)
-        frac = (math.log10(min(max(value, self._min), self._max)) - lo) / (hi - lo)
+        if not isinstance(value, (int, float)) or math.isnan(value):
+            return 0
+        lo, hi = self._scaled(self._min), self._scaled(self._max)
+        frac = (self._scaled(min(max(value, self._min), self._max)) - lo) / (hi - lo)
         return int(round(frac * _POSITIONS))
 
     def _from_position(self, pos: int) -> float | int:
-        lo, hi = math.log10(self._min), math.log10(self._max)
-        raw = 10 ** (lo + (hi - lo) * pos / _POSITIONS)
+        lo, hi = self._scaled(self._min), self._scaled(self._max)
+        scaled = lo + (hi - lo) * pos / _POSITIONS
+        raw = 10**scaled if self._log else scaled
         if self._integer:
             return max(int(math.ceil(self._min)), int(round(raw)))
         return float(f"{raw:.3g}")
@@ -101,15 +121,23 @@ class LabeledLogSlider(QWidget):
             self.valueChanged.emit(value)
 
     def _on_edited(self) -> None:
-        try:
-            value = float(self._label.text())
-        except ValueError:
-            self._show(self._value)
-            return
-        self.setValue(value)
+        """Enter or leaving the label: unchanged text is no edit; anything else is the owner's to answer."""
+        text = self._label.text()
+        if text != _format(self._value, self._integer):
+            self.typed.emit(text)
 
 
-def _format(value: float, integer: bool) -> str:
-    if integer:
+class LabeledLogSlider(LabeledSlider):
+    """A :class:`LabeledSlider` on a log scale (λ, step sizes, inner steps)."""
+
+    def __init__(self, minimum: float, maximum: float, *, integer: bool = False, parent: QWidget | None = None) -> None:
+        super().__init__(minimum, maximum, integer=integer, log=True, parent=parent)
+
+
+def _format(value: object, integer: bool) -> str:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return str(value)
+    if integer and math.isfinite(value):
         return str(int(value))
-    return f"{value:.3g}"
+    text = f"{value:.6g}"
+    return text if float(text) == value or not math.isfinite(value) else repr(float(value))

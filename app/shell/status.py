@@ -46,7 +46,8 @@ class StatusBar(QStatusBar):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("status_bar")
-        self.state = self._field("status_state", "starting…")
+        self._state, self._finishing = "starting…", ""
+        self.state = self._field("status_state", self._state)
         self.device = self._field("status_device", "device: —")
         self.rate = self._field("status_rate", "0.0 it/s")
         self.iteration = self._field("status_iteration", "iteration 0")
@@ -68,7 +69,15 @@ class StatusBar(QStatusBar):
         self.cuda.setVisible(device.startswith("cuda"))
 
     def set_state(self, text: str) -> None:
-        self.state.setText(text)
+        """What the app is doing; a wait for a step to finish (``show_finishing``) is shown over it."""
+        self._state = text
+        self.state.setText(self._finishing or text)
+
+    def show_finishing(self, why: str) -> None:
+        """While a command (``why``: "pausing", "applying the new setting") waits for the meta-iteration in
+        flight to reach its next step (the worker's ``interrupt.pending``), say so; "" shows the state again."""
+        self._finishing = f"{why}: finishing the step in progress…" if why else ""
+        self.state.setText(self._finishing or self._state)
 
     def note_report(self, report: StepReport) -> None:
         self._arrivals.append(time.monotonic())

@@ -139,7 +139,7 @@ class WorkerThread(QObject):
     def send_config(self, config: ExperimentConfig) -> None:
         """Live settings for the worker to apply before its next meta-iteration (the one in progress stops at
         its next step and runs again with them)."""
-        self.worker.interrupt.set()
+        self.worker.interrupt.set("applying the new setting")
         self._send(self._config, config)
 
     def resample_preview(self, seed: int) -> None:
@@ -205,7 +205,8 @@ class WorkerThread(QObject):
             result.append("the window was closed")
             loop.quit()
         if self.thread.isRunning():
-            self.worker.cancel.set()  # abandons a meta-iteration in progress (thread-safe Event)
+            self.worker.interrupt.set("closing")  # as a pause would: the iteration in progress stops at its next step
+            self.worker.cancel.set()  # and is abandoned, whatever the engine checks (thread-safe Events)
             self._stop.emit()
         return self.thread.wait(timeout_ms)
 

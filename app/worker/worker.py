@@ -25,6 +25,7 @@ from app.model.messages import (
     TrainerInfo,
     one_line,
 )
+from app.worker.interrupt import Interrupt
 from app.worker.previews import fitting_task, make_preview, next_preview_at, preview_task
 from app.worker.priority import yield_cpu_to_gui
 from app.worker.profiles import ProfileQueue
@@ -80,9 +81,7 @@ class Worker(QObject):
         # Set from the GUI thread when the window closes: the engine polls it between inner steps and CG
         # iterations, so even a huge meta-iteration ends within milliseconds instead of holding the join.
         self.cancel = threading.Event()
-        # Set by the GUI thread before a pause or new settings: the iteration in progress stops at its next inner
-        # or CG step (θ untouched), so the command lands within a step of a long iteration; its slot clears it.
-        self.interrupt = threading.Event()
+        self.interrupt = Interrupt(self.signals)  # before a pause, new settings or closing (see interrupt.py)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     @Slot()
@@ -303,7 +302,8 @@ class Worker(QObject):
         assert session is not None and session.trainer is self._trainer
         session.recorder = self._runs.recorder
         try:
-            report = session.step(should_stop=lambda: self.cancel.is_set() or self.interrupt.is_set())
+            with self.interrupt.step():
+                report = session.step(should_stop=lambda: self.cancel.is_set() or self.interrupt.is_set())
         except StepCancelled:
             return  # closing, or a command is waiting (it runs next); θ is untouched
         except Exception as exc:  # an engine bug must not kill the thread: pause and say so

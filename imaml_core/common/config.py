@@ -123,6 +123,30 @@ class ExperimentConfig:
     def doc(cls, name: str) -> str:
         return {f.name: f.metadata["doc"] for f in dataclasses.fields(cls)}[name]
 
+    @classmethod
+    def allowed(cls, name: str, label: str | None = None) -> str:
+        """The values ``name`` accepts, as text for people ("0 < λ ≤ 1e+06"; ``label`` stands for the field,
+        its name when None), read from the same metadata that validation checks."""
+        f = {f.name: f for f in dataclasses.fields(cls)}[name]
+        label, kind, meta = label or name, str(f.type), f.metadata
+        if kind == "list[int]":
+            return f"1 to 16 whole numbers from 1 to 4096 (e.g. 40, 40) for {label}"
+        if kind == "bool":
+            return f"{label} on or off"
+        if meta.get("task"):
+            return f"{label}: {', '.join(BUILTIN_TASKS)} or package.module:name"
+        if meta.get("path"):
+            return f"{label}: a path of at most 4096 characters"
+        if "choices" in meta:
+            return f"{label}: one of {', '.join(meta['choices'])}"
+        if kind == "str":
+            return f"{label}: text"
+        shown = (lambda v: str(int(v))) if kind == "int" else (lambda v: f"{v:g}")
+        low = next((f"{shown(meta[k])} {sign} " for k, sign in (("gt", "<"), ("ge", "≤")) if k in meta), "")
+        high = next((f" {sign} {shown(meta[k])}" for k, sign in (("lt", "<"), ("le", "≤")) if k in meta), "")
+        what = "a whole number" if kind == "int" else "a finite number"
+        return f"{low}{label}{high}, {what}" if low or high else f"{label}: {what}"
+
     def changed(self, other: ExperimentConfig) -> list[str]:
         """Names of the fields whose values differ between ``self`` and ``other``."""
         return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) != getattr(other, f.name)]
