@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from imaml_core import ExperimentConfig
 
 
@@ -40,3 +42,21 @@ def banner_state(window) -> tuple[str, str]:
 def status_state(window) -> str:
     """What the status bar says the app is doing (idle, paused, training, building θ…)."""
     return window.status.state.text()
+
+
+@contextmanager
+def shown_window(qtbot, runs_dir, size: tuple[int, int] | None = None, restore: bool = False):
+    """A window of ``size`` (before its first show; None: as built or restored) whose trainer is ready;
+    closed on exit. ``restore`` takes the last launch's geometry and layout (the config is small_config's)."""
+    from app.shell.main_window import MainWindow
+
+    window = MainWindow(small_config(), restore=restore, runs_folder=str(runs_dir))
+    window.confirm_restarts = False
+    try:
+        if size is not None:
+            window.resize(*size)
+        with qtbot.waitSignal(window.trainer_ready, timeout=60_000):
+            window.show()
+        yield window
+    finally:
+        window.close()

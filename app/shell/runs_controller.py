@@ -60,6 +60,7 @@ class RunsController(QObject):
         self.confirm_delete: Callable[[str], bool] | None = None  # None deletes without asking
         self._sweeps: list[SweepProcess] = []
         self.panel = RunsPanel()
+        self.panel.folder.setMinimumWidth(1)  # a long folder path is clipped, never widens the window
         self._model = self.panel.model
         self.dock = QDockWidget("Runs", window)
         self.dock.setObjectName("dock_runs")
