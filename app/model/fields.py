@@ -13,8 +13,9 @@ from imaml_core.common.config import ExperimentConfig
 
 @dataclass(frozen=True)
 class Spec:
-    """How one config field is edited: ``kind`` is log, ilog (integer log), int, combo, check, spin, list,
-    path."""
+    """How one config field is edited: ``kind`` is log, ilog (integer log), int (linear), combo, check, spin
+    (a whole number typed), list, path. ``lo``/``hi`` are a slider's handle range only: what a field accepts
+    is the config's range (``ExperimentConfig.allowed``), and a typed value beyond the handle is kept."""
 
     name: str
     label: str
