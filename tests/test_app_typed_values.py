@@ -191,7 +191,7 @@ def test_pause_during_a_long_iteration_says_it_finishes_the_step_and_abandons_th
     # the pause takes to land, so the pause always meets an iteration in flight
     window = make_window(small_config(hidden=[2], inner_steps=10000, meta_batch=2000, val_every=0))
     worker = window.worker_thread.worker
-    worker.interrupt.pending.connect(window.status.show_finishing)  # as the window wires it
+    worker.interrupt.pending.connect(window.status.show_finishing)  # the wiring MainWindow.__init__ needs
     window.start()
     qtbot.waitUntil(lambda: worker.interrupt.in_step, timeout=TIMEOUT_MS)
     with qtbot.waitSignal(worker.running_changed, timeout=TIMEOUT_MS) as blocker:
