@@ -67,6 +67,7 @@ class Banner(QFrame):
         self.text = QLabel()
         self.text.setObjectName("banner_text")
         self.text.setWordWrap(True)
+        self.text.setTextFormat(Qt.TextFormat.PlainText)  # a typed value such as "<b>x" is shown as typed
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         close = QToolButton()
         close.setObjectName("banner_close")
