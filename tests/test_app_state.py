@@ -37,6 +37,13 @@ def test_an_idle_window_says_idle_not_starting(qtbot, make_window):
     assert status_state(window) == "paused"
 
 
+def test_a_step_from_an_idle_window_leaves_it_paused(qtbot, make_window):
+    window = make_window()
+    with qtbot.waitSignal(window.report_received, timeout=TIMEOUT_MS):
+        window.step()
+    assert window.iteration == 1 and status_state(window) == "paused"
+
+
 def test_the_status_says_training_while_running_and_building_while_a_trainer_is_built(qtbot, make_window):
     window = make_window()
     window.start()

@@ -80,6 +80,7 @@ class Lifecycle:
     def report(self, report: StepReport) -> None:
         """A finished meta-iteration: a diverged one pauses the run and says so; a sound one ends a step
         failure's message and any "Press Start" message."""
+        self._show_state()  # a Step from iteration 0 leaves an "idle" run "paused"
         if report.diverged:
             self._banner.show_message("error", diverged_text(report), topic=STEP)
             return

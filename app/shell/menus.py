@@ -198,7 +198,8 @@ def build_menus(window: QMainWindow, commands: Commands) -> dict[str, QAction]:
 
     help_menu = bar.addMenu("&Help")
     actions["tour"] = _action(window, "Tour of the controls", lambda: _tour(window))
-    help_menu.addAction(actions["tour"])
+    actions["about"] = _action(window, "&About iMAML Studio", lambda: _about(window))
+    help_menu.addActions([actions["tour"], actions["about"]])
     return actions
 
 
@@ -264,3 +265,12 @@ new θ; you are asked before θ is reset. Dimmed controls are not used by the cu
 
 def _tour(window: QMainWindow) -> None:
     QMessageBox.information(window, "Tour", TOUR)
+
+
+ABOUT = """<h3>iMAML Studio</h3>
+<p>Meta-learning with implicit gradients (iMAML), MAML, first-order MAML and Reptile, trained and compared
+live. The same engine runs headless: <code>imaml --help</code>.</p>"""
+
+
+def _about(window: QMainWindow) -> None:
+    QMessageBox.about(window, "About iMAML Studio", ABOUT)
