@@ -153,3 +153,24 @@ def test_an_evaluation_stays_until_the_next_lifecycle_change(qtbot, make_window)
     with qtbot.waitSignal(window.trainer_ready, timeout=TIMEOUT_MS):
         window.reset()
     assert banner_state(window) == ("", "")
+
+
+def test_import_says_press_start_until_training_starts(qtbot, make_window, tmp_path):
+    window = make_window()
+    train(qtbot, window, 2)
+    assert window.export_meta_parameters(tmp_path / "theta.safetensors")
+    with qtbot.waitSignal(window.trainer_ready, timeout=TIMEOUT_MS):
+        assert window.import_meta_parameters(tmp_path / "theta.safetensors")
+    text, topic = banner_state(window)
+    assert text.startswith("Imported θ") and topic == "run" and status_state(window) == "paused"
+    train(qtbot, window, 2)
+    assert banner_state(window) == ("", "") and status_state(window) == "paused"
+
+
+def test_a_failed_import_says_why_and_the_status_is_no_longer_building(qtbot, make_window, tmp_path):
+    window = make_window()
+    (tmp_path / "bad.safetensors").write_bytes(b"not a checkpoint")
+    assert not window.import_meta_parameters(tmp_path / "bad.safetensors")
+    text, topic = banner_state(window)
+    assert text.startswith("Import failed") and topic == "run"
+    assert status_state(window) == "idle"
