@@ -81,7 +81,8 @@ def test_opening_another_run_replaces_the_message_about_the_first(qtbot, make_wi
     text, topic = banner_state(window)
     assert (at_first, window.iteration) == (2, 4)
     assert f"iteration {window.iteration}" in text and f"iteration {at_first}" not in text and topic == "run"
-    assert window.current_run_id() == second.name and status_state(window) == "paused"
+    assert status_state(window) == "paused"
+    qtbot.waitUntil(lambda: window.current_run_id() == second.name, timeout=TIMEOUT_MS)  # announced next
     train(qtbot, window, 2)
     assert banner_state(window) == ("", "")
 
