@@ -49,6 +49,8 @@ def test_a_continued_run_replaces_the_previous_runs_lambda_curves_and_axes(qtbot
     ):
         window.continue_run(runs_dir / "recorded")
     qtbot.waitUntil(lambda: len(window.history) == 12, timeout=TIMEOUT_MS)
+    recorded_lam = window.history.lam_columns()["λ"]  # a fixed scalar λ is in metrics.csv, row by row
+    assert recorded_lam.tolist() == [small_config().lam] * 12
     train(qtbot, window, 1)
     qtbot.waitUntil(lambda: set(window.cg_card.lam_curves) == {"λ"}, timeout=TIMEOUT_MS)  # the run's scalar λ
     legend_names = [label.text for _sample, label in window.cg_card.lam_legend.items]

@@ -156,18 +156,21 @@ def test_pause_stops_the_run_and_step_runs_exactly_one_iteration(qtbot, make_win
 def test_closing_during_training_joins_the_worker_without_thread_warnings(qtbot, make_window, qtlog):
     window = make_window()
     start_and_wait(qtbot, window, 2)
-    assert window.worker_thread.thread.isRunning()
+    assert window.worker_thread.qthread.isRunning()
     window.close()
-    assert not window.worker_thread.thread.isRunning()
+    assert not window.worker_thread.qthread.isRunning()
     noisy = [r.message for r in qtlog.records if "thread" in r.message.lower() or "QObject" in r.message]
     assert noisy == []
 
 
 def test_changes_in_quick_succession_share_one_marker_from_first_old_to_last_new_value(qtbot, make_window):
     window = make_window()
+    now = [0.0]
+    window.state.clock = lambda: now[0]  # edits 0.2 s apart, however slowly this machine steps
     lam = window.findChild(QWidget, "slider_lam")
     old = small_config().lam
     for value in (3.0, 4.0, 5.0):  # like a slider being dragged while iterations run
+        now[0] += 0.2
         lam.setValue(value)
         assert window.config().lam == value  # live sliders are not throttled
         with qtbot.waitSignal(window.report_received, timeout=TIMEOUT_MS):

@@ -91,6 +91,7 @@ def test_fork_from_best_continues_the_best_trial_in_a_new_run(qtbot, make_window
     assert fork.parent not in shown  # the parent is listed in the sweep's folder, yet shown by its name
     name = next(r["name"] for r in window.runs() if r["id"] == fork.id)
     assert name == f"fork ← {shown.removesuffix(' @ 4')} @4"  # the same settings as the trial, so far
+    qtbot.waitUntil(lambda: fork.parent in window.overlaid(), timeout=TIMEOUT_MS)  # drawn from the sweep's folder
     view.close()
 
 

@@ -191,7 +191,6 @@ def test_pause_during_a_long_iteration_says_it_finishes_the_step_and_abandons_th
     # the pause takes to land, so the pause always meets an iteration in flight
     window = make_window(small_config(hidden=[2], inner_steps=10000, meta_batch=2000, val_every=0))
     worker = window.worker_thread.worker
-    worker.interrupt.pending.connect(window.status.show_finishing)  # the wiring MainWindow.__init__ needs
     window.start()
     qtbot.waitUntil(lambda: worker.interrupt.in_step, timeout=TIMEOUT_MS)
     with qtbot.waitSignal(worker.running_changed, timeout=TIMEOUT_MS) as blocker:
@@ -209,7 +208,7 @@ def test_closing_during_a_long_iteration_interrupts_it_and_joins_the_worker(qtbo
     window.start()
     qtbot.waitUntil(lambda: worker.interrupt.in_step, timeout=TIMEOUT_MS)
     window.close()
-    assert worker.interrupt.is_set() and not window.worker_thread.thread.isRunning()
+    assert worker.interrupt.is_set() and not window.worker_thread.qthread.isRunning()
     assert window.iteration == 0
 
 

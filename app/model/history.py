@@ -13,6 +13,7 @@ from imaml_core.common.columns import REPORT_COLUMNS
 from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.report import StepReport
 
+SCALAR_LAM = "λ"  # the engine's key for a scalar λ in ``StepReport.lam_by_layer``
 # The report's columns as metrics.csv holds them, and the gradient's norm, which only the live window plots.
 COLUMNS = ("iteration", *REPORT_COLUMNS, "grad_norm")
 _INITIAL_CAPACITY = 1024
@@ -61,6 +62,11 @@ class History:
         for name in COLUMNS:
             if name in columns and columns[name].dtype.kind == "f":
                 self._data[name][:n] = columns[name]
+        if _fixed_scalar_lam(config) and "lam" in columns and columns["lam"].dtype.kind == "f":
+            # a fixed scalar λ is the config's, which metrics.csv keeps per row; a learned or per-layer λ
+            # is not in the file, so its curve starts where the run goes on
+            self._lam[SCALAR_LAM] = np.full(len(self._config_index), np.nan)
+            self._lam[SCALAR_LAM][:n] = columns["lam"]
         self._configs = [config]
         self._n = n
         self.version += 1
@@ -111,3 +117,7 @@ class History:
         index = np.zeros(size, dtype=np.int32)
         index[: self._n] = self._config_index[: self._n]
         self._config_index = index
+
+
+def _fixed_scalar_lam(config: ExperimentConfig) -> bool:
+    return config.method == "imaml" and config.lam_shape == "scalar" and not config.learn_lam

@@ -74,6 +74,10 @@ class ControlPanel(QScrollArea):
     def widget(self, name: str) -> QWidget:
         return self._widgets[name]
 
+    def dragging(self) -> bool:
+        """Whether the user holds a slider down: its changes are one gesture (one change marker)."""
+        return any(isinstance(w, LabeledSlider) and w.isSliderDown() for w in self._widgets.values())
+
     def value(self, name: str) -> object:
         """The control's value in config units."""
         w = self._widgets[name]

@@ -88,6 +88,7 @@ class MainWindow(QMainWindow):
         self.state.marker_added.connect(self.meta_card.add_marker)
         self.state.marker_relabelled.connect(self.meta_card.relabel_last_marker)
         self.state.cleared.connect(self._clear_plots)
+        self.state.gesture_active = self.controls.dragging
 
         runs_folder = str(Path(runs_folder or settings.runs_folder()).expanduser())
         self.worker_thread = WorkerThread(self.state.config, runs_folder, self)
@@ -109,6 +110,7 @@ class MainWindow(QMainWindow):
         w.trainer_changed.connect(self._on_trainer_changed)
         w.running_changed.connect(self._show_running)
         w.failed.connect(self._on_failed)
+        w.interrupt.pending.connect(self.status.show_finishing)
         w.run_changed.connect(self.lifecycle.run_changed)
         self.lifecycle.building()
         self.worker_thread.launch()

@@ -59,6 +59,7 @@ class RunsController(QObject):
         self.live: RunRef | None = None
         self.confirm_delete: Callable[[str], bool] | None = None  # None deletes without asking
         self._sweeps: list[SweepProcess] = []
+        self._fork_parent_path = ""  # the folder of a recorded run being forked (it may be in another folder)
         self.panel = RunsPanel()
         self.panel.folder.setMinimumWidth(1)  # a long folder path is clipped, never widens the window
         self._model = self.panel.model
@@ -219,7 +220,9 @@ class RunsController(QObject):
     def _fork_from(self, path: str) -> None:
         """Fork from a recorded run: open it, and fork only once it is the live run."""
         self.building.emit()
+        self._fork_parent_path = path
         if self._worker.open_run_and_wait(path):
+            self._fork_parent_path = ""
             return  # the worker's failure is in the banner; the live run is left as it was
         with contextlib.suppress(RunError):  # the banner says why
             self.fork()
@@ -230,7 +233,8 @@ class RunsController(QObject):
         self.live = ref
         self.panel.set_live(ref.id)
         if ref.start is RunStart.FORK and ref.parent:
-            self._model.remember_name(ref.parent, ref.parent_name)
+            self._model.remember_name(ref.parent, ref.parent_name, self._fork_parent_path)
+            self._fork_parent_path = ""
             self._state.begin_segment()
             self._model.set_ticked([*self._model.ticked, ref.parent])
         elif ref.start is RunStart.CONTINUE:

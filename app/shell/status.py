@@ -46,7 +46,7 @@ class StatusBar(QStatusBar):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("status_bar")
-        self._state, self._finishing = "starting…", ""
+        self._state, self._finishing = "building θ…", ""  # the window builds the first trainer at once
         self.state = self._field("status_state", self._state)
         self.device = self._field("status_device", "device: —")
         self.rate = self._field("status_rate", "0.0 it/s")

@@ -79,11 +79,11 @@ class WorkerThread(QObject):
         # then take a few milliseconds.
         gc.freeze()
         self._waiting: dict[Job, tuple[QEventLoop, list[str]]] = {}
-        self.thread = QThread()
-        self.thread.setObjectName("imaml-worker")
+        self.qthread = QThread()
+        self.qthread.setObjectName("imaml-worker")
         # The results' object is this one's child: it stays in the GUI thread and is deleted with the window.
         self.worker = Worker(config, runs_folder, signals=WorkerSignals(self))
-        self.worker.moveToThread(self.thread)
+        self.worker.moveToThread(self.qthread)
         w = self.worker
         for command, slot in (
             (self._start, w.start),
@@ -105,7 +105,7 @@ class WorkerThread(QObject):
             (self._stop, w.stop),
         ):
             command.connect(slot)
-        self.thread.started.connect(w.initialise)
+        self.qthread.started.connect(w.initialise)
 
     def launch(self) -> None:
         """Start the thread. Connect to ``worker``'s signals first: nothing it emits earlier is seen."""
@@ -116,7 +116,7 @@ class WorkerThread(QObject):
         w.exported.connect(self._on_exported)
         w.trainer_changed.connect(self._on_trainer_changed)
         w.run_changed.connect(self._on_run_changed)
-        self.thread.start()
+        self.qthread.start()
 
     # -- commands ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -190,7 +190,7 @@ class WorkerThread(QObject):
     @classmethod
     def running_threads(cls) -> int:
         """How many worker threads are still running (tests assert none outlives a window)."""
-        return sum(1 for t in list(cls._all) if t.thread.isRunning())
+        return sum(1 for t in list(cls._all) if t.qthread.isRunning())
 
     @property
     def closed(self) -> bool:
@@ -199,23 +199,23 @@ class WorkerThread(QObject):
     def shutdown(self, timeout_ms: int = JOIN_TIMEOUT_MS) -> bool:
         """Cancel the current iteration, stop the worker and join the thread; True when it has ended."""
         if self._closed:
-            return not self.thread.isRunning()
+            return not self.qthread.isRunning()
         self._closed = True
         for loop, result in self._waiting.values():
             result.append("the window was closed")
             loop.quit()
-        if self.thread.isRunning():
+        if self.qthread.isRunning():
             self.worker.interrupt.set("closing")  # as a pause would: the iteration in progress stops at its next step
             self.worker.cancel.set()  # and is abandoned, whatever the engine checks (thread-safe Events)
             self._stop.emit()
-        return self.thread.wait(timeout_ms)
+        return self.qthread.wait(timeout_ms)
 
     def shutdown_and_wait(self) -> None:
         """``shutdown``, then wait for the thread however long it takes: the engine polls the cancel flag
         between inner steps and CG iterations, but a single step of a huge setting can outlast the join
         budget, and a thread destroyed while running takes the process with it."""
         if not self.shutdown():
-            self.thread.wait()
+            self.qthread.wait()
 
     # -- internals ---------------------------------------------------------------------------------
     def _send(self, signal: Signal, *args: object) -> None:
