@@ -36,7 +36,7 @@ def test_the_view_waits_for_the_sweep_to_start_then_shows_trials_and_importance_
     card = view.importance_card
     qtbot.waitUntil(lambda: card.importance is not None, timeout=TIMEOUT_MS)
     assert not card.importance.reason and card.plot.isVisibleTo(view) and not card.reason.isVisibleTo(view)
-    assert "PedANOVA" in card.title.text()
+    assert "fANOVA" in card.title.text()
     names = list(card.importance.fields)
     assert names[0] == "lam"  # λ decides the metric
     heights = card.bars.opts["y"]

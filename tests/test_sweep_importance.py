@@ -1,4 +1,4 @@
-"""Parameter importance of a sweep (PED-ANOVA on the recorded trials): the field that decides the metric
+"""Parameter importance of a sweep (fANOVA, or PED-ANOVA, on the recorded trials): the field that decides the metric
 outranks a field that is noise, too few trials say why, and the CLI prints it (``--json``'s ``importance``,
 the summary's line, ``--show`` on a folder without running anything, and at the end of a real sweep)."""
 
@@ -57,17 +57,27 @@ def lam_decides(n: int, seed: int = 0, sign: float = 1.0) -> list[TrialSummary]:
     return out
 
 
-def test_the_field_that_decides_the_metric_gets_the_largest_share(tmp_path):
+@pytest.mark.parametrize("evaluator", ["fANOVA", "PedANOVA"])
+def test_the_field_that_decides_the_metric_gets_the_largest_share(tmp_path, evaluator):
     summary = read_sweep(written_sweep(tmp_path / "s", lam_decides(60)))
-    importance = param_importance(summary)
-    assert importance.evaluator == "PedANOVA" and not importance.reason and importance.trials == 60
+    importance = param_importance(summary, evaluator)
+    assert importance.evaluator == evaluator and not importance.reason and importance.trials == 60
     assert list(importance.fields)[0] == "lam"  # largest first
     assert set(importance.fields) == {"lam", "cg_steps", "hidden"}
     assert importance.fields["lam"] > max(importance.fields["cg_steps"], importance.fields["hidden"])
     shares = list(importance.fields.values())
     assert shares == sorted(shares, reverse=True)
     assert sum(shares) == pytest.approx(1.0, abs=1e-9)  # normalised by Optuna: a sum of three floats
-    assert param_importance(summary) == importance  # PED-ANOVA draws nothing at random
+    assert param_importance(summary, evaluator) == importance  # fANOVA's forests are seeded; PED-ANOVA is exact
+
+
+def test_fanova_is_the_default_where_scikit_learn_installs(tmp_path):
+    """The sweep extra installs scikit-learn, so ``make test`` runs fANOVA; the evaluator is named."""
+    pytest.importorskip("sklearn")
+    summary = read_sweep(written_sweep(tmp_path / "s", lam_decides(20)))
+    assert param_importance(summary).evaluator == "fANOVA"
+    with pytest.raises(ValueError, match="evaluator must be one of"):
+        param_importance(summary, "SHAP")
 
 
 def test_a_maximised_metric_ranks_the_same_field_first(tmp_path):
@@ -76,6 +86,7 @@ def test_a_maximised_metric_ranks_the_same_field_first(tmp_path):
     summary = read_sweep(written_sweep(tmp_path / "s", trials, "val_accuracy"))
     assert summary.mode == "max"
     assert list(param_importance(summary).fields)[0] == "lam"
+    assert list(param_importance(summary, "PedANOVA").fields)[0] == "lam"
 
 
 def test_too_few_completed_trials_say_why(tmp_path):
@@ -84,7 +95,7 @@ def test_too_few_completed_trials_say_why(tmp_path):
     importance = param_importance(read_sweep(written_sweep(tmp_path / "s", trials)))
     assert importance.fields == {}
     assert importance.reason.startswith("importance needs at least 2 completed trials")
-    assert importance.to_json() == {"evaluator": "PedANOVA", "reason": importance.reason}
+    assert importance.to_json() == {"evaluator": importance.evaluator, "reason": importance.reason}
     nan = [t.replace(metric=math.nan) for t in lam_decides(4)]  # a diverged metric is not a completed value
     assert "at least 2 completed trials" in param_importance(read_sweep(written_sweep(tmp_path / "n", nan))).reason
 
@@ -100,13 +111,13 @@ def test_show_prints_a_folders_summary_with_importance_and_runs_nothing(tmp_path
     before = sorted(p.name for p in folder.iterdir())
     assert main(["sweep", "--show", str(folder), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["importance"]["evaluator"] == "PedANOVA"
+    assert result["importance"]["evaluator"] == "fANOVA"
     fields = result["importance"]["fields"]
     assert list(fields)[0] == "lam" and sum(fields.values()) == pytest.approx(1.0, abs=1e-9)
     assert len(result["trials"]) == 30 and result["best"] is not None
     assert main(["sweep", "--show", str(folder)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1].startswith("importance (PedANOVA): lam 0.")
+    assert lines[-1].startswith("importance (fANOVA): lam 0.")
     assert sorted(p.name for p in folder.iterdir()) == before  # nothing written, no Ray folder
     assert main(["sweep", "--show", str(folder), "--trials", "3"]) == 2
     assert "--trials does not apply" in capsys.readouterr().err
@@ -127,7 +138,7 @@ def test_a_cli_sweep_prints_the_importance_in_its_json(tmp_path):
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     importance = result["importance"]
-    assert importance["evaluator"] == "PedANOVA"
+    assert importance["evaluator"] == "fANOVA"
     # One report per trial, at its last iteration: ASHA has no earlier rung to stop a trial at.
     assert all(t["status"] == "finished" for t in result["trials"])
     assert set(importance["fields"]) == {"lam", "cg_steps"}

@@ -3,15 +3,18 @@
 Computed from the sweep's record alone (a :class:`SweepSummary` from ``read_sweep``, never Ray Tune's state):
 the finished trials with a finite metric become COMPLETE trials of an in-memory Optuna study, each with its
 searched values under the dimension's Optuna distribution, and ``optuna.importance.get_param_importances``
-weighs the fields with PED-ANOVA (``PedAnovaImportanceEvaluator``, Optuna's default). PED-ANOVA needs no
-scikit-learn (fANOVA does) and draws nothing at random, so the same record always gives the same shares.
-Pruned trials are left out, as Optuna leaves them out: their metric is from an earlier iteration.
+weighs the fields with fANOVA (``FanovaImportanceEvaluator``: random forests of scikit-learn, which the
+``sweep`` extra installs; seeded, so the same record always gives the same shares) or, where scikit-learn
+does not import, with PED-ANOVA (``PedAnovaImportanceEvaluator``, which draws nothing at random). Every
+output names the evaluator. Pruned trials are left out, as Optuna leaves them out: their metric is from an
+earlier iteration.
 
 Optuna is imported when :func:`param_importance` is called, so this module loads with the Ray-free reader.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +22,9 @@ from typing import Any
 from imaml_core.experiments.sweep._record import SweepSummary
 from imaml_core.experiments.sweep._space import Dimension
 
-EVALUATOR = "PedANOVA"
+EVALUATORS = ("fANOVA", "PedANOVA")
+EVALUATOR = "fANOVA" if importlib.util.find_spec("sklearn") else "PedANOVA"  # the default: fANOVA where it installs
+FANOVA_SEED = 0
 MIN_TRIALS = 2
 
 
@@ -47,10 +52,18 @@ class Importance:
         return f"importance ({self.evaluator}): {shares}"
 
 
-def param_importance(summary: SweepSummary) -> Importance:
-    """The importance of each of ``summary``'s searched fields for its metric (see the module docstring);
-    an :class:`Importance` with a ``reason`` when there are fewer than two completed trials with a finite
-    metric, the metric is the same in all of them, or Optuna is not installed."""
+def param_importance(summary: SweepSummary, evaluator: str = EVALUATOR) -> Importance:
+    """The importance of each of ``summary``'s searched fields for its metric by ``evaluator`` (one of
+    ``EVALUATORS``; see the module docstring); an :class:`Importance` with a ``reason`` when there are fewer
+    than two completed trials with a finite metric, the metric is the same in all of them, or Optuna (or,
+    for fANOVA, scikit-learn) is not installed."""
+    if evaluator not in EVALUATORS:
+        raise ValueError(f"evaluator must be one of {', '.join(EVALUATORS)}, got {evaluator!r}")
+    found = _importance(summary, evaluator)
+    return found if found.evaluator == evaluator else Importance(evaluator, found.fields, found.reason, found.trials)
+
+
+def _importance(summary: SweepSummary, evaluator: str) -> Importance:
     done = [t for t in summary.trials if t.status == "finished" and t.metric is not None and math.isfinite(t.metric)]
     if not summary.space.dimensions:
         return Importance(reason="importance needs at least 1 searched field")
@@ -77,8 +90,14 @@ def param_importance(summary: SweepSummary) -> Importance:
         return Importance(reason=f"importance needs at least {MIN_TRIALS} completed trials inside the search space")
     if max(values) == min(values):
         return Importance(reason=f"{summary.metric} is the same in every completed trial", trials=len(values))
-    evaluator = optuna.importance.PedAnovaImportanceEvaluator()
-    shares = optuna.importance.get_param_importances(study, evaluator=evaluator, params=list(distributions))
+    if evaluator == "fANOVA":
+        try:
+            weigh = optuna.importance.FanovaImportanceEvaluator(seed=FANOVA_SEED)
+        except ImportError:
+            return Importance(reason='fANOVA needs scikit-learn: pip install "imaml-studio[sweep]"')
+    else:
+        weigh = optuna.importance.PedAnovaImportanceEvaluator()
+    shares = optuna.importance.get_param_importances(study, evaluator=weigh, params=list(distributions))
     ranked = sorted(shares.items(), key=lambda item: (-item[1], list(distributions).index(item[0])))
     return Importance(fields={name: float(share) for name, share in ranked}, trials=len(values))
 
