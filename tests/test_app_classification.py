@@ -28,7 +28,7 @@ def glyph_window(qtbot, make_window):
 def test_the_family_chooser_switches_to_glyphs_in_a_new_run_with_the_papers_settings(qtbot, make_window):
     window = make_window()
     first = window.current_run_id()
-    combo = window.controls.widget("task")
+    combo = window.controls.editor("task")
     assert isinstance(combo, QComboBox) and combo.objectName() == "combo_task"
     with qtbot.waitSignal(window.trainer_ready, timeout=TIMEOUT_MS):
         combo.setCurrentIndex(combo.findData("glyphs"))
@@ -98,7 +98,7 @@ def test_a_bad_family_or_a_meta_batch_that_cannot_fit_is_refused_and_nothing_cha
     with pytest.raises(ConfigError, match="imaml data omniglot"):
         window.set_task("omniglot", data="/nonexistent/omniglot")
     assert window.applied_config().task == "sinusoid" and window.current_run_id() == run
-    window.controls.widget("meta_batch").setValue(256)  # fits: accepted
+    window.controls.editor("meta_batch").setValue(256)  # fits: accepted
     qtbot.waitUntil(lambda: window.config().meta_batch == 256, timeout=TIMEOUT_MS)
 
 

@@ -61,7 +61,7 @@ def _accepts(config: ExperimentConfig, name: str, value: object) -> bool:
 
 
 def _edit(window, name: str) -> QLineEdit:
-    widget = window.controls.widget(name)
+    widget = window.controls.editor(name)
     return widget.lineEdit() if isinstance(widget, LabeledSlider) else widget
 
 
@@ -154,7 +154,7 @@ def test_a_value_beyond_the_sliders_handle_range_but_allowed_by_the_config_is_ta
     _type(window, spec.name, str(beyond[0]))
     assert getattr(window.config(), spec.name) == beyond[0]
     assert _shows(window, spec.name, beyond[0]) and not window.banner.message()
-    slider = window.controls.widget(spec.name)._slider
+    slider = window.controls.editor(spec.name)._slider
     assert slider.value() in (slider.minimum(), slider.maximum())  # the handle rests at its end
 
 

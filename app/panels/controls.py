@@ -11,7 +11,7 @@ at most one every ``THROTTLE_MS``), because each change they send rebuilds θ.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -70,8 +70,17 @@ class ControlPanel(QScrollArea):
             item.setEnabled(False)
             item.setToolTip("CUDA is not available on this machine")
 
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt API)
+        """As wide as the widest row (label, editor, badge) under the current style: the column has no
+        horizontal scroll bar, so anything narrower would clip the badges."""
+        hint = super().minimumSizeHint()
+        body = self.widget().minimumSizeHint().width()
+        return QSize(
+            max(hint.width(), body + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()), hint.height()
+        )
+
     # -- public ------------------------------------------------------------------------------------
-    def widget(self, name: str) -> QWidget:
+    def editor(self, name: str) -> QWidget:
         return self._widgets[name]
 
     def dragging(self) -> bool:

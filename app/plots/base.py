@@ -29,7 +29,7 @@ from app.toolkit.theme import SERIES, Palette
 
 MAX_VALIDATION_SYMBOLS = 150  # beyond this the validation curve is drawn as a line only (symbols cost paint time)
 SAMPLES_PER_PIXEL = 1.5  # peak downsampling keeps each pixel column's min and max, so this loses nothing
-PLOT_MIN_SIZE = (220, 160)  # px: below this a plot's ticks and labels no longer read
+PLOT_MIN_SIZE = (200, 150)  # px: below this a plot's ticks and labels no longer read
 
 
 def make_plot(name: str, left: str, bottom: str, left_units: str | None = None) -> pg.PlotWidget:

@@ -57,7 +57,10 @@ class CGCard(Card):
         self.lam_plot = make_plot("plot_lambda", "λ", "meta-iteration")
         self.lam_plot.getPlotItem().setLogMode(y=True)
         self.lam_plot.setToolTip("λ of each layer (parameter tensor); one line when λ is a scalar")
-        self.lam_legend = self.lam_plot.addLegend(offset=(-4, 4), labelTextSize="7pt", verSpacing=-6)
+        lam_item = self.lam_plot.getPlotItem()
+        self.lam_legend = pg.LegendItem(labelTextSize="7pt", verSpacing=-6)
+        lam_item.layout.addItem(self.lam_legend, 2, 3)  # beside the view box: never over a layer's curve
+        lam_item.legend = self.lam_legend  # curves plotted with a name are listed in it
         self.lam_anchor = RangeAnchor(self.lam_plot)
         self.lam_curves: dict[str, pg.PlotDataItem] = {}
         self.add_side_by_side(self.plot, self.lam_plot, (620, 380))
@@ -130,7 +133,7 @@ class MemoryCard(Card):
         thin_samples(self.curve)
         self.plot.getPlotItem().getViewBox().setLimits(yMin=0)
         self.anchor = RangeAnchor(self.plot, y_from_zero=True)  # memory is read against nothing held
-        self.profile_plot = make_plot("plot_memory_profile", "memory / iteration", "inner steps", left_units="B")
+        self.profile_plot = make_plot("plot_memory_profile", "per iteration", "inner steps", left_units="B")
         self.profile_plot.setToolTip("Press 'Profile methods' to measure every method at the current settings")
         self.profile_curves: dict[str, pg.PlotDataItem] = {}
         self.placeholder = pg.TextItem(

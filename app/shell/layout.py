@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
 
 RUNS_DOCK_SHARE = 0.3  # of the window's height, for the Runs dock when no saved layout gives its size
 RUNS_DOCK_MIN = 110  # a header and about three rows
-CONTROLS_WIDTH = 330  # the controls column's minimum (and first) width: its widest row fits
 CENTRE_SPACING = 6  # between the banner and the plot grid
 
 RUN_BUTTONS = (  # objectName, text, icon, tooltip
@@ -135,7 +134,7 @@ def body(controls: QWidget, banner: QWidget, grid: QWidget) -> QWidget:
     split.addWidget(controls)
     split.addWidget(centre)
     split.setStretchFactor(1, 1)
-    split.setSizes([CONTROLS_WIDTH, 950])  # the controls at their minimum: the plots take the rest
+    split.setSizes([controls.minimumSizeHint().width(), 950])  # the controls at their minimum: the plots take the rest
     split.setChildrenCollapsible(False)
     holder = QWidget()
     layout = QHBoxLayout(holder)
@@ -155,7 +154,6 @@ def assemble(window: Any) -> None:
     from app.shell.task_view import TaskView
 
     window.controls = ControlPanel()
-    window.controls.setMinimumWidth(CONTROLS_WIDTH)
     window.controls.edited.connect(window._on_edited)
     slots = {
         "button_start": window.toggle_run,
