@@ -114,10 +114,11 @@ def test_show_prints_a_folders_summary_with_importance_and_runs_nothing(tmp_path
     assert result["importance"]["evaluator"] == "fANOVA"
     fields = result["importance"]["fields"]
     assert list(fields)[0] == "lam" and sum(fields.values()) == pytest.approx(1.0, abs=1e-9)
+    assert result["importance"]["trials"] == 30  # how many completed trials the shares rest on
     assert len(result["trials"]) == 30 and result["best"] is not None
     assert main(["sweep", "--show", str(folder)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1].startswith("importance (fANOVA): lam 0.")
+    assert lines[-1].startswith("importance (fANOVA, 30 completed trials): lam 0.")
     assert sorted(p.name for p in folder.iterdir()) == before  # nothing written, no Ray folder
     assert main(["sweep", "--show", str(folder), "--trials", "3"]) == 2
     assert "--trials does not apply" in capsys.readouterr().err

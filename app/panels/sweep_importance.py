@@ -85,7 +85,8 @@ class ImportanceCard(QWidget):
     def show_importance(self, importance: Importance) -> None:
         """Draw the bars (largest on top, each labelled with its field and share), or say why there are none."""
         self.importance = importance
-        self.title.setText(f"<b>Parameter importance</b> ({importance.evaluator})")
+        basis = f", {importance.trials} completed trials" if importance.fields else ""
+        self.title.setText(f"<b>Parameter importance</b> ({importance.evaluator}{basis})")
         for item in self._values:
             self.plot.removeItem(item)
         self._values = []

@@ -37,7 +37,7 @@ class Interval:
 
 @dataclass(frozen=True)
 class SeedGroup:
-    """Runs with the same settings but ``seed``, in listing order; named after its first run."""
+    """Runs with the same settings but ``seed``, in order of seed; named after its first run."""
 
     rows: tuple[RunSummary, ...]
     seeds: tuple[int, ...]  # each run's, in the same order
@@ -66,7 +66,8 @@ ConfigCache = dict[str, tuple[tuple[int, int, int], ExperimentConfig]]  # folder
 
 def seed_groups(rows: Sequence[RunSummary], cache: ConfigCache | None = None) -> list[SeedGroup]:
     """The readable runs of ``rows`` grouped by their settings less ``seed`` (``ExperimentConfig.changed``
-    names at most ``seed``, so the task family is always shared), in order of each group's first run.
+    names at most ``seed``, so the task family is always shared), in order of each group's first run, and
+    each group's runs in order of seed.
     Unreadable rows, and runs whose config.toml cannot be read now, are in no group. A ``cache`` kept
     between calls (a window listing every few seconds) spares reading configs whose file has not changed."""
     groups: list[tuple[list[RunSummary], list[ExperimentConfig]]] = []
@@ -84,7 +85,11 @@ def seed_groups(rows: Sequence[RunSummary], cache: ConfigCache | None = None) ->
                 break
         else:
             groups.append(([row], [config]))
-    return [SeedGroup(tuple(members), tuple(c.seed for c in configs), configs[0]) for members, configs in groups]
+    out = []
+    for members, configs in groups:  # each group's runs by seed, so it reads "0,1,2" and is named by seed 0's
+        ordered = sorted(zip(configs, members, strict=True), key=lambda pair: pair[0].seed)
+        out.append(SeedGroup(tuple(m for _c, m in ordered), tuple(c.seed for c, _m in ordered), ordered[0][0]))
+    return out
 
 
 def _config(folder: Path, cache: ConfigCache | None) -> ExperimentConfig:

@@ -39,17 +39,19 @@ class Importance:
     trials: int = 0  # the completed trials it was computed from
 
     def to_json(self) -> dict[str, Any]:
-        """``{"evaluator", "fields": {field: share}}``, or ``{"evaluator", "reason"}`` without shares."""
+        """``{"evaluator", "fields": {field: share}, "trials"}``, or ``{"evaluator", "reason"}`` without
+        shares."""
         if self.reason:
             return {"evaluator": self.evaluator, "reason": self.reason}
-        return {"evaluator": self.evaluator, "fields": dict(self.fields)}
+        return {"evaluator": self.evaluator, "fields": dict(self.fields), "trials": self.trials}
 
     def line(self) -> str:
-        """One line for a person: ``importance (PedANOVA): lam 0.71, inner_lr 0.29``."""
+        """One line for a person: ``importance (fANOVA, 12 completed trials): lam 0.71, inner_lr 0.29``; the
+        count says how much the shares rest on (a sweep that prunes early completes few trials)."""
         if self.reason:
             return f"importance ({self.evaluator}): {self.reason}"
         shares = ", ".join(f"{name} {share:.2f}" for name, share in self.fields.items())
-        return f"importance ({self.evaluator}): {shares}"
+        return f"importance ({self.evaluator}, {self.trials} completed trials): {shares}"
 
 
 def param_importance(summary: SweepSummary, evaluator: str = EVALUATOR) -> Importance:
