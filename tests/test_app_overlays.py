@@ -96,6 +96,17 @@ def test_ticked_seeds_of_a_group_overlay_as_one_mean_curve_with_a_band(qtbot, ma
     (group_mean,) = [c for c in curves if len(c.yData) == ITERATIONS and np.allclose(c.yData, mean, rtol=1e-15)]
     edges = [i for i in overlay_items(window) if isinstance(i, pg.PlotDataItem) and i not in curves]
     assert all(np.all(edge.yData[np.isfinite(edge.yData)] > 0) for edge in edges)  # a log axis: the band stays above 0
+    for band in bands:  # the fill lies between its edges in the plot's log10 units, not in raw values
+        low, high = (
+            (np.log10(np.nanmin(e.yData)) for e in band.curves),
+            (np.log10(np.nanmax(e.yData)) for e in band.curves),
+        )
+        box = band.path().boundingRect()
+        assert box.top() >= min(low) - 1e-9 and box.bottom() <= max(high) + 1e-9
+    window.meta_card.logy.setChecked(False)  # and back in raw values when the axis turns linear
+    for band in bands:
+        box = band.path().boundingRect()
+        assert box.bottom() <= max(np.nanmax(e.yData) for e in band.curves) + 1e-9
     panel.group_seeds.setChecked(False)  # one curve per run again
     settle(qtbot, window, [*seeds, alone])
     qtbot.waitUntil(

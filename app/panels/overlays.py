@@ -250,6 +250,16 @@ def _smoothing_card(target: Target) -> MetaLossCard | None:
     return widget
 
 
+class BandFill(pg.FillBetweenItem):
+    """pyqtgraph's fill between two curves, redrawn when its plot's log mode changes. The edges map their
+    data to log10 then without saying so (no ``sigPlotChanged``), so a fill that is not told would stay in
+    linear units on a log axis: a band from 1 to 6 drawn up to 1e6. The plot sets each item's log mode in
+    the order the items were added, the edges before their fill."""
+
+    def setLogMode(self, x: bool, y: bool) -> None:  # noqa: N802 (the plot calls it on every item that has it)
+        self.updatePath()
+
+
 def _numeric(history: dict[str, np.ndarray], column: str) -> bool:
     values = history.get(column)
     return values is not None and values.dtype.kind in "fiu"
@@ -262,7 +272,7 @@ def _make_items(colour: str, target: Target, band: bool) -> list[pg.GraphicsObje
     made: list[pg.GraphicsObject] = [curve]
     if band:
         edges = [pg.PlotDataItem(pen=pg.mkPen(colour + BAND_ALPHA, width=1), connect="finite") for _ in range(2)]
-        fill = pg.FillBetweenItem(edges[0], edges[1], brush=pg.mkBrush(colour + BAND_ALPHA))
+        fill = BandFill(edges[0], edges[1], brush=pg.mkBrush(colour + BAND_ALPHA))
         made += [*edges, fill]
     for obj in made:
         obj.setZValue(OVERLAY_Z)

@@ -92,6 +92,7 @@ class CGCard(Card):
             curve.setData(it, positive(values))
         if columns:
             self.lam_anchor.fit(it, list(columns.values()))
+        self.lam_legend.setVisible(len(self.lam_curves) > 1)  # one scalar λ is named by its axis
 
     def clear(self) -> None:
         for curve in (self.residual, self.stationarity, self.iterations):
