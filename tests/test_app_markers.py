@@ -27,6 +27,15 @@ class Session:
         self.iteration = 1
         self.state.take_report(report(self.iteration, BASE))
 
+    def press(self, at: float) -> None:
+        """Take hold of a slider (ControlPanel.gesture_started → SessionState.begin_gesture)."""
+        self.now = at
+        self.held = True
+        self.state.begin_gesture()
+
+    def release(self) -> None:
+        self.held = False
+
     def edit(self, at: float, **changes: object) -> None:
         self.now = at
         self.state.adopt(self.state.config.replace(**changes))
@@ -38,13 +47,27 @@ class Session:
 
 def test_a_drag_of_thirty_changes_over_two_seconds_is_one_marker_from_first_old_to_last_new_value():
     s = Session()
+    s.press(0.0)
     values = [20.0 * 0.85**k for k in range(1, 31)]
     for k, lam in enumerate(values):
         s.edit(k * 2.0 / 30, lam=lam)
         if k % 3 == 2:  # several meta-iterations finish during the drag
             s.step()
+    s.release()
     s.step()
     assert s.markers == [(2, f"λ 20→{values[-1]:.3g}")]
+
+
+def test_a_hold_that_begins_after_the_current_marker_is_a_marker_of_its_own():
+    s = Session()
+    s.edit(0.0, lam=10.0)
+    s.step()
+    s.press(30.0)  # the λ marker is 30 s old when a slider is taken hold of
+    s.edit(30.0, meta_lr=0.002)
+    s.step()
+    s.edit(31.5, meta_lr=0.003)  # the same hold goes on after a pause
+    s.step()
+    assert s.markers == [(2, "λ 20→10"), (3, "meta step size 0.001→0.003")]
 
 
 def test_two_gestures_five_seconds_apart_are_two_markers():
@@ -59,14 +82,14 @@ def test_two_gestures_five_seconds_apart_are_two_markers():
 
 def test_a_change_while_a_control_is_held_merges_even_after_a_pause():
     s = Session()
-    s.held = True
+    s.press(0.0)
     s.edit(0.0, lam=10.0)
     s.step()
     s.step()  # the slider rests under the pointer for three seconds
     s.edit(3.0, lam=4.0)
     s.step()
     assert s.markers == [(2, "λ 20→4")]
-    s.held = False
+    s.release()
     s.edit(9.0, inner_steps=5)
     s.step()
     assert s.markers[-1] == (5, "inner steps 3→5")
@@ -82,6 +105,41 @@ def test_a_keyboard_gesture_of_quick_presses_is_one_marker_and_a_new_trainer_sta
     s.edit(2.0, inner_steps=9)
     s.step()
     assert s.markers[-1] == (7, "inner steps 8→9")
+
+
+def test_a_held_control_merges_nothing_when_no_press_was_reported():
+    s = Session()
+    s.edit(0.0, lam=10.0)
+    s.step()
+    s.held = True  # held, but no gesture began: only the time rule merges
+    s.edit(5.0, lam=4.0)
+    s.step()
+    assert s.markers == [(2, "λ 20→10"), (3, "λ 10→4")]
+
+
+def test_pressing_a_slider_handle_starts_a_gesture_of_the_control_panel(qtbot):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QSlider, QStyle, QStyleOptionSlider
+
+    from app.panels.controls import ControlPanel
+
+    panel = ControlPanel(cuda_available=False)
+    qtbot.addWidget(panel)
+    panel.resize(420, 900)
+    panel.show()
+    qtbot.waitExposed(panel)
+    slider = panel.editor("lam").findChild(QSlider)
+    option = QStyleOptionSlider()
+    slider.initStyleOption(option)
+    handle = slider.style().subControlRect(
+        QStyle.ComplexControl.CC_Slider, option, QStyle.SubControl.SC_SliderHandle, slider
+    )
+    assert not panel.dragging()
+    with qtbot.waitSignal(panel.gesture_started, timeout=1000):
+        qtbot.mousePress(slider, Qt.MouseButton.LeftButton, pos=handle.center())
+    assert panel.dragging()
+    qtbot.mouseRelease(slider, Qt.MouseButton.LeftButton, pos=handle.center())
+    assert not panel.dragging()
 
 
 def test_label_rows_put_close_labels_on_different_rows_and_flip_labels_at_the_right_edge():

@@ -170,3 +170,29 @@ def test_redraw_scheduler_draws_one_stale_card_per_tick_and_each_at_most_every_i
     scheduler.tick()
     assert cards[0].drawn[-1] == 1 and len(cards[0].drawn) == 3
     assert np.isfinite(history.column("meta_loss")).all()
+
+
+def test_a_hold_merges_into_the_marker_its_own_changes_opened_and_not_into_an_older_one():
+    clock = FakeClock()
+    held = [False]
+    state = SessionState(BASE, clock=clock, gesture_active=lambda: held[0])
+    rec = Recorder(state)
+    state.take_report(report(1, BASE))
+    state.adopt(BASE.replace(lam=3.0))  # typed, then a slider is taken hold of before the iteration ends
+    clock.now += 3.0
+    held[0] = True
+    state.begin_gesture()
+    state.adopt(state.config.replace(meta_lr=0.002))
+    state.take_report(report(2, state.config))
+    clock.now += 5.0  # the hold rests, then goes on
+    state.adopt(state.config.replace(meta_lr=0.003))
+    state.take_report(report(3, state.config))
+    assert rec.of("marker") == [("marker", 2, "λ 20→3, meta step size 0.001→0.002")]
+    assert rec.of("relabel") == [("relabel", "λ 20→3, meta step size 0.001→0.003")]
+    held[0] = False
+    clock.now += 10.0
+    state.begin_gesture()  # released, and taken hold of again ten seconds later
+    held[0] = True
+    state.adopt(state.config.replace(lam=4.0))
+    state.take_report(report(4, state.config))
+    assert rec.of("marker")[-1] == ("marker", 4, "λ 3→4")

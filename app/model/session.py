@@ -61,12 +61,14 @@ class SessionState:
     ) -> None:
         self.clock = clock
         self.gesture_active = gesture_active  # True while the user holds a control (a slider is down)
+        self._gesture_began: float | None = None  # clock time of the latest press on a control (begin_gesture)
         self.config = config  # what the controls show and the next meta-iteration will use
         self.applied = config  # what the last finished meta-iteration used
         self.iteration = 0
         self.history = History()
         self._marker_base: ExperimentConfig | None = None  # config of the previous report of this θ
-        self._last_change: tuple[float, ExperimentConfig] | None = None  # (edit time, config before the gesture)
+        # the current marker: (time of its latest change, time of the change that opened it, config before it)
+        self._last_change: tuple[float, float, ExperimentConfig] | None = None
         self._edited_at: float | None = None  # clock time of the latest live edit
 
     # -- edits -------------------------------------------------------------------------------------
@@ -87,6 +89,11 @@ class SessionState:
             self._edited_at = self.clock()
         self.config = config
         self.config_changed.emit(config)
+
+    def begin_gesture(self) -> None:
+        """The user pressed a control (a slider's handle): the changes made while it is held
+        (``gesture_active``) belong to a gesture that began now."""
+        self._gesture_began = self.clock()
 
     def reshow(self) -> None:
         """Show the desired config again (after an edit was refused, the control must snap back)."""
@@ -143,21 +150,28 @@ class SessionState:
         self.cleared.emit()
 
     def _mark_change(self, report: StepReport, base: ExperimentConfig) -> None:
-        """A labelled marker where live settings changed, one per gesture: changes made while a control is
-        held (``gesture_active``) or within ``MARKER_MERGE_SECONDS`` of the gesture's previous edit update
-        the same marker, from the first old values to the latest new ones. A change's time is that of the
-        latest edit (``adopt``), or the report's when no edit came through ``adopt``."""
+        """A labelled marker where live settings changed, one per gesture. A change updates the current
+        marker, from its first old values to the latest new ones, when it comes within
+        ``MARKER_MERGE_SECONDS`` of the marker's latest change, or when a control is held
+        (``gesture_active``) in a gesture that began (``begin_gesture``) at or before the change that opened
+        the marker; a hold that began later is a gesture of its own. A change's time is that of the latest
+        edit (``adopt``), or the report's when no edit came through ``adopt``."""
         at = self._edited_at if self._edited_at is not None else self.clock()
         last = self._last_change
-        if last is not None and (self.gesture_active() or at - last[0] <= MARKER_MERGE_SECONDS):
-            first_base = last[1]
+        if last is not None and (self._held_since(last[1]) or at - last[0] <= MARKER_MERGE_SECONDS):
+            opened, first_base = last[1], last[2]
             fields = report.config.changed(first_base)
             if fields:
                 self.marker_relabelled.emit(change_label(first_base, report.config, fields))
-            self._last_change = (at, first_base)
+            self._last_change = (at, opened, first_base)
             return
         self.marker_added.emit(report.iteration, change_label(base, report.config, report.config.changed(base)))
-        self._last_change = (at, base)
+        self._last_change = (at, at, base)
+
+    def _held_since(self, when: float) -> bool:
+        """Whether a control is held in a gesture that began at or before clock time ``when``."""
+        began = self._gesture_began
+        return began is not None and began <= when and self.gesture_active()
 
 
 def change_label(old: ExperimentConfig, new: ExperimentConfig, fields: list[str]) -> str:

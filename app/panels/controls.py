@@ -37,9 +37,12 @@ THROTTLE_MS = 120
 
 
 class ControlPanel(QScrollArea):
-    """Left-hand panel of labelled controls; emits ``edited(field, value)`` for each user change."""
+    """Left-hand panel of labelled controls; emits ``edited(field, value)`` for each user change and
+    ``gesture_started`` when a person takes hold of a slider (the changes until it is released are one
+    gesture, see ``dragging``)."""
 
     edited = Signal(str, object)
+    gesture_started = Signal()
 
     def __init__(self, cuda_available: bool | None = None, parent: QWidget | None = None) -> None:
         """``cuda_available`` defaults to what this machine's torch reports."""
@@ -157,6 +160,7 @@ class ControlPanel(QScrollArea):
             w = LabeledSlider(spec.lo, spec.hi, integer=spec.kind != "log", log=spec.kind != "int")
             self._connect_slider(spec.name, w.valueChanged)
             w.typed.connect(lambda text, n=spec.name: self.edited.emit(n, Typed(text)))
+            w.pressed.connect(self.gesture_started)
         elif spec.kind == "combo":
             w = QComboBox()
             for text, data in spec.choices:

@@ -22,10 +22,12 @@ _POSITIONS = 1000
 
 class LabeledSlider(QWidget):
     """Horizontal slider with an editable value label; emits ``valueChanged`` in user units (drags and
-    ``setValue``) and ``typed`` with the text a person entered into the label."""
+    ``setValue``), ``typed`` with the text a person entered into the label, and ``pressed`` when a person
+    takes hold of the handle."""
 
     valueChanged = Signal(object)  # float, or int when ``integer``
     typed = Signal(str)
+    pressed = Signal()  # the handle is taken hold of (QSlider.sliderPressed); isSliderDown() until released
 
     def __init__(
         self,
@@ -45,6 +47,7 @@ class LabeledSlider(QWidget):
         self._slider.setRange(0, _POSITIONS)
         self._slider.setPageStep(_POSITIONS // 20)
         self._slider.valueChanged.connect(self._on_position)
+        self._slider.sliderPressed.connect(self.pressed)
         self._label = QLineEdit()
         self._label.setObjectName("slider_value")
         self._label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
