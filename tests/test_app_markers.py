@@ -178,3 +178,24 @@ def test_meta_loss_marker_labels_stay_inside_the_plot_on_separate_rows(qtbot):
         assert box.contains(rect), (label.toPlainText(), rect, box)
     assert edge.sceneBoundingRect().right() <= box.right()
     assert [text for _, text in card.markers] == ["λ 20→0.147", "inner steps 3→5", "meta step size 0.001→0.003"]
+
+
+def test_the_marker_list_keeps_the_newest_forty_with_their_lines(qtbot):
+    import pyqtgraph as pg
+
+    from app.plots.markers import LABELLED_MARKERS, MAX_MARKERS, MarkerLayer
+
+    plot = pg.PlotWidget()
+    qtbot.addWidget(plot)
+    layer = MarkerLayer(plot)
+    for i in range(60):
+        layer.add(i, f"change {i}")
+    assert MAX_MARKERS == 40
+    assert len(layer.markers) == len(layer.lines) == MAX_MARKERS
+    assert layer.markers == [(i, f"change {i}") for i in range(20, 60)]
+    assert [line.value() for line in layer.lines] == [i for i, _ in layer.markers]  # one marker per line shown
+    shown = [item for item in plot.getPlotItem().items if isinstance(item, pg.InfiniteLine)]
+    assert len(shown) == MAX_MARKERS
+    assert [line.label.isVisible() for line in layer.lines].count(True) == LABELLED_MARKERS
+    layer.relabel_last("change 59 and more")
+    assert layer.markers[-1] == (59, "change 59 and more")

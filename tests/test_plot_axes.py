@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
-from app.plots.axes import MIN_GAP_PX, choose_log_ticks, format_tick, labels_fit
+from app.plots.axes import (
+    LOG_LIMIT,
+    MAX_LABELS,
+    MIN_GAP_PX,
+    candidate_levels,
+    choose_log_ticks,
+    format_tick,
+    labels_fit,
+    minor_ticks,
+)
 
 
 def char_width(text: str) -> float:
@@ -120,3 +130,84 @@ def test_a_rendered_log_plot_draws_separate_labels_on_both_axes(qtbot, width, he
     axis = single_scale(plain.getPlotItem().getAxis("left"))
     plain.getPlotItem().plot([0, 1], [0.001, 0.005])
     assert axis.autoSIPrefixScale == 1.0
+
+
+EXTREME = [
+    (-400.0, -398.0),  # below what a float holds: 1e-400 is 0
+    (-400.0, 400.0),  # past both ends
+    (398.0, 400.0),
+    (-1e6, 1e6),  # a million decades: the chooser must not visit each one
+    (2.0, 2.0000001),  # narrower than six digits tell apart
+    (2.0, 2.0 + 1e-14),
+    (-14.0, -13.5),  # round steps far below 1
+    (-307.0, -306.9),
+    (5.0, 5.0),
+]
+
+
+@pytest.mark.parametrize("extent", [char_width, line_height])
+@pytest.mark.parametrize("length", [0.0, 30.0, 160.0, 900.0])
+@pytest.mark.parametrize(("lo", "hi"), EXTREME)
+def test_extreme_ranges_give_few_distinct_labels_without_raising(lo, hi, length, extent):
+    ticks = choose_log_ticks(lo, hi, length, extent)
+    assert 1 <= len(ticks) <= length / MIN_GAP_PX + 1
+    labels = [text for _, text in ticks]
+    assert len(set(labels)) == len(labels), labels
+    assert all(math.isfinite(v) and v > 0 for v, _ in ticks)
+    assert all(math.isfinite(v) and v > 0 for v in minor_ticks(lo, hi, [v for v, _ in ticks], length))
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(math.nan, 1.0), (0.0, math.inf), (-math.inf, math.nan)])
+def test_a_non_finite_range_has_no_ticks(lo, hi):
+    assert choose_log_ticks(lo, hi, 200, char_width) == []
+    assert minor_ticks(lo, hi, [], 200) == []
+
+
+def test_a_million_decades_cost_no_more_than_a_dozen():
+    start = time.perf_counter()
+    for _ in range(20):
+        choose_log_ticks(-1e6, 1e6, 900, char_width)
+    assert time.perf_counter() - start < 2.0  # one choice per repaint: well under a frame each
+    assert sum(len(level) for level in candidate_levels(-LOG_LIMIT, LOG_LIMIT, 900)) <= 2 * MAX_LABELS
+
+
+def test_a_range_too_narrow_for_six_digits_shows_its_ends_with_the_digits_that_differ():
+    ticks = choose_log_ticks(2.0, 2.0000001, 200, char_width)
+    assert [text for _, text in ticks] == ["100", "100.00002"]
+    assert [text for _, text in choose_log_ticks(2.0, 2.0000001, 40, char_width)] == ["100"]  # no room: one
+
+
+def test_tick_labels_beyond_the_normal_floats_do_not_divide_by_zero():
+    assert format_tick(5e-324) == "4.94e-324"
+    assert format_tick(1e308) == "1e308"
+    assert format_tick(-2.5e-7) == "-2.5e-7"
+    assert format_tick(9.9999e-6) == "1e-5"  # rounding carries into the next decade
+    assert format_tick(100.000023, 8) == "100.00002"
+
+
+def test_the_axis_item_falls_back_to_pyqtgraph_when_tick_choice_fails(qtbot, monkeypatch):
+    import pyqtgraph as pg
+
+    from app.plots import axes
+    from app.plots.axes import LogAxisItem
+
+    axis = LogAxisItem("bottom")
+    axis.setLogMode(True)
+    values = axis.tickValues(-400.0, 400.0, 300)  # clamped, not raised
+    labels = axis.tickStrings(values[0][1], 1.0, values[0][0])
+    assert 1 <= len(labels) == len(set(labels))
+    assert axis.tickValues(math.nan, 1.0, 300)[0][1] == []
+
+    def broken(*_args):
+        raise ZeroDivisionError
+
+    monkeypatch.setattr(axes, "choose_log_ticks", broken)
+    expected = pg.AxisItem("bottom")
+    expected.setLogMode(True)
+    assert axis.tickValues(-3.0, 1.0, 300) == expected.tickValues(-3.0, 1.0, 300)
+    assert axis.style["maxTextLevel"] == expected.style["maxTextLevel"]
+    assert axis.tickStrings([-2.0, 0.0], 1.0, 1.0) == expected.tickStrings([-2.0, 0.0], 1.0, 1.0)
+    monkeypatch.undo()
+    axis.tickValues(-3.0, 1.0, 300)
+    monkeypatch.setattr(axes, "format_tick", broken)  # labels for values it did not choose fail: pyqtgraph's
+    assert axis.tickStrings([-2.5, 0.5], 1.0, 1.0) == expected.tickStrings([-2.5, 0.5], 1.0, 1.0)

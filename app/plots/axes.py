@@ -5,12 +5,18 @@ pyqtgraph's log axis labels every mantissa it finds room for by a rough fill rat
 already written as powers of ten). ``choose_log_ticks`` picks the labelled values from the axis's pixel
 length and the width (or height) of each label, densest first, so adjacent labels never touch;
 ``LogAxisItem`` uses it in log mode and behaves as a plain ``pg.AxisItem`` otherwise.
+
+Tick choice runs at every repaint, so it stays cheap and total on any view range: a non-finite range has no
+ticks, the range is clamped to what a float holds (``LOG_LIMIT``), decades are visited ``stride`` at a time
+from a stride the axis length allows, and ``LogAxisItem`` falls back to pyqtgraph's ticks if choice fails.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pyqtgraph as pg
@@ -18,31 +24,43 @@ from PySide6.QtGui import QFont, QFontMetricsF
 
 PLAIN_RANGE = (1e-3, 1e4)  # labels inside this range are plain numbers ("0.01", "500"); others "1e-5"
 MIN_GAP_PX = 10.0  # least free space between neighbouring labels; at least one label's own extent, too
-MAX_DECADE_STRIDE = 100
+LOG_LIMIT = 307.0  # |log10| of the view range is clamped here: 10^±307 are normal floats
+MAX_LABELS = 100  # no candidate set is built with more labels than this, however long the axis
+MAX_DIGITS = 17  # significant digits that tell any two distinct floats apart
 
 Tick = tuple[float, str]
 
+log = logging.getLogger(__name__)
 
-def format_tick(value: float) -> str:
-    """A plain number inside ``PLAIN_RANGE`` ("0.01", "20"), a compact exponent outside it ("1e-5", "2e6")."""
+
+def format_tick(value: float, digits: int = 0) -> str:
+    """A plain number inside ``PLAIN_RANGE`` ("0.01", "20"), a compact exponent outside it ("1e-5", "2e6").
+
+    Plain numbers carry up to 6 significant digits and mantissas up to 3, or ``digits`` when that is more."""
     if value == 0 or not math.isfinite(value):
         return f"{value:g}"
-    magnitude = abs(value)
-    if PLAIN_RANGE[0] * (1 - 1e-9) <= magnitude < PLAIN_RANGE[1]:
-        return f"{value:.6g}"
-    exponent = math.floor(math.log10(magnitude) + 1e-9)
-    mantissa = f"{value / 10.0**exponent:.3g}"
-    if mantissa in ("10", "-10"):  # rounding carried into the next decade
-        mantissa, exponent = mantissa[:-1], exponent + 1
-    return f"{mantissa}e{exponent}"
+    if PLAIN_RANGE[0] * (1 - 1e-9) <= abs(value) < PLAIN_RANGE[1]:
+        return f"{value:.{max(6, digits)}g}"
+    # Python's own decimal exponent: exact for subnormals, where value / 10**exponent would underflow
+    mantissa, exponent = f"{value:.{max(3, digits) - 1}e}".split("e")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def log_range(lo: float, hi: float) -> tuple[float, float] | None:
+    """[lo, hi] in order and clamped to ±``LOG_LIMIT``; None when either end is not finite."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return None
+    lo, hi = min(lo, hi), max(lo, hi)
+    return max(-LOG_LIMIT, min(lo, LOG_LIMIT)), max(-LOG_LIMIT, min(hi, LOG_LIMIT))
 
 
 def _mantissa_ticks(lo: float, hi: float, mantissas: Sequence[int], stride: int = 1) -> list[float]:
     """Values m·10^k (m in ``mantissas``; k a multiple of ``stride``) whose log10 lies in [lo, hi]."""
     out = []
-    for k in range(math.floor(lo) - 1, math.ceil(hi) + 1):
-        if k % stride:
-            continue
+    first = math.ceil((math.floor(lo) - 1) / stride) * stride
+    for k in range(first, math.ceil(hi) + 1, stride):
         for m in mantissas:
             v = math.log10(m) + k
             if lo - 1e-9 <= v <= hi + 1e-9:
@@ -61,24 +79,44 @@ def _linear_ticks(lo: float, hi: float) -> list[list[float]]:
     for k in range(top - 3, top + 1):
         for m in (1, 2, 5):
             step = m * 10.0**k
+            if step < sys.float_info.min:  # subnormal or zero: no exact grid to count on
+                continue
             first, last = math.ceil(a / step - 1e-9), math.floor(b / step + 1e-9)
             if 2 <= last - first + 1 <= 200:
-                values = [round(i * step, 12) for i in range(first, last + 1)]
+                values = [float(f"{i * m}e{k}") for i in range(first, last + 1)]  # exact decimals
                 candidates.append(values)
                 candidates.append([values[0], values[-1]])  # the two ends, for a short axis
     return candidates
 
 
-def candidate_levels(lo: float, hi: float) -> list[list[float]]:
-    """Sets of labelled values for the log10 range [lo, hi], roughly densest first."""
-    levels: list[list[float]] = []
-    if hi - lo <= 1.0 + 1e-9:
-        levels.extend(_linear_ticks(lo, hi))
-    levels.append(_mantissa_ticks(lo, hi, (1, 2, 5)))
+def _strides(span: float, least: float) -> Iterator[int]:
+    """Decade strides 1, 2, 3, 5, 10, 20, 40, … of at least ``least``, up to the first that passes ``span``
+    (yielded even below ``least``: it gives at most one decade, the single label of a very short axis)."""
     stride = 1
-    while stride <= MAX_DECADE_STRIDE:
-        levels.append(_mantissa_ticks(lo, hi, (1,), stride))
+    while True:
+        if stride >= least - 1e-9 or stride > span:
+            yield stride
+        if stride > span:
+            return
         stride = {1: 2, 2: 3, 3: 5}.get(stride, stride * 2)
+
+
+def candidate_levels(lo: float, hi: float, length_px: float = math.inf) -> list[list[float]]:
+    """Sets of labelled values for the log10 range [lo, hi], roughly densest first.
+
+    Decade sets start at the least stride whose neighbours are ``MIN_GAP_PX`` apart on ``length_px``
+    pixels (a denser set could never fit) and that gives at most ``MAX_LABELS`` values, so the work is
+    bounded by the axis, not by the range; each stride's decades are visited directly."""
+    span = hi - lo
+    levels: list[list[float]] = []
+    if span <= 1.0 + 1e-9:
+        levels.extend(_linear_ticks(lo, hi))
+    if 3 * span <= MAX_LABELS:
+        levels.append(_mantissa_ticks(lo, hi, (1, 2, 5)))
+    least = span / MAX_LABELS
+    if span > 0:
+        least = max(least, MIN_GAP_PX * span / length_px if length_px > 0 else math.inf)
+    levels.extend(_mantissa_ticks(lo, hi, (1,), stride) for stride in _strides(span, least))
     return [level for level in levels if level]
 
 
@@ -108,28 +146,61 @@ def labels_fit(
     return True
 
 
+def distinct_ends(lo: float, hi: float) -> list[Tick]:
+    """10^lo and 10^hi with the fewest digits (at least ``format_tick``'s own) that tell them apart; empty
+    when no number of digits does (the ends are one float)."""
+    a, b = 10.0**lo, 10.0**hi
+    for digits in range(6, MAX_DIGITS + 1):
+        low, high = format_tick(a, digits), format_tick(b, digits)
+        if low != high:
+            return [(a, low), (b, high)]
+    return []
+
+
 def choose_log_ticks(lo: float, hi: float, length_px: float, extent: Callable[[str], float]) -> list[Tick]:
     """The labelled ticks of a log axis showing 10^lo..10^hi on ``length_px`` pixels.
 
     The candidate set with the most labels that fit with room to spare wins. Two or more labels are
     preferred to a single one: where no such set has room to spare, the densest with ``MIN_GAP_PX``
-    between labels is taken, so a short range or a short axis still reads (0.6 and 1; 1e-5 and 1e-4)."""
-    lo, hi = min(lo, hi), max(lo, hi)
-    levels = [[(v, format_tick(v)) for v in values] for values in candidate_levels(lo, hi)]
+    between labels is taken, so a short range or a short axis still reads (0.6 and 1; 1e-5 and 1e-4).
+    A set whose labels repeat (a range narrower than six digits tell apart) is never taken; where that
+    leaves no set of two, the two ends are labelled with as many digits as it takes to differ, if they fit.
+    No ticks for a non-finite range or length; the range is clamped to ±``LOG_LIMIT`` first."""
+    bounds = log_range(lo, hi)
+    if bounds is None or not math.isfinite(length_px):
+        return []
+    lo, hi = bounds
+    levels: list[list[Tick]] = []
+    repeated = False
+    for values in candidate_levels(lo, hi, length_px):
+        ticks = [(v, format_tick(v)) for v in values]
+        if len({text for _, text in ticks}) == len(ticks):
+            levels.append(ticks)
+        else:
+            repeated = True
     for spacious in (True, False):
         several = [t for t in levels if len(t) >= 2 and labels_fit(lo, hi, length_px, t, extent, spacious=spacious)]
         if several:
             return max(several, key=len)  # the first of equally dense sets: the finer rule
+    if repeated:
+        ends = distinct_ends(lo, hi)
+        if ends and labels_fit(lo, hi, length_px, ends, extent, spacious=False):
+            return ends
     single = [t for t in levels if len(t) == 1]
     if single:
         return single[0]
-    ends = [v for v in (10.0**lo, 10.0**hi) if math.isfinite(v) and v > 0]
-    return [(ends[0], format_tick(ends[0]))] if ends else []
+    end = 10.0**lo  # finite and positive: lo is clamped
+    return [(end, format_tick(end))]
 
 
 def minor_ticks(lo: float, hi: float, labelled: Sequence[float], length_px: float) -> list[float]:
-    """Unlabelled ticks at 1..9 × 10^k, drawn only while neighbouring decades are at least 40 px apart."""
-    if hi <= lo or length_px / (hi - lo) < 40:
+    """Unlabelled ticks at 1..9 × 10^k, drawn only while neighbouring decades are at least 40 px apart
+    (and over at most ``MAX_LABELS`` decades); none for a non-finite range."""
+    bounds = log_range(lo, hi)
+    if bounds is None:
+        return []
+    lo, hi = bounds
+    if hi <= lo or hi - lo > MAX_LABELS or not length_px / (hi - lo) >= 40:
         return []
     taken = {round(math.log10(v), 9) for v in labelled}
     return [v for v in _mantissa_ticks(lo, hi, range(1, 10)) if round(math.log10(v), 9) not in taken]
@@ -139,12 +210,17 @@ class LogAxisItem(pg.AxisItem):
     """A ``pg.AxisItem`` whose log-mode labels never overlap: decades, with 2 and 5 when there is room.
 
     In linear mode it is the plain pyqtgraph axis. The automatic SI prefix is off (see ``single_scale``); an
-    axis with units may turn it back on for linear mode, where it names the prefix in the label."""
+    axis with units may turn it back on for linear mode, where it names the prefix in the label. Tick choice
+    runs at every repaint: should it fail, pyqtgraph's own log ticks are drawn instead (and the failure is
+    logged once per axis), so a bad range never breaks painting."""
 
     def __init__(self, orientation: str, **kwargs: object) -> None:
         super().__init__(orientation, **kwargs)
         single_scale(self)
         self._text_level = int(self.style["maxTextLevel"])
+        self._labels: dict[float, str] = {}  # the chosen labels, by tick position, for tickStrings
+        self._fell_back = False  # whether the last log-mode tickValues are pyqtgraph's
+        self._failure_logged = False
 
     def updateAutoSIPrefix(self) -> None:  # noqa: N802 (pyqtgraph's name)
         """Log ticks carry their own magnitude: never a prefix on top of them."""
@@ -164,21 +240,43 @@ class LogAxisItem(pg.AxisItem):
         return metrics.horizontalAdvance
 
     def tickValues(self, minVal: float, maxVal: float, size: float) -> list:  # noqa: N802 (pyqtgraph's name)
-        if not self.logMode:
-            self.style["maxTextLevel"] = self._text_level
-            return super().tickValues(minVal, maxVal, size)
-        lo, hi = sorted((minVal * self.scale, maxVal * self.scale))
+        self._fell_back = False
+        if self.logMode:
+            try:
+                levels = self._log_tick_values(minVal, maxVal, size)
+            except Exception:  # noqa: BLE001 - painting must go on; pyqtgraph's ticks stand in
+                self._log_failure()
+                self._fell_back = True
+            else:
+                self.style["maxTextLevel"] = 0  # only the chosen values carry labels
+                return levels
+        self.style["maxTextLevel"] = self._text_level
+        return super().tickValues(minVal, maxVal, size)
+
+    def _log_tick_values(self, minVal: float, maxVal: float, size: float) -> list:  # noqa: N803
+        lo, hi = minVal * self.scale, maxVal * self.scale
         ticks = choose_log_ticks(lo, hi, size, self.tick_extent())
         values = [v for v, _ in ticks]
-        self.style["maxTextLevel"] = 0  # only the chosen values carry labels
         major = [math.log10(v) / self.scale for v in values]
         minor = [math.log10(v) / self.scale for v in minor_ticks(lo, hi, values, size)]
+        self._labels = {position: text for position, (_, text) in zip(major, ticks, strict=True)}
         return [(1.0, major), (None, minor)]
 
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
-        if not self.logMode:
-            return super().tickStrings(values, scale, spacing)
-        return [format_tick(float(10.0 ** np.float64(v)) * scale) for v in values]
+        if self.logMode and not self._fell_back:
+            try:
+                return [
+                    self._labels[v] if v in self._labels else format_tick(float(10.0 ** np.float64(v)) * scale)
+                    for v in values
+                ]
+            except Exception:  # noqa: BLE001 - painting must go on; pyqtgraph's labels stand in
+                self._log_failure()
+        return super().tickStrings(values, scale, spacing)
+
+    def _log_failure(self) -> None:
+        if not self._failure_logged:
+            self._failure_logged = True
+            log.warning("log ticks fell back to pyqtgraph's on the %s axis", self.orientation, exc_info=True)
 
 
 def single_scale(axis: pg.AxisItem) -> pg.AxisItem:

@@ -51,7 +51,7 @@ class MarkerLayer:
         self._plot = plot
         self._view = plot.getPlotItem().getViewBox()
         self.lines: list[pg.InfiniteLine] = []
-        self.markers: list[tuple[int, str]] = []
+        self.markers: list[tuple[int, str]] = []  # (iteration, label) of each line in ``lines``, same order
         self._view.sigXRangeChanged.connect(self.lay_out)
         self._view.sigResized.connect(self.lay_out)
 
@@ -67,8 +67,9 @@ class MarkerLayer:
         self._plot.addItem(line, ignoreBounds=True)
         self.markers.append((iteration, text))
         self.lines.append(line)
-        if len(self.lines) > MAX_MARKERS:
+        if len(self.lines) > MAX_MARKERS:  # the oldest go, from both lists: ``markers`` is what is shown
             self._plot.removeItem(self.lines.pop(0))
+            self.markers.pop(0)
         if len(self.lines) > LABELLED_MARKERS:
             self.lines[-LABELLED_MARKERS - 1].label.setVisible(False)
         self.lay_out()
