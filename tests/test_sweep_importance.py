@@ -23,16 +23,19 @@ from imaml_core.experiments.sweep import (
     sweep_available,
 )
 from imaml_core.experiments.sweep._sweep_file import SweepFile
+from imaml_core.experiments.sweep.importance import Importance, min_trials
 
 pytestmark = pytest.mark.skipif(not sweep_available(), reason='needs the sweep extra: pip install ".[sweep]"')
 
 SPACE = ("lam=loguniform:0.5:100", "cg_steps=int:1:10", "hidden=choice:[8,8],[16,16]")
 
 
-def written_sweep(folder: Path, trials: list[TrialSummary], mode_metric: str = "val_mse") -> Path:
+def written_sweep(
+    folder: Path, trials: list[TrialSummary], mode_metric: str = "val_mse", search: tuple[str, ...] = SPACE
+) -> Path:
     """A sweep folder as a driver leaves it: sweep.json with these trials, and no runs (none are read)."""
     folder.mkdir(parents=True)
-    space = SearchSpace.combine([parse_search(text) for text in SPACE])
+    space = SearchSpace.combine([parse_search(text) for text in search])
     settings = SweepSettings(metric=mode_metric, trials=max(len(trials), 1), iterations=4)
     record = SweepFile.create(folder, settings, space, ExperimentConfig())
     for trial in trials:
@@ -94,10 +97,46 @@ def test_too_few_completed_trials_say_why(tmp_path):
     trials = [trials[0], trials[1].replace(status="pruned"), trials[2].replace(status="failed", metric=None)]
     importance = param_importance(read_sweep(written_sweep(tmp_path / "s", trials)))
     assert importance.fields == {}
-    assert importance.reason.startswith("importance needs at least 2 completed trials")
+    assert importance.reason == "importance needs at least 4 completed trials (1 so far)"  # 3 searched fields
     assert importance.to_json() == {"evaluator": importance.evaluator, "reason": importance.reason}
     nan = [t.replace(metric=math.nan) for t in lam_decides(4)]  # a diverged metric is not a completed value
-    assert "at least 2 completed trials" in param_importance(read_sweep(written_sweep(tmp_path / "n", nan))).reason
+    reason = param_importance(read_sweep(written_sweep(tmp_path / "n", nan))).reason
+    assert reason == "importance needs at least 4 completed trials (0 so far)"
+
+
+@pytest.mark.parametrize("evaluator", ["fANOVA", "PedANOVA"])
+def test_importance_needs_one_more_completed_trial_than_searched_fields_and_at_least_three(tmp_path, evaluator):
+    """With 2 trials where λ alone decides, fANOVA ranks another field first: too few to mean anything."""
+    assert [min_trials(n) for n in (1, 2, 3, 5)] == [3, 3, 4, 6]
+    three = param_importance(read_sweep(written_sweep(tmp_path / "three", lam_decides(3))), evaluator)
+    assert three.evaluator == evaluator and three.fields == {}
+    assert three.reason == "importance needs at least 4 completed trials (3 so far)"
+    four = param_importance(read_sweep(written_sweep(tmp_path / "four", lam_decides(4))), evaluator)
+    assert four.evaluator == evaluator and not four.reason and four.trials == 4
+    assert set(four.fields) == {"lam", "cg_steps", "hidden"}
+    lam_only = ("lam=loguniform:0.5:100",)
+    two = read_sweep(written_sweep(tmp_path / "two", lam_decides(2), search=lam_only))
+    assert param_importance(two, evaluator).reason == "importance needs at least 3 completed trials (2 so far)"
+    three_lam = param_importance(read_sweep(written_sweep(tmp_path / "t", lam_decides(3), search=lam_only)), evaluator)
+    assert three_lam.fields == {"lam": pytest.approx(1.0)} and three_lam.trials == 3
+
+
+def test_importance_reads_back_from_its_json():
+    shares = Importance("fANOVA", {"lam": 0.75, "cg_steps": 0.25}, trials=12)
+    why = Importance("PedANOVA", reason="importance needs at least 4 completed trials (1 so far)")
+    for importance in (shares, why):
+        assert Importance.from_json(json.loads(json.dumps(importance.to_json()))) == importance
+    garbled = [
+        None,
+        [],
+        {"fields": {"lam": 1.0}, "trials": 3},  # no evaluator
+        {"evaluator": "fANOVA", "fields": {"lam": "big"}, "trials": 3},
+        {"evaluator": "fANOVA", "fields": {"lam": 1.0}},  # no count
+        {"evaluator": "fANOVA", "reason": ""},
+    ]
+    for data in garbled:
+        with pytest.raises(ValueError):
+            Importance.from_json(data)
 
 
 def test_a_metric_that_never_changes_explains_nothing(tmp_path):
@@ -127,7 +166,8 @@ def test_show_prints_a_folders_summary_with_importance_and_runs_nothing(tmp_path
 
 
 def test_a_cli_sweep_prints_the_importance_in_its_json(tmp_path):
-    """A real tiny sweep on Ray started inside the command: ``importance`` is computed from its record."""
+    """A real tiny sweep on Ray started inside the command: ``importance`` is computed from its record (3
+    trials: the fewest whose shares two searched fields' importance reports)."""
     from .test_sweep import base_config, run_imaml
 
     out = tmp_path / "sweep"

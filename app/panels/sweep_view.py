@@ -139,6 +139,7 @@ class SweepView(QWidget):
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
         self._timer.stop()
+        self.importance_card.stop()  # its child process ends with the view
         super().closeEvent(event)
 
     def _show(self, result: object) -> None:

@@ -25,7 +25,7 @@ from imaml_core.experiments.sweep._space import Dimension
 EVALUATORS = ("fANOVA", "PedANOVA")
 EVALUATOR = "fANOVA" if importlib.util.find_spec("sklearn") else "PedANOVA"  # the default: fANOVA where it installs
 FANOVA_SEED = 0
-MIN_TRIALS = 2
+MIN_TRIALS = 3  # below this no share means anything, however few fields are searched
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,25 @@ class Importance:
             return {"evaluator": self.evaluator, "reason": self.reason}
         return {"evaluator": self.evaluator, "fields": dict(self.fields), "trials": self.trials}
 
+    @classmethod
+    def from_json(cls, data: Any) -> Importance:
+        """The :class:`Importance` that :meth:`to_json` wrote (``imaml sweep --show DIR --json``'s
+        ``importance``); anything else is a ``ValueError`` that says what is wrong."""
+        if not isinstance(data, dict) or not isinstance(data.get("evaluator"), str):
+            raise ValueError("importance is not an object with an evaluator")
+        if "reason" in data:
+            if not isinstance(data["reason"], str) or not data["reason"]:
+                raise ValueError("importance's reason is not a non-empty string")
+            return cls(evaluator=data["evaluator"], reason=data["reason"])
+        fields, trials = data.get("fields"), data.get("trials")
+        if not isinstance(fields, dict) or not all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in fields.items()
+        ):
+            raise ValueError("importance's fields are not {field: share}")
+        if not isinstance(trials, int) or isinstance(trials, bool):
+            raise ValueError("importance's trials is not a count")
+        return cls(evaluator=data["evaluator"], fields={k: float(v) for k, v in fields.items()}, trials=trials)
+
     def line(self) -> str:
         """One line for a person: ``importance (fANOVA, 12 completed trials): lam 0.71, inner_lr 0.29``; the
         count says how much the shares rest on (a sweep that prunes early completes few trials)."""
@@ -57,20 +76,29 @@ class Importance:
 def param_importance(summary: SweepSummary, evaluator: str = EVALUATOR) -> Importance:
     """The importance of each of ``summary``'s searched fields for its metric by ``evaluator`` (one of
     ``EVALUATORS``; see the module docstring); an :class:`Importance` with a ``reason`` when there are fewer
-    than two completed trials with a finite metric, the metric is the same in all of them, or Optuna (or,
-    for fANOVA, scikit-learn) is not installed."""
+    completed trials with a finite metric than :func:`min_trials` asks, the metric is the same in all of
+    them, or Optuna (or, for fANOVA, scikit-learn) is not installed."""
     if evaluator not in EVALUATORS:
         raise ValueError(f"evaluator must be one of {', '.join(EVALUATORS)}, got {evaluator!r}")
     found = _importance(summary, evaluator)
     return found if found.evaluator == evaluator else Importance(evaluator, found.fields, found.reason, found.trials)
 
 
+def min_trials(fields: int) -> int:
+    """How many completed trials the importance of ``fields`` searched fields needs: one more than the fields
+    (even a model linear in them has that many coefficients, so fewer trials cannot tell the fields apart;
+    with 2 trials where λ alone decides, fANOVA ranks another field first), and never fewer than
+    ``MIN_TRIALS``."""
+    return max(MIN_TRIALS, fields + 1)
+
+
 def _importance(summary: SweepSummary, evaluator: str) -> Importance:
     done = [t for t in summary.trials if t.status == "finished" and t.metric is not None and math.isfinite(t.metric)]
     if not summary.space.dimensions:
         return Importance(reason="importance needs at least 1 searched field")
-    if len(done) < MIN_TRIALS:
-        return Importance(reason=f"importance needs at least {MIN_TRIALS} completed trials ({len(done)} so far)")
+    needed = min_trials(len(summary.space.dimensions))
+    if len(done) < needed:
+        return Importance(reason=f"importance needs at least {needed} completed trials ({len(done)} so far)")
     try:
         import optuna
     except ImportError:
@@ -88,8 +116,10 @@ def _importance(summary: SweepSummary, evaluator: str) -> Importance:
         except (KeyError, TypeError, ValueError):
             continue  # a trial whose values are outside the recorded space says nothing about it
         values.append(t.metric)
-    if len(values) < MIN_TRIALS:
-        return Importance(reason=f"importance needs at least {MIN_TRIALS} completed trials inside the search space")
+    if len(values) < needed:
+        return Importance(
+            reason=f"importance needs at least {needed} completed trials inside the search space ({len(values)} so far)"
+        )
     if max(values) == min(values):
         return Importance(reason=f"{summary.metric} is the same in every completed trial", trials=len(values))
     if evaluator == "fANOVA":
