@@ -25,6 +25,8 @@ TYPED_KINDS = ("log", "ilog", "int", "spin", "list", "path")
 SPECS = [s for _title, specs in GROUPS for s in specs] + list(ADVANCED)
 TYPED = [s for s in SPECS if s.kind in TYPED_KINDS]
 HOSTILE = ("-5", "0", "nan", "inf", "abc", "1e9", "100000", "-1", "1.5", "", "  ", "1e400", "\x1b[31m" + "9" * 80)
+# whole numbers past a float's 53 bits: the config's largest seed, one a float would round, one too large
+HOSTILE += (str(2**63 - 1), "9007199254740993", str(2**63), "9" * 400)
 HOSTILE_LISTS = ("40, banana", "0", "-1", "1.5", "", "5000", ", ".join(["8"] * 17), "nan")
 DOC = Path(__file__).resolve().parents[1] / "docs" / "GUI.md"
 
@@ -39,6 +41,12 @@ def _meant(spec: Spec, text: str) -> object:
             return None
         ok = numbers and all(math.isfinite(v) and v == int(v) for v in numbers)
         return [int(v) for v in numbers] if ok else None
+    try:
+        return int(text) if kind == "int" else float(int(text))  # digits mean exactly that whole number
+    except OverflowError:
+        return None  # more digits than a float holds
+    except ValueError:
+        pass
     try:
         number = float(text)
     except ValueError:
@@ -81,6 +89,8 @@ def _shows(window, name: str, value: object) -> bool:
         return [int(t) for t in text.replace(",", " ").split()] == value
     if isinstance(value, str):
         return text == value
+    if isinstance(value, int):
+        return int(text) == value  # exactly, past a float's 53 bits
     return float(text) == value
 
 
@@ -184,6 +194,33 @@ def test_a_meta_batch_that_cannot_fit_in_memory_is_refused_as_the_fields_message
     assert _shows(window, "meta_batch", in_force)
     _type(window, "meta_batch", str(in_force + 1))
     assert window.config().meta_batch == in_force + 1 and not window.banner.message()
+
+
+def test_a_refused_meta_batch_does_not_take_an_edit_sent_meanwhile_with_it(qtbot, make_window, monkeypatch):
+    """λ typed while the trainer has yet to answer a meta-batch that cannot fit: the refusal names the
+    meta-batch only, λ stays as typed, and the trainer runs with it (the window and the trainer agree)."""
+    window = make_window(small_config(val_every=0))
+    monkeypatch.setattr(footprint, "free_bytes", lambda device: 10**9)
+    in_force = window.config().meta_batch
+    _type(window, "meta_batch", "100000")
+    _type(window, "lam", "7")  # before the worker's answer reaches the window: both edits are in flight
+    qtbot.waitUntil(lambda: window.banner.topic == "field:meta_batch", timeout=TIMEOUT_MS)
+    assert window.config().meta_batch == in_force and window.config().lam == 7.0
+    with qtbot.waitSignal(window.report_received, timeout=TIMEOUT_MS) as blocker:
+        window.step()
+    assert blocker.args[0].config.lam == 7.0 and blocker.args[0].config.meta_batch == in_force
+    assert window.banner.topic == "field:meta_batch" and "λ" not in window.banner.message().split("—")[0]
+
+
+def test_a_fields_refusal_is_cleared_when_another_change_sets_that_field(qtbot, make_window, tmp_path):
+    """"λ stays 20" stops being true when a preset sets λ = 5: the message goes with it."""
+    window = make_window()
+    _type(window, "lam", "-5")
+    assert window.banner.topic == "field:lam"
+    preset = tmp_path / "preset.toml"
+    window.config().replace(lam=5.0).save(preset)
+    assert window.load_preset(preset)
+    assert window.config().lam == 5.0 and window.banner.topic != "field:lam"
 
 
 def test_pause_during_a_long_iteration_says_it_finishes_the_step_and_abandons_the_iteration(qtbot, make_window):

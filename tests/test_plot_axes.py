@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 
@@ -164,10 +163,9 @@ def test_a_non_finite_range_has_no_ticks(lo, hi):
 
 
 def test_a_million_decades_cost_no_more_than_a_dozen():
-    start = time.perf_counter()
-    for _ in range(20):
-        choose_log_ticks(-1e6, 1e6, 900, char_width)
-    assert time.perf_counter() - start < 2.0  # one choice per repaint: well under a frame each
+    """The work is bounded by the labels an axis can hold, not by the decades in its range (counted, not
+    timed: a repaint must not loop over a million decades)."""
+    assert choose_log_ticks(-1e6, 1e6, 900, char_width)
     assert sum(len(level) for level in candidate_levels(-LOG_LIMIT, LOG_LIMIT, 900)) <= 2 * MAX_LABELS
 
 

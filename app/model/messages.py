@@ -47,6 +47,7 @@ class Failure:
 
     job: Job
     message: str
+    fields: tuple[str, ...] = ()  # for a refused live setting: the fields at fault (``ConfigError.fields``)
 
 
 @dataclass(frozen=True)

@@ -42,13 +42,15 @@ def parse(name: str, text: str) -> object:
     if kind == "list[int]":
         parts = stripped.replace(",", " ").split()
         try:
-            return [_whole(float(p)) for p in parts]
+            return [_whole(_number(p)) for p in parts]
         except (ValueError, OverflowError):
             raise ConfigError("that is not a list of whole numbers") from None
     try:
-        number = float(stripped)
+        number = _number(stripped)
     except ValueError:
         raise ConfigError("that is not a number") from None
+    if isinstance(number, int):  # exact; the config judges its range
+        return number if kind == "int" else _as_float(number)
     if not math.isfinite(number):
         raise ConfigError("that is not a finite number")
     if kind == "int":
@@ -80,13 +82,33 @@ def reason_of(name: str, value: object, exc: Exception) -> str:
     """The reason to show for a value the config refused: "out of range" for a number of the field's type
     (the allowed range follows in the message), the config's own words otherwise."""
     kind = field_type(name)
-    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    number = not isinstance(value, bool) and (
+        isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+    )
     if number and (kind == "float" or (kind == "int" and isinstance(value, int))):
         return "out of range"
     return str(exc)
 
 
-def _whole(number: float) -> int:
+def _number(text: str) -> int | float:
+    """Digits as an exact integer (a seed of 19 digits must not pass through a float's 53 bits), anything
+    else (``1e3``, ``0.5``, ``nan``) as a float; ``ValueError`` when it is neither."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def _as_float(number: int) -> float:
+    try:
+        return float(number)
+    except OverflowError:  # more digits than a float holds: as infinite as the config can tell
+        raise ConfigError("that is not a finite number") from None
+
+
+def _whole(number: int | float) -> int:
+    if isinstance(number, int):
+        return number
     if not math.isfinite(number) or number != int(number):
         raise ValueError(number)
     return int(number)

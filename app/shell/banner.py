@@ -96,6 +96,10 @@ class Banner(QFrame):
         self.style().polish(self)
         self.show()
 
+    def show_error(self, message: str) -> None:
+        """An error about no particular topic (a failed export, a bad preset file)."""
+        self.show_message("error", message)
+
     def clear(self, topic: str | None = None) -> None:
         """Hide the message if it is about ``topic`` (whatever it is about when None)."""
         if topic is None or topic == self.topic:

@@ -155,6 +155,8 @@ def assemble(window: Any) -> None:
 
     window.controls = ControlPanel()
     window.controls.edited.connect(window._on_edited)
+    window.state.gesture_active = window.controls.dragging  # a held slider's changes make one marker
+    window.controls.gesture_started.connect(window.state.begin_gesture)
     slots = {
         "button_start": window.toggle_run,
         "button_step": window.step,

@@ -5,9 +5,9 @@ window wires it to the widgets and to the worker. Edits become configs for the w
 once, restart fields after asking; reports arrive straight from the worker's signals and a ~30 Hz timer
 redraws the plots from the history. Nothing here computes on tensors.
 
-The window is assembled from typed members: ``worker_thread`` (the training thread), ``runs_controller``
-(runs folder, Runs dock, overlays, forks, sweeps) and ``files`` (export, import, presets). Its public
-methods are the scripting surface documented in docs/GUI.md; the ones about runs and files delegate.
+Typed members: ``worker_thread`` (the training thread), ``runs_controller`` (runs, overlays, forks,
+sweeps), ``files`` (export, import, presets) and ``edits`` (every typed value answered). Its public methods
+are the scripting surface in docs/GUI.md; the ones about runs, files and edits delegate.
 """
 
 from __future__ import annotations
@@ -88,14 +88,15 @@ class MainWindow(QMainWindow):
         self.state.marker_added.connect(self.meta_card.add_marker)
         self.state.marker_relabelled.connect(self.meta_card.relabel_last_marker)
         self.state.cleared.connect(self._clear_plots)
-        self.state.gesture_active = self.controls.dragging
 
         runs_folder = str(Path(runs_folder or settings.runs_folder()).expanduser())
         self.worker_thread = WorkerThread(self.state.config, runs_folder, self)
         plots = [w for card in self.cards for w in card.plots]
-        self.files = FileActions(self.worker_thread, self.state, plots, self.status, self.adopt_config, self._error)
+        self.files = FileActions(
+            self.worker_thread, self.state, plots, self.status, self.adopt_config, self.banner.show_error
+        )
         runs = RunsController(self.state, self.worker_thread, {w.objectName(): w for w in plots}, runs_folder, self)
-        runs.message.connect(lambda level, text: self._error(text, level))
+        runs.message.connect(self.show_message)
         runs.confirm_delete = lambda run_id: not self.confirm_restarts or confirm_delete(self, run_id)
         runs.building.connect(self.lifecycle.building)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, runs.dock)
@@ -110,6 +111,7 @@ class MainWindow(QMainWindow):
         w.trainer_changed.connect(self._on_trainer_changed)
         w.running_changed.connect(self._show_running)
         w.failed.connect(self._on_failed)
+        self.edits = FieldEdits(self.state, self.banner, w, self.adopt_config, self)
         w.interrupt.pending.connect(self.status.show_finishing)
         w.run_changed.connect(self.lifecycle.run_changed)
         self.lifecycle.building()
@@ -306,7 +308,7 @@ class MainWindow(QMainWindow):
     # -- edits and results -------------------------------------------------------------------------
     def _on_edited(self, name: str, value: object) -> None:
         """One rule answers every edit (app/shell/edits.py): refused in the banner, or adopted."""
-        if (proposal := FieldEdits.of(self).propose(name, value)) is not None:
+        if (proposal := self.edits.propose(name, value)) is not None:
             self.adopt_config(proposal.config)
 
     def _ask_reset(self, fields: list[str]) -> bool:
@@ -353,6 +355,8 @@ class MainWindow(QMainWindow):
         self._redraw.invalidate()
 
     def _on_failed(self, failure: Failure) -> None:
+        if self.edits.settle(failure):
+            return  # a refused live setting: answered as its field's refusal
         self.lifecycle.failed(failure)
         if failure.job is Job.RESET:
             self.state.keep_applied_restart_fields()
@@ -361,17 +365,14 @@ class MainWindow(QMainWindow):
 
     def _refresh_status(self) -> None:
         self.status.refresh(self.iteration)
-        last_val = self.history.last_finite("val_loss")
-        self.runs_controller.update_live(self.iteration, last_val, self.running, self.state.applied, self.accuracy())
+        val, applied = self.history.last_finite("val_loss"), self.state.applied
+        self.runs_controller.update_live(self.iteration, val, self.running, applied, self.accuracy())
         self.readout.setText(readout_text(self.state.applied.method, self.iteration, self.history))
 
     def _show_running(self, running: bool) -> None:
         self.running = running
         show_running(self.button_start, running)
         self.lifecycle.running_changed()
-
-    def _error(self, message: str, level: str = "error") -> None:
-        self.banner.show_message(level, message)
 
     def show_message(self, level: str, text: str) -> None:
         """A one-line message in the banner: level info, warning or error."""

@@ -164,7 +164,7 @@ class Worker(QObject):
         try:
             self._trainer.apply_config(config)
         except ImamlError as exc:
-            self.failed.emit(Failure(Job.CONFIG, str(exc)))
+            self.failed.emit(Failure(Job.CONFIG, str(exc), getattr(exc, "fields", ())))
             return
         self._apply_thread_policy()
         if self._trainer is not None:

@@ -6,7 +6,12 @@ class ImamlError(Exception):
 
 
 class ConfigError(ImamlError, ValueError):
-    """An invalid setting; the message names the key."""
+    """An invalid setting; the message names the key. ``fields``: the settings at fault, where a caller that
+    changed several at once needs to know which (a combination that would not fit in memory)."""
+
+    def __init__(self, message: str, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.fields = fields
 
 
 class CheckpointError(ImamlError):

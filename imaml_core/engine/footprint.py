@@ -11,6 +11,8 @@ step that needs more than the memory free now is refused.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import psutil
 import torch
 
@@ -68,3 +70,28 @@ def check_fits(
             f"{need / 1e9:.1f} GB for one meta-iteration, more than the {free / 1e9:.1f} GB free on {device.type}: "
             "lower the meta-batch or the inner steps"
         )
+
+
+def check_change_fits(
+    old: ExperimentConfig,
+    new: ExperimentConfig,
+    model: object,
+    n_params: int,
+    examples: Callable[[ExperimentConfig], tuple[int, int]],
+    device: torch.device,
+) -> None:
+    """``check_fits`` for a change of live settings from ``old`` to ``new``; the error's ``fields`` are the
+    changed settings that would not fit even alone (all of them when only their combination does not), so
+    a window that sent several edits at once refuses the right one."""
+    try:
+        check_fits(new, model, n_params, examples(new), device)
+    except ConfigError as exc:
+        changed = new.changed(old)
+        alone = []
+        for name in changed:
+            single = old.replace(**{name: getattr(new, name)})
+            try:
+                check_fits(single, model, n_params, examples(single), device)
+            except ConfigError:
+                alone.append(name)
+        raise ConfigError(str(exc), tuple(alone or changed)) from None

@@ -24,7 +24,7 @@ from imaml_core.common.errors import CheckpointError, ConfigError
 from imaml_core.common.report import EvalResult, StepReport
 from imaml_core.engine.divergence import diagnose
 from imaml_core.engine.evaluation import adapt_curves, evaluate
-from imaml_core.engine.footprint import check_fits
+from imaml_core.engine.footprint import check_change_fits, check_fits
 from imaml_core.engine.lam import FlatLam, Lam
 from imaml_core.engine.lam_state import LamState
 from imaml_core.engine.memory import measure_step
@@ -110,7 +110,7 @@ class MetaTrainer:
         restart = [k for k in config.changed(self._config) if not ExperimentConfig.is_live(k)]
         if restart:
             raise ConfigError(f"changing {', '.join(restart)} needs a restart (a new theta)")
-        check_fits(config, self.model, self.layout.numel, self.examples(config), self.device)
+        check_change_fits(self._config, config, self.model, self.layout.numel, self.examples, self.device)
         for group in self.optimizer.param_groups:
             group["lr"] = config.meta_lr
         self._lam.set_lr(config.lam_lr)
