@@ -4,10 +4,12 @@ support points, and shortcuts and themes work."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QComboBox, QWidget
+from PySide6.QtWidgets import QApplication, QComboBox, QWidget
 
 from app.model.fields import relevant
 from app.model.messages import TrainerChange
@@ -78,6 +80,27 @@ def test_the_interrupt_announces_a_wait_only_while_an_iteration_is_in_flight(qtb
         assert status.state.text() == "pausing: finishing the step in progress…"
     interrupt.clear()  # the worker has taken the command
     assert status.state.text() == "paused" and not interrupt.is_set()
+
+
+def test_a_late_taken_of_one_pause_does_not_clear_the_announcement_of_the_next(qtbot):
+    """The worker takes pause 1 (its "taken" is queued to the GUI thread); before the GUI thread sees it,
+    pause 2 meets the next iteration in flight. Pause 2's wait stays announced."""
+    interrupt = Interrupt()
+    said: list[str] = []
+    interrupt.pending.connect(said.append)
+    with interrupt.step():
+        interrupt.set("pausing")
+    worker = threading.Thread(target=interrupt.clear)  # the worker thread takes pause 1
+    worker.start()
+    worker.join()
+    with interrupt.step():  # the next iteration is in flight when pause 2 comes, before the "taken" lands
+        interrupt.set("pausing")
+        QApplication.processEvents()  # the GUI thread delivers pause 1's "taken" (posted before the join)
+    assert said == ["pausing", "pausing"]  # no "" between: the second wait is still shown
+    worker = threading.Thread(target=interrupt.clear)
+    worker.start()
+    worker.join()
+    qtbot.waitUntil(lambda: said[-1] == "", timeout=5000)  # pause 2 taken: the announcement ends
 
 
 def test_every_automation_hook_exists_with_the_right_kind(make_window):

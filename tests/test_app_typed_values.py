@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from PySide6.QtWidgets import QLineEdit
 
 from app.model.fields import ADVANCED, GROUPS, Spec
 from app.panels.sliders import LabeledSlider
-from imaml_core import ExperimentConfig
+from imaml_core import ExperimentConfig, MetaTrainer, StepCancelled
 from imaml_core.engine import footprint
 
 from .app_helpers import small_config
@@ -213,7 +214,7 @@ def test_a_refused_meta_batch_does_not_take_an_edit_sent_meanwhile_with_it(qtbot
 
 
 def test_a_fields_refusal_is_cleared_when_another_change_sets_that_field(qtbot, make_window, tmp_path):
-    """"λ stays 20" stops being true when a preset sets λ = 5: the message goes with it."""
+    """ "λ stays 20" stops being true when a preset sets λ = 5: the message goes with it."""
     window = make_window()
     _type(window, "lam", "-5")
     assert window.banner.topic == "field:lam"
@@ -223,10 +224,19 @@ def test_a_fields_refusal_is_cleared_when_another_change_sets_that_field(qtbot, 
     assert window.config().lam == 5.0 and window.banner.topic != "field:lam"
 
 
-def test_pause_during_a_long_iteration_says_it_finishes_the_step_and_abandons_the_iteration(qtbot, make_window):
-    # thousands of inner steps over a large meta-batch at a tiny width: one iteration takes far longer than
-    # the pause takes to land, so the pause always meets an iteration in flight
-    window = make_window(small_config(hidden=[2], inner_steps=10000, meta_batch=2000, val_every=0))
+def endless_step(self, should_stop=None):
+    """A meta-iteration that ends only when interrupted, polling as the engine does between its inner and
+    CG steps: a pause always meets it in flight, however fast the machine."""
+    while not (should_stop is not None and should_stop()):
+        time.sleep(0.001)
+    raise StepCancelled("meta-iteration cancelled")
+
+
+def test_pause_during_a_long_iteration_says_it_finishes_the_step_and_abandons_the_iteration(
+    qtbot, make_window, monkeypatch
+):
+    monkeypatch.setattr(MetaTrainer, "step", endless_step)
+    window = make_window(small_config(val_every=0))
     worker = window.worker_thread.worker
     window.start()
     qtbot.waitUntil(lambda: worker.interrupt.in_step, timeout=TIMEOUT_MS)
@@ -239,8 +249,9 @@ def test_pause_during_a_long_iteration_says_it_finishes_the_step_and_abandons_th
     assert not worker.interrupt.in_step and not worker.interrupt.is_set()
 
 
-def test_closing_during_a_long_iteration_interrupts_it_and_joins_the_worker(qtbot, make_window):
-    window = make_window(small_config(hidden=[2], inner_steps=10000, meta_batch=2000, val_every=0))
+def test_closing_during_a_long_iteration_interrupts_it_and_joins_the_worker(qtbot, make_window, monkeypatch):
+    monkeypatch.setattr(MetaTrainer, "step", endless_step)
+    window = make_window(small_config(val_every=0))
     worker = window.worker_thread.worker
     window.start()
     qtbot.waitUntil(lambda: worker.interrupt.in_step, timeout=TIMEOUT_MS)

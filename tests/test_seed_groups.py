@@ -89,6 +89,25 @@ def test_runs_that_differ_only_by_seed_group_and_others_do_not(three_seeds):
     assert final.mean == pytest.approx(7 / 3, rel=EXACT) and final.n == 3
 
 
+def test_a_repeat_of_a_seed_is_not_a_new_sample_and_each_group_reads_by_seed(three_seeds):
+    """A rerun of seed 1 (or a fork that changes nothing) would make the interval falsely tight: it stays
+    out of the group. The group lists its runs by seed, whatever order the folder lists them in."""
+    root, ids = three_seeds
+    store = RunStore(root)
+    rerun = make_run(store, ExperimentConfig(hidden=[8], meta_batch=2, seed=1), "imaml λ=20 again", [9.0, 2.0])
+    groups = seed_groups(list(reversed(store.list())))
+    (three,) = [g for g in groups if g.n == 3]
+    assert three.seeds == (0, 1, 2) and three.ids == tuple(ids) and rerun not in three.ids
+    assert [g.ids for g in groups if rerun in g.ids] == [(rerun,)]
+
+
+def test_the_band_takes_each_runs_iterations_in_any_order_once():
+    a = (np.array([3, 1, 2, 1]), np.array([3.0, 0.0, 2.0, 1.0]))  # iteration 1 twice: its last value counts
+    b = (np.array([1, 2, 3]), np.array([1.0, 2.0, 3.0]))
+    x, mean, _half = seed_band([a, b])
+    assert x.tolist() == [1, 2, 3] and mean.tolist() == [1.0, 2.0, 3.0]
+
+
 def test_runs_list_group_seeds_prints_one_row_per_group(three_seeds, capsys):
     root, _ = three_seeds
     (root / "broken").mkdir()

@@ -220,9 +220,9 @@ class RunsController(QObject):
     def _fork_from(self, path: str) -> None:
         """Fork from a recorded run: open it, and fork only once it is the live run."""
         self.building.emit()
-        self._fork_parent_path = path
+        previous, self._fork_parent_path = self._fork_parent_path, path
         if self._worker.open_run_and_wait(path):
-            self._fork_parent_path = ""
+            self._fork_parent_path = previous  # refused (another open in progress keeps its own parent)
             return  # the worker's failure is in the banner; the live run is left as it was
         with contextlib.suppress(RunError):  # the banner says why
             self.fork()

@@ -6,8 +6,10 @@ the iteration (θ untouched), and the command's slot clears it. ``pending(why)``
 "applying the new setting") waits on an iteration in flight, ``pending("")`` that the worker has taken it,
 so the status bar can say "finishing the step" exactly in between.
 
-The object is made in the GUI thread and never moved, so every listener runs in the GUI thread (an emission
-from the worker thread is queued there), as with ``WorkerSignals``.
+The object is made in the GUI thread and never moved, so every listener runs in the GUI thread, as with
+``WorkerSignals``. ``pending`` itself is only emitted there: the worker's "taken" goes through a queued
+signal and is dropped if a new command was announced meanwhile, so a late "taken" of one pause cannot
+clear the announcement of the next.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ class Interrupt(QObject):
     """A thread-safe flag (``set``, ``is_set``, ``clear`` as ``threading.Event``) with ``pending(str)``."""
 
     pending = Signal(str)  # what waits on the iteration in flight; "" once the worker has taken it
+    _taken = Signal()  # emitted in the worker thread, delivered in this object's (the GUI) thread
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        self._taken.connect(self._on_taken)
         self._event = threading.Event()
         self._lock = threading.Lock()
         self._in_step = False
@@ -50,6 +54,12 @@ class Interrupt(QObject):
             self._event.clear()
             announced, self._announced = self._announced, False
         if announced:
+            self._taken.emit()
+
+    def _on_taken(self) -> None:
+        with self._lock:
+            superseded = self._announced  # another command waits now: its announcement stands
+        if not superseded:
             self.pending.emit("")
 
     @property

@@ -66,8 +66,9 @@ ConfigCache = dict[str, tuple[tuple[int, int, int], ExperimentConfig]]  # folder
 
 def seed_groups(rows: Sequence[RunSummary], cache: ConfigCache | None = None) -> list[SeedGroup]:
     """The readable runs of ``rows`` grouped by their settings less ``seed`` (``ExperimentConfig.changed``
-    names at most ``seed``, so the task family is always shared), in order of each group's first run, and
-    each group's runs in order of seed.
+    names at most ``seed``, so the task family is always shared) with distinct seeds (a rerun of a seed,
+    or a fork that changes nothing, is no new sample: it starts a group of its own), in order of each
+    group's first run, and each group's runs in order of seed.
     Unreadable rows, and runs whose config.toml cannot be read now, are in no group. A ``cache`` kept
     between calls (a window listing every few seconds) spares reading configs whose file has not changed."""
     groups: list[tuple[list[RunSummary], list[ExperimentConfig]]] = []
@@ -78,8 +79,8 @@ def seed_groups(rows: Sequence[RunSummary], cache: ConfigCache | None = None) ->
             config = _config(Path(row.path), cache)
         except (ImamlError, OSError):
             continue
-        for members, configs in groups:
-            if set(configs[0].changed(config)) <= {"seed"}:
+        for members, configs in groups:  # a repeat of a seed (a rerun, a fork) is no new sample
+            if set(configs[0].changed(config)) <= {"seed"} and config.seed not in {c.seed for c in configs}:
                 members.append(row)
                 configs.append(config)
                 break
@@ -155,24 +156,31 @@ def mean_ci95(values: Sequence[float]) -> Interval:
     return Interval(mean, t_quantile(0.5 + CONFIDENCE / 2, n - 1) * s / math.sqrt(n), n)
 
 
+def _by_iteration(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The curve sorted by iteration, one value per iteration (the last one given for it)."""
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    reverse = np.arange(len(xs))[::-1]
+    unique, first = np.unique(xs[::-1], return_index=True)  # first of the reversed order: the last given
+    return unique, ys[reverse[first]]
+
+
 def seed_band(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(iterations, mean, 95% half-width) over runs' curves (iterations, values), aligned by iteration.
 
     The band covers the iterations every run has, so a run with fewer iterations shortens the group's
     curve. At each iteration the statistics use the runs with a finite value there (a validation column
-    is NaN between validations): the mean is NaN where none has one, the half-width where fewer than two."""
+    is NaN between validations): the mean is NaN where none has one, the half-width where fewer than two.
+    A run's iterations may come in any order; an iteration it repeats counts once, with its last value."""
     if not curves:
         empty = np.array([], dtype=float)
         return empty, empty, empty
-    common = curves[0][0]
-    for x, _ in curves[1:]:
+    runs = [_by_iteration(x, y) for x, y in curves]
+    common = runs[0][0]
+    for x, _ in runs[1:]:
         common = np.intersect1d(common, x)
-    common = np.asarray(common, dtype=float)
-    stacked = np.full((len(curves), len(common)), np.nan)
-    for i, (x, y) in enumerate(curves):
-        xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-        at = np.searchsorted(xs, common)  # each run's iterations ascend; common ones are all present
-        stacked[i] = ys[at]
+    stacked = np.full((len(runs), len(common)), np.nan)
+    for i, (xs, ys) in enumerate(runs):
+        stacked[i] = ys[np.searchsorted(xs, common)]  # every common iteration is in each run's sorted xs
     finite = np.isfinite(stacked)
     n = finite.sum(axis=0)
     values = np.where(finite, stacked, 0.0)
