@@ -83,8 +83,11 @@ def test_a_val_accuracy_sweep_of_glyphs_maximises_and_every_trial_is_a_classific
     best = summary.best
     assert best is not None and best.metric == highest
     assert best.number == min(t.number for t in finished if t.metric == highest)  # the earlier of equals
-    # The printed table: finished trials first, each group by descending accuracy; then the best line.
+    # The printed table: finished trials first, each group by descending accuracy; then the best line and
+    # the parameter importance (here its reason: too few completed trials).
     lines = done.stdout.strip().splitlines()
+    assert lines[-1].startswith("importance (")
+    lines = lines[:-1]
     assert lines[0].split()[:4] == ["#", "status", "iterations", "val_accuracy"]
     rows = [line.split() for line in lines[1:-1]]
     assert len(rows) == 3
