@@ -12,7 +12,8 @@ import pytest
 
 from imaml_core.cli import main
 from imaml_core.common.config import ExperimentConfig
-from imaml_core.experiments.runs import RunStore, mean_ci95, seed_band, seed_groups, t_quantile
+from imaml_core.common.stats import mean_ci95, t_quantile
+from imaml_core.experiments.runs import RunStore, seed_band, seed_groups, seed_interval
 
 T_975_2 = 0.95 * math.sqrt(2 / (4 * 0.975 * 0.025))  # t(0.975, 2) in closed form: (2p-1)·√(2 / (4p(1-p)))
 # The statistics are a few float64 operations on three numbers, and t is solved by bisection to the last
@@ -59,11 +60,14 @@ def test_mean_and_interval_of_three_values_match_the_hand_computation():
     values = [1.0, 2.0, 4.0]
     mean = 7 / 3
     s = math.sqrt(((1 - mean) ** 2 + (2 - mean) ** 2 + (4 - mean) ** 2) / 2)
-    got = mean_ci95(values)
+    got = seed_interval(values)
     assert got.n == 3
     assert got.mean == pytest.approx(mean, rel=EXACT)
     assert got.ci95 == pytest.approx(T_975_2 * s / math.sqrt(3), rel=EXACT)
-    assert mean_ci95([5.0]).ci95 is None and mean_ci95([5.0]).mean == 5.0  # one seed: no spread to estimate
+    assert seed_interval([5.0]).ci95 is None and seed_interval([5.0]).mean == 5.0  # one seed: no spread to estimate
+    # evaluation's interval is the same t interval (as a pair, NaN without spread)
+    assert mean_ci95(values) == pytest.approx((mean, T_975_2 * s / math.sqrt(3)), rel=EXACT)
+    assert math.isnan(mean_ci95([5.0])[1])
 
 
 def test_the_band_aligns_by_iteration_and_ends_with_the_shortest_run():
@@ -95,10 +99,12 @@ def test_a_repeat_of_a_seed_is_not_a_new_sample_and_each_group_reads_by_seed(thr
     root, ids = three_seeds
     store = RunStore(root)
     rerun = make_run(store, ExperimentConfig(hidden=[8], meta_batch=2, seed=1), "imaml λ=20 again", [9.0, 2.0])
-    groups = seed_groups(list(reversed(store.list())))
-    (three,) = [g for g in groups if g.n == 3]
-    assert three.seeds == (0, 1, 2) and three.ids == tuple(ids) and rerun not in three.ids
-    assert [g.ids for g in groups if rerun in g.ids] == [(rerun,)]
+    for listing in (store.list(), list(reversed(store.list()))):
+        groups = seed_groups(listing)
+        (three,) = [g for g in groups if g.n == 3]
+        assert three.seeds == (0, 1, 2) and three.ids[0] == ids[0] and three.ids[2] == ids[2]
+        (seed_one,) = {ids[1], rerun} - set(three.ids)  # one run of seed 1 in the group, the other alone
+        assert [g.ids for g in groups if seed_one in g.ids] == [(seed_one,)]
 
 
 def test_the_band_takes_each_runs_iterations_in_any_order_once():

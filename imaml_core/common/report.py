@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -115,11 +114,3 @@ class EvalResult:
             out["accuracy"], out["accuracy_ci95"] = self.accuracy, self.accuracy_ci95
             out["accuracy_per_step"] = self.accuracy_per_step
         return out
-
-
-def mean_ci95(values: np.ndarray) -> tuple[float, float]:
-    """Mean and 95% half-width (1.96 standard errors)."""
-    n = len(values)
-    mean = float(np.mean(values))
-    half = float(1.96 * np.std(values, ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-    return mean, half

@@ -17,7 +17,8 @@ from torch import Tensor
 
 from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.errors import ConfigError
-from imaml_core.common.report import EvalResult, mean_ci95
+from imaml_core.common.report import EvalResult
+from imaml_core.common.stats import mean_ci95
 from imaml_core.engine.lam import FlatLam
 from imaml_core.engine.methods import adapt
 from imaml_core.engine.objective import TaskLoss

@@ -12,8 +12,8 @@ while a process writes it, and ``tb/`` with TensorBoard scalars when ``tensorboa
 - :class:`HistoryReader`: reads histories in a process of its own (for a GUI's overlays);
 - :class:`RunRecorder`: writes a run while another object drives its trainer (the window's worker);
 - :class:`RunSummary`: one row of a listing (``row()`` gives the keys of ``SUMMARY_KEYS``);
-- :func:`seed_groups`: runs that differ only by seed, as :class:`SeedGroup` (with :func:`mean_ci95` and
-  :func:`seed_band` for their statistics);
+- :func:`seed_groups`: runs that differ only by seed, as :class:`SeedGroup` (with :func:`seed_interval`
+  and :func:`seed_band` for their statistics; Student's t from ``imaml_core.common.stats``);
 - :class:`RunInfo`: run.json; :class:`RunError` and :class:`RunLockedError`: what goes wrong, in one line.
 """
 
@@ -21,10 +21,9 @@ from imaml_core.experiments.runs._groups import (
     ConfigCache,
     Interval,
     SeedGroup,
-    mean_ci95,
     seed_band,
     seed_groups,
-    t_quantile,
+    seed_interval,
 )
 from imaml_core.experiments.runs._history import Metrics, downsample
 from imaml_core.experiments.runs._info import (
@@ -72,14 +71,13 @@ __all__ = [
     "UNREADABLE",
     "downsample",
     "lock_holder",
-    "mean_ci95",
     "read_info",
     "read_record",
     "release_ended",
     "seed_band",
     "seed_groups",
+    "seed_interval",
     "summarize",
-    "t_quantile",
     "tensorboard_available",
     "utc_now",
     "write_info",

@@ -4,9 +4,8 @@ A group is what a tracker's "group by" shows: the same experiment repeated with 
 with a 95% confidence interval (Student's t: a handful of seeds is far from the normal limit).
 
 - :func:`seed_groups`: the readable rows of a listing, grouped (a run without a seed partner is a group of 1);
-- :func:`mean_ci95`: mean, 95% half-width and count of some values (a group's final validation loss);
+- :func:`seed_interval`: mean, 95% half-width and count of some values (a group's final validation loss);
 - :func:`seed_band`: mean and 95% half-width per iteration over several runs' curves (an overlay's band);
-- :func:`t_quantile`: Student's t quantile, exact for integer degrees of freedom.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ import numpy as np
 
 from imaml_core.common.config import ExperimentConfig
 from imaml_core.common.errors import ImamlError
+from imaml_core.common.stats import t_quantile
 from imaml_core.experiments.runs._run import CONFIG_FILE, read_config
 from imaml_core.experiments.runs._store import RunSummary
 
@@ -58,7 +58,7 @@ class SeedGroup:
     def final(self, metric: str) -> Interval:
         """Mean and 95% half-width over the runs of ``metric``'s last value (a ``RunSummary`` field such as
         ``val_loss``); runs that have no value yet are left out of it."""
-        return mean_ci95([v for v in (getattr(r, metric) for r in self.rows) if v is not None])
+        return seed_interval([v for v in (getattr(r, metric) for r in self.rows) if v is not None])
 
 
 ConfigCache = dict[str, tuple[tuple[int, int, int], ExperimentConfig]]  # folder: (config.toml's stat, settings)
@@ -108,42 +108,7 @@ def _config(folder: Path, cache: ConfigCache | None) -> ExperimentConfig:
     return config
 
 
-def t_quantile(p: float, df: int) -> float:
-    """Student's t quantile at ``p`` (0.5 < p < 1) for ``df`` >= 1 degrees of freedom, solved to the last
-    bit by bisection on the t distribution's exact finite series (Abramowitz & Stegun 26.7.3-4)."""
-    if not 0.5 < p < 1 or df < 1:
-        raise ValueError("t_quantile needs 0.5 < p < 1 and df >= 1")
-    target = 2 * p - 1  # P(|T| < t)
-    lo, hi = 0.0, 1.0
-    while _central(hi, df) < target:
-        lo, hi = hi, 2 * hi
-    while True:
-        mid = 0.5 * (lo + hi)
-        if mid in (lo, hi):
-            return hi if abs(_central(hi, df) - target) <= abs(_central(lo, df) - target) else lo
-        lo, hi = (mid, hi) if _central(mid, df) < target else (lo, mid)
-
-
-def _central(t: float, df: int) -> float:
-    """P(|T| < t) for Student's t with integer ``df``."""
-    theta = math.atan(t / math.sqrt(df))
-    c2 = math.cos(theta) ** 2
-    if df % 2 == 1:
-        term, total = math.cos(theta), 0.0  # cos θ (1 + 2/3 cos²θ + 2·4/(3·5) cos⁴θ + …)
-        if df > 1:
-            total = term
-            for k in range(1, (df - 1) // 2):
-                term *= c2 * (2 * k) / (2 * k + 1)
-                total += term
-        return 2 / math.pi * (theta + math.sin(theta) * total)
-    term = total = 1.0  # 1 + 1/2 cos²θ + 1·3/(2·4) cos⁴θ + …
-    for k in range(1, df // 2):
-        term *= c2 * (2 * k - 1) / (2 * k)
-        total += term
-    return math.sin(theta) * total
-
-
-def mean_ci95(values: Sequence[float]) -> Interval:
+def seed_interval(values: Sequence[float]) -> Interval:
     """Mean, and ``t(0.975, n-1) · s / √n`` with ``s`` the sample standard deviation (ddof 1)."""
     x = np.asarray(values, dtype=float)
     n = len(x)
