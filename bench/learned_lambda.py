@@ -38,6 +38,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
 from imaml_core import ExperimentConfig, MetaTrainer  # noqa: E402
+from imaml_core.common.stats import mean_ci95
 
 from .common import markdown_table, parse_args, setup_timing, write_csv, write_markdown  # noqa: E402
 
@@ -46,7 +47,6 @@ EVAL_TASKS, SHOTS, STEPS = 600, 10, 10
 GRID = (5.0, 10.0, 50.0)  # fixed λ values tried besides the default (iMAML-GD)
 TRACE_EVERY = 10  # iterations between the λ samples drawn in the figure
 MAML_LIMIT = 10  # MAML's equal-time curve stops at this many times the variants' iterations
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}  # Student t quantiles for the across-seed interval
 LEARNED = {"scalar": "learned scalar λ", "layer": "learned λ per layer", "parameter": "learned λ per parameter"}
 
 
@@ -160,8 +160,7 @@ def at_seconds(curve: list[dict], seconds: float) -> tuple[float, bool]:
 
 def seed_interval(values: list[float]) -> float:
     """95% half-width of the mean over seeds (Student t), NaN for one seed."""
-    n = len(values)
-    return T95.get(n - 1, 1.96) * statistics.stdev(values) / math.sqrt(n) if n > 1 else math.nan
+    return mean_ci95(values)[1]
 
 
 def best_fixed(rows: list[dict], labels: list[str]) -> str:
