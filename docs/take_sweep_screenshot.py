@@ -1,7 +1,7 @@
 """Regenerate docs/sweep_view.png: the Sweep view on a real sweep (Ray Tune + Optuna, on this machine).
 
 Run under a virtual display:  xvfb-run -a -s "-screen 0 1400x940x24" python docs/take_sweep_screenshot.py
-It runs ``imaml sweep`` (12 trials × 150 meta-iterations over λ, CG iterations and inner steps) into a
+It runs ``imaml sweep`` (20 trials × 150 meta-iterations over λ, CG iterations and inner steps) into a
 temporary folder, then opens the view on it and saves ``view.grab()``.
 """
 
@@ -21,7 +21,7 @@ SEARCH = ("lam=loguniform:0.5:100", "cg_steps=int:1:10", "inner_steps=intlog:2:2
 
 def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="imaml-studio-sweep-shot-")) / "sweep"
-    command = [sys.executable, "-m", "imaml_core", "sweep", "--out", str(folder), "--trials", "12"]
+    command = [sys.executable, "-m", "imaml_core", "sweep", "--out", str(folder), "--trials", "20"]
     command += ["--iterations", "150", "--report-every", "30", "--quiet"]
     for spec in SEARCH:
         command += ["--search", spec]
