@@ -82,6 +82,9 @@ def ray_session(address: str | None, cpus_per_trial: int) -> Iterator[int]:
                     include_dashboard=False,
                     _node_ip_address="127.0.0.1",
                     _temp_dir=temp_dir,
+                    # Ray nices its workers to 15 by default; the trials are the sweep's whole work, and
+                    # niced they all but stop beside any busy process (a few % of a core each)
+                    _system_config={"worker_niceness": 0},
                     logging_level=logging.ERROR,
                     log_to_driver=False,
                 )
