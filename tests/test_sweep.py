@@ -391,13 +391,13 @@ def test_a_sweep_killed_outright_resumes_keeping_ended_trials_and_accounting_for
 
 @pytest.fixture
 def two_node_cluster():
-    """A Ray cluster of two one-CPU nodes on loopback, shut down whatever the test does."""
+    """A Ray cluster of two one-CPU nodes on loopback, shut down whatever the test does. Its workers run at
+    the test's own priority, as a local sweep's do: niced to Ray's default of 15, the trials all but stop
+    while other work keeps the machine busy."""
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False},
-    )
+    head = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False}
+    cluster = Cluster(initialize_head=True, head_node_args={**head, "_system_config": {"worker_niceness": 0}})
     try:
         worker = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
         yield cluster, worker
