@@ -11,6 +11,7 @@ from app.plots.axes import (
     MAX_LABELS,
     MIN_GAP_PX,
     candidate_levels,
+    choose_linear_ticks,
     choose_log_ticks,
     format_tick,
     labels_fit,
@@ -209,3 +210,101 @@ def test_the_axis_item_falls_back_to_pyqtgraph_when_tick_choice_fails(qtbot, mon
     axis.tickValues(-3.0, 1.0, 300)
     monkeypatch.setattr(axes, "format_tick", broken)  # labels for values it did not choose fail: pyqtgraph's
     assert axis.tickStrings([-2.5, 0.5], 1.0, 1.0) == expected.tickStrings([-2.5, 0.5], 1.0, 1.0)
+
+
+def pyqtgraph_labels(values: list[float], step: float) -> list[str]:
+    """pyqtgraph's own linear format, as ``LogAxisItem`` passes it to ``choose_linear_ticks``."""
+    import pyqtgraph as pg
+
+    return pg.AxisItem.tickStrings(pg.AxisItem("bottom"), values, 1.0, step)
+
+
+def linear_gaps_ok(lo: float, hi: float, length: float, ticks, extent) -> bool:
+    scale = length / (hi - lo)
+    pos = [(v - lo) * scale for v, _ in ticks]
+    return all(
+        pos[i] - pos[i - 1] >= (extent(ticks[i][1]) + extent(ticks[i - 1][1])) / 2 + MIN_GAP_PX - 1e-9
+        for i in range(1, len(ticks))
+    )
+
+
+LINEAR_CASES = [
+    (135.0, 202.0, 60, char_width),  # the λ-per-layer plot of a fork at 1280×720: "1601820" before
+    (0.0, 202.0, 60, char_width),
+    (0.0, 20000.0, 90, char_width),
+    (-5.0, 5.0, 120, char_width),
+    (0.0, 1e-3, 150, char_width),
+    (0.0, 3.5, 50, line_height),
+    (0.62, 0.98, 45, line_height),
+]
+
+
+@pytest.mark.parametrize(("lo", "hi", "length", "extent"), LINEAR_CASES)
+def test_chosen_linear_ticks_never_overlap_and_show_at_least_two_labels(qapp, lo, hi, length, extent):
+    step, ticks = choose_linear_ticks(lo, hi, length, extent, pyqtgraph_labels)
+    assert len(ticks) >= 2
+    values = [v for v, _ in ticks]
+    assert all(lo - 1e-9 <= v <= hi + 1e-9 for v in values)
+    assert all(math.isclose(v / step, round(v / step), abs_tol=1e-9) for v in values)  # multiples of the step
+    assert linear_gaps_ok(lo, hi, length, ticks, extent)
+
+
+def test_a_long_linear_axis_takes_the_finest_round_step_that_fits(qapp):
+    step, ticks = choose_linear_ticks(0.0, 200.0, 1000, char_width, pyqtgraph_labels)
+    assert step == 10.0 and [t for _, t in ticks][:3] == ["0", "10", "20"]
+    assert choose_linear_ticks(0.0, 200.0, 60, char_width, pyqtgraph_labels)[0] == 200.0
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "length"),
+    [(math.nan, 1.0, 100), (0.0, math.inf, 100), (0.0, 1.0, math.nan), (0.0, 1.0, 0.0), (3.0, 3.0, 100),
+     (-1e308, 1e308, 300), (0.1, 0.1 + 1e-15, 100), (1e6, 1e6 + 3, 200), (0.0, 1e300, 200), (5.0, 1.0, 30)],
+)  # fmt: skip
+def test_extreme_linear_ranges_give_few_distinct_labels_without_raising(qapp, lo, hi, length):
+    _, ticks = choose_linear_ticks(lo, hi, length, char_width, pyqtgraph_labels)
+    labels = [text for _, text in ticks]
+    assert len(set(labels)) == len(labels) <= (length if length > 0 else 0) / MIN_GAP_PX + 1
+    assert all(math.isfinite(v) for v, _ in ticks)
+
+
+def test_labels_pyqtgraph_would_hide_at_the_ends_are_not_counted_and_the_rest_stay_round(qapp):
+    """On a 60 px axis from 135 to 202, "140" and "200" would reach past the ends (pyqtgraph hides them),
+    so the labels kept are the roundest pair that fits inside; with room, every round step is labelled."""
+    _, ticks = choose_linear_ticks(135.0, 202.0, 60, char_width, pyqtgraph_labels, overhang=0.0)
+    assert [t for _, t in ticks] == ["150", "190"]
+    _, ticks = choose_linear_ticks(0.62, 0.98, 45, line_height, pyqtgraph_labels)
+    assert [t for _, t in ticks] == ["0.7", "0.9"]
+    _, ticks = choose_linear_ticks(0.0, 5000.0, 60, char_width, pyqtgraph_labels, overhang=0.0)
+    assert [t for _, t in ticks] == ["2000"]  # one round label rather than "1100" and "3900"
+
+
+@pytest.mark.parametrize(("x_range", "least"), [((135.0, 202.0), 2), ((0.0, 202.0), 2), ((0.0, 5000.0), 1)])
+def test_a_narrow_rendered_linear_plot_draws_separate_labels(qtbot, x_range, least):
+    import numpy as np
+    import pyqtgraph as pg
+    from PySide6.QtGui import QImage, QPainter
+
+    from app.plots.axes import LogAxisItem
+
+    w = pg.PlotWidget(axisItems={"left": LogAxisItem("left"), "bottom": LogAxisItem("bottom")})
+    qtbot.addWidget(w)
+    w.resize(110, 120)
+    item = w.getPlotItem()
+    x = np.linspace(*x_range, 50)
+    item.plot(x, np.sin(x))
+    item.setXRange(*x_range, padding=0)
+    w.show()
+    qtbot.waitExposed(w)
+    w.grab()
+    axis = item.getAxis("bottom")
+    assert axis.geometry().width() < 90  # a plot as narrow as the window's narrowest
+    image = QImage(10, 10, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        specs = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    rects = sorted((spec[0] for spec in specs[2]), key=lambda r: r.x())
+    assert len(rects) >= least, [s[2] for s in specs[2]]
+    for a, b in zip(rects, rects[1:], strict=False):  # pyqtgraph's own choice leaves "160" touching "180"
+        assert b.left() - a.right() >= MIN_GAP_PX / 2, [s[2] for s in specs[2]]

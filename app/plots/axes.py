@@ -1,14 +1,16 @@
-"""Axes whose tick labels read: log ticks chosen to fit, one scale per axis.
+"""Axes whose tick labels read: ticks chosen to fit, one scale per axis.
 
 pyqtgraph's log axis labels every mantissa it finds room for by a rough fill ratio, so a short axis shows
-"0.70.8.91" or "3·10·4·10", and its automatic SI prefix adds a second scale ("MSE (x0.001)" above ticks
-already written as powers of ten). ``choose_log_ticks`` picks the labelled values from the axis's pixel
-length and the width (or height) of each label, densest first, so adjacent labels never touch;
-``LogAxisItem`` uses it in log mode and behaves as a plain ``pg.AxisItem`` otherwise.
+"0.70.8.91" or "3·10·4·10", its linear axis lets a narrow plot draw "160", "180", "200" over each other,
+and its automatic SI prefix adds a second scale ("MSE (x0.001)" above ticks already written as powers of
+ten). ``choose_log_ticks`` and ``choose_linear_ticks`` pick the labelled values from the axis's pixel length
+and the width (or height) of each label, densest first, so adjacent labels never touch; ``LogAxisItem``
+uses the one that matches its mode.
 
 Tick choice runs at every repaint, so it stays cheap and total on any view range: a non-finite range has no
 ticks, the range is clamped to what a float holds (``LOG_LIMIT``), decades are visited ``stride`` at a time
-from a stride the axis length allows, and ``LogAxisItem`` falls back to pyqtgraph's ticks if choice fails.
+from a stride the axis length allows, linear steps start at the finest that gives ``MAX_LABELS``, and
+``LogAxisItem`` falls back to pyqtgraph's ticks if choice fails.
 """
 
 from __future__ import annotations
@@ -137,9 +139,12 @@ def labels_fit(
     if hi <= lo:
         return len(ticks) <= 1
     scale = length_px / (hi - lo)
-    positions = [(math.log10(v) - lo) * scale for v, _ in ticks]
-    sizes = [extent(text) for _, text in ticks]
-    for i in range(1, len(ticks)):
+    return _spaced([(math.log10(v) - lo) * scale for v, _ in ticks], [extent(t) for _, t in ticks], spacious)
+
+
+def _spaced(positions: Sequence[float], sizes: Sequence[float], spacious: bool) -> bool:
+    """``labels_fit``'s test on labels already placed: centres in pixels, extents along the axis."""
+    for i in range(1, len(positions)):
         gap = max(MIN_GAP_PX, sizes[i], sizes[i - 1]) if spacious else MIN_GAP_PX
         if positions[i] - positions[i - 1] < (sizes[i] + sizes[i - 1]) / 2 + gap:
             return False
@@ -206,20 +211,99 @@ def minor_ticks(lo: float, hi: float, labelled: Sequence[float], length_px: floa
     return [v for v in _mantissa_ticks(lo, hi, range(1, 10)) if round(math.log10(v), 9) not in taken]
 
 
-class LogAxisItem(pg.AxisItem):
-    """A ``pg.AxisItem`` whose log-mode labels never overlap: decades, with 2 and 5 when there is room.
+def _round_steps(span: float) -> Iterator[float]:
+    """Steps 1, 2, 5 × 10^k from the finest that gives at most ``MAX_LABELS`` values on ``span`` up to the
+    first longer than ``span`` (which gives at most one value)."""
+    k = math.floor(math.log10(span / MAX_LABELS))
+    while True:
+        for m in (1, 2, 5):
+            step = float(f"{m}e{k}")  # exact decimal
+            if step * MAX_LABELS >= span * (1 - 1e-9):
+                yield step
+            if step > span:
+                return
+        k += 1
 
-    In linear mode it is the plain pyqtgraph axis. The automatic SI prefix is off (see ``single_scale``); an
-    axis with units may turn it back on for linear mode, where it names the prefix in the label. Tick choice
-    runs at every repaint: should it fail, pyqtgraph's own log ticks are drawn instead (and the failure is
-    logged once per axis), so a bad range never breaks painting."""
+
+def choose_linear_ticks(
+    lo: float,
+    hi: float,
+    length_px: float,
+    extent: Callable[[str], float],
+    label: Callable[[list[float], float], list[str]],
+    overhang: float = math.inf,
+) -> tuple[float, list[Tick]]:
+    """The step and labelled ticks of a linear axis showing lo..hi on ``length_px`` pixels.
+
+    Candidates are the multiples of round steps (1, 2, 5 × 10^k); ``label(values, step)`` writes their
+    labels (the axis's own format), and a label reaching more than ``overhang`` pixels past an end of the
+    axis is left out (pyqtgraph hides it). The finest step whose labels fit with room to spare wins, then
+    the finest with ``MIN_GAP_PX`` between labels, so a narrow plot shows "0" and "200" rather than
+    "1601820". Where no step's labels fit, the first and last labels of the coarsest step (of at least a
+    tenth of the range, so they stay round) with room for two are kept (0.7 and 0.9 rather than 0.8 alone);
+    one label is the last resort. A step whose labels repeat
+    (a range narrower than the labels' digits) is never taken. No ticks for a non-finite range or length,
+    or an empty range."""
+    if not all(math.isfinite(x) for x in (lo, hi, length_px)) or length_px <= 0:
+        return 0.0, []
+    lo, hi = min(lo, hi), max(lo, hi)
+    span = hi - lo
+    if not 0 < span < math.inf or span < 1e-12 * max(abs(lo), abs(hi)):
+        return 0.0, []
+    levels: list[tuple[float, list[Tick], list[float], list[float]]] = []
+    for step in _round_steps(span):
+        first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+        values = [i * step for i in range(first, last + 1)]
+        texts = label(values, step) if values else []
+        if len(set(texts)) < len(texts):
+            continue
+        shown = [
+            ((v, t), p, e)
+            for v, t in zip(values, texts, strict=True)
+            for p, e in [((v - lo) * length_px / span, extent(t))]
+            if p - e / 2 >= -overhang and p + e / 2 <= length_px + overhang
+        ]
+        if shown:
+            ticks, positions, sizes = (list(column) for column in zip(*shown, strict=True))
+            levels.append((step, ticks, positions, sizes))
+    for spacious in (True, False):
+        for step, ticks, positions, sizes in levels:
+            if len(ticks) >= 2 and _spaced(positions, sizes, spacious):
+                return step, ticks
+    for step, ticks, positions, sizes in reversed(levels):  # coarsest first: the roundest two labels
+        if (
+            step >= span / 10
+            and len(ticks) > 2
+            and _spaced(positions[:: len(ticks) - 1], sizes[:: len(ticks) - 1], False)
+        ):
+            return step, ticks[:: len(ticks) - 1]
+    single = [(step, ticks[:1]) for step, ticks, _, _ in levels if len(ticks) == 1]
+    return single[0] if single else (0.0, [])
+
+
+def minor_step(step: float, length_px_per_unit: float) -> float | None:
+    """The unlabelled step under a labelled one (a fifth of a 1 or 5 step, half a 2 step), when its ticks
+    are at least 5 px apart."""
+    mantissa = round(step / 10.0 ** math.floor(math.log10(step) + 1e-9))
+    minor = step / (2 if mantissa == 2 else 5)
+    return minor if minor * length_px_per_unit >= 5 else None
+
+
+class LogAxisItem(pg.AxisItem):
+    """A ``pg.AxisItem`` whose labels never overlap, in log mode (decades, with 2 and 5 when there is room)
+    and in linear mode (round steps as coarse as the labels' widths need).
+
+    The automatic SI prefix is off (see ``single_scale``); an axis with units may turn it back on for linear
+    mode, where it names the prefix in the label. Tick choice runs at every repaint: should it fail,
+    pyqtgraph's own ticks are drawn instead (and the failure is logged once per axis), so a bad range never
+    breaks painting."""
 
     def __init__(self, orientation: str, **kwargs: object) -> None:
         super().__init__(orientation, **kwargs)
         single_scale(self)
         self._text_level = int(self.style["maxTextLevel"])
         self._labels: dict[float, str] = {}  # the chosen labels, by tick position, for tickStrings
-        self._fell_back = False  # whether the last log-mode tickValues are pyqtgraph's
+        self._fell_back = False  # whether the last tickValues are pyqtgraph's
         self._failure_logged = False
 
     def updateAutoSIPrefix(self) -> None:  # noqa: N802 (pyqtgraph's name)
@@ -239,17 +323,28 @@ class LogAxisItem(pg.AxisItem):
             return lambda _text: height
         return metrics.horizontalAdvance
 
+    def label_overhang(self) -> float:
+        """How far (px) a label may reach past an end of the axis before pyqtgraph hides it (its
+        ``hideOverlappingLabels``: True hides any overhang, False allows 15 px, a number that many)."""
+        hide = self.style["hideOverlappingLabels"]
+        if hide is True or hide is False:
+            return 0.0 if hide else 15.0
+        try:
+            return float(int(hide))
+        except (TypeError, ValueError):
+            return 0.0
+
     def tickValues(self, minVal: float, maxVal: float, size: float) -> list:  # noqa: N802 (pyqtgraph's name)
         self._fell_back = False
-        if self.logMode:
-            try:
-                levels = self._log_tick_values(minVal, maxVal, size)
-            except Exception:  # noqa: BLE001 - painting must go on; pyqtgraph's ticks stand in
-                self._log_failure()
-                self._fell_back = True
-            else:
-                self.style["maxTextLevel"] = 0  # only the chosen values carry labels
-                return levels
+        try:
+            choose = self._log_tick_values if self.logMode else self._linear_tick_values
+            levels = choose(minVal, maxVal, size)
+        except Exception:  # noqa: BLE001 - painting must go on; pyqtgraph's ticks stand in
+            self._log_failure()
+            self._fell_back = True
+        else:
+            self.style["maxTextLevel"] = 0  # only the chosen values carry labels
+            return levels
         self.style["maxTextLevel"] = self._text_level
         return super().tickValues(minVal, maxVal, size)
 
@@ -262,13 +357,39 @@ class LogAxisItem(pg.AxisItem):
         self._labels = {position: text for position, (_, text) in zip(major, ticks, strict=True)}
         return [(1.0, major), (None, minor)]
 
+    def _linear_tick_values(self, minVal: float, maxVal: float, size: float) -> list:  # noqa: N803
+        """Labels written by pyqtgraph's own linear format (with the SI prefix, if on), measured before
+        they are chosen."""
+        lo, hi = sorted((minVal * self.scale, maxVal * self.scale))
+        label_scale = self.autoSIPrefixScale * self.scale
+
+        def label(values: list[float], step: float) -> list[str]:
+            return pg.AxisItem.tickStrings(self, [v / self.scale for v in values], label_scale, step / self.scale)
+
+        step, ticks = choose_linear_ticks(lo, hi, size, self.tick_extent(), label, self.label_overhang())
+        major = [v / self.scale for v, _ in ticks]
+        self._labels = {position: text for position, (_, text) in zip(major, ticks, strict=True)}
+        every = len(ticks) > 2 or (len(ticks) == 2 and math.isclose(ticks[1][0] - ticks[0][0], step))
+        fine = (minor_step(step, size / (hi - lo)) if every else step) if ticks else None
+        if fine is None or fine * size / (hi - lo) < 5:
+            return [(step / self.scale, major)]
+        multiples = range(math.ceil(lo / fine - 1e-9), math.floor(hi / fine + 1e-9) + 1)
+        labelled = [v for v, _ in ticks]
+        minor = [
+            i * fine for i in multiples if not any(math.isclose(i * fine, v, abs_tol=fine * 1e-6) for v in labelled)
+        ]
+        return [(step / self.scale, major), (fine / self.scale, [v / self.scale for v in minor])]
+
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
-        if self.logMode and not self._fell_back:
+        if not self._fell_back:
             try:
-                return [
-                    self._labels[v] if v in self._labels else format_tick(float(10.0 ** np.float64(v)) * scale)
-                    for v in values
-                ]
+                if self.logMode:
+                    return [
+                        self._labels[v] if v in self._labels else format_tick(float(10.0 ** np.float64(v)) * scale)
+                        for v in values
+                    ]
+                if all(v in self._labels for v in values):
+                    return [self._labels[v] for v in values]
             except Exception:  # noqa: BLE001 - painting must go on; pyqtgraph's labels stand in
                 self._log_failure()
         return super().tickStrings(values, scale, spacing)
@@ -276,7 +397,7 @@ class LogAxisItem(pg.AxisItem):
     def _log_failure(self) -> None:
         if not self._failure_logged:
             self._failure_logged = True
-            log.warning("log ticks fell back to pyqtgraph's on the %s axis", self.orientation, exc_info=True)
+            log.warning("tick choice fell back to pyqtgraph's on the %s axis", self.orientation, exc_info=True)
 
 
 def single_scale(axis: pg.AxisItem) -> pg.AxisItem:
