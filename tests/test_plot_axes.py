@@ -28,6 +28,19 @@ def line_height(_text: str) -> float:
     return 14.0
 
 
+def drawn_labels(axis) -> list:
+    """(rectangle, text) of every tick label the axis would paint now, as pyqtgraph lays them out."""
+    from PySide6.QtGui import QImage, QPainter
+
+    image = QImage(10, 10, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        specs = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [(spec[0], spec[2]) for spec in specs[2]]
+
+
 def gaps_ok(lo: float, hi: float, length: float, ticks, extent) -> bool:
     """Recomputed independently of ``labels_fit``: the labels' own extents never meet, with at least
     ``MIN_GAP_PX`` of free space between neighbours."""
@@ -95,7 +108,6 @@ def test_a_long_range_on_a_short_axis_skips_decades_rather_than_crowding():
 def test_a_rendered_log_plot_draws_separate_labels_on_both_axes(qtbot, width, height, y_range):
     import numpy as np
     import pyqtgraph as pg
-    from PySide6.QtGui import QImage, QPainter
 
     from app.plots.axes import LogAxisItem, single_scale
 
@@ -114,16 +126,11 @@ def test_a_rendered_log_plot_draws_separate_labels_on_both_axes(qtbot, width, he
     for name in ("left", "bottom"):
         axis = item.getAxis(name)
         assert axis.labelString().count("(x") == 0  # no second scale in the label
-        image = QImage(10, 10, QImage.Format.Format_ARGB32)
-        painter = QPainter(image)
-        try:
-            specs = axis.generateDrawSpecs(painter)
-        finally:
-            painter.end()
-        rects = sorted((spec[0] for spec in specs[2]), key=lambda r: (r.y(), r.x()))
+        labels = drawn_labels(axis)
+        rects = sorted((rect for rect, _ in labels), key=lambda r: (r.y(), r.x()))
         assert len(rects) >= 2, name
         for a, b in zip(rects, rects[1:], strict=False):
-            assert not a.intersects(b), (name, [s[2] for s in specs[2]])
+            assert not a.intersects(b), (name, [text for _, text in labels])
     plain = pg.PlotWidget()
     qtbot.addWidget(plain)
     plain.getPlotItem().setLabel("left", "residual")
@@ -282,7 +289,6 @@ def test_labels_pyqtgraph_would_hide_at_the_ends_are_not_counted_and_the_rest_st
 def test_a_narrow_rendered_linear_plot_draws_separate_labels(qtbot, x_range, least):
     import numpy as np
     import pyqtgraph as pg
-    from PySide6.QtGui import QImage, QPainter
 
     from app.plots.axes import LogAxisItem
 
@@ -298,13 +304,8 @@ def test_a_narrow_rendered_linear_plot_draws_separate_labels(qtbot, x_range, lea
     w.grab()
     axis = item.getAxis("bottom")
     assert axis.geometry().width() < 90  # a plot as narrow as the window's narrowest
-    image = QImage(10, 10, QImage.Format.Format_ARGB32)
-    painter = QPainter(image)
-    try:
-        specs = axis.generateDrawSpecs(painter)
-    finally:
-        painter.end()
-    rects = sorted((spec[0] for spec in specs[2]), key=lambda r: r.x())
-    assert len(rects) >= least, [s[2] for s in specs[2]]
+    labels = drawn_labels(axis)
+    rects = sorted((rect for rect, _ in labels), key=lambda r: r.x())
+    assert len(rects) >= least, [text for _, text in labels]
     for a, b in zip(rects, rects[1:], strict=False):  # pyqtgraph's own choice leaves "160" touching "180"
-        assert b.left() - a.right() >= MIN_GAP_PX / 2, [s[2] for s in specs[2]]
+        assert b.left() - a.right() >= MIN_GAP_PX / 2, [text for _, text in labels]
