@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QWidget
 from app.model.fields import LABELS
 from app.panels.sweep_importance import ImportanceCard, read_output
 from app.panels.sweep_view import SweepView
-from app.plots.axes import LogAxisItem
+from app.plots.axes import FittedAxisItem
 from imaml_core.experiments.sweep import read_sweep, sweep_available
 
 from .test_sweep_importance import lam_decides, written_sweep
@@ -63,7 +63,7 @@ def test_the_view_waits_for_the_sweep_to_start_then_shows_trials_and_importance_
     ticks = card.plot.getPlotItem().getAxis("left")._tickLevels[0]
     assert [label for _, label in ticks] == [LABELS.get(n, n) for n in names]  # readable field labels
     metric_axis = view.scatters["lam"].getPlotItem().getAxis("left")  # val_mse, minimised: a log axis
-    assert isinstance(metric_axis, LogAxisItem) and not metric_axis.autoSIPrefix  # one scale
+    assert isinstance(metric_axis, FittedAxisItem) and not metric_axis.autoSIPrefix  # one scale
     lo, hi = metric_axis.range
     assert len(metric_axis.tickValues(lo, hi, 150.0)[0][1]) >= 2  # more than a single labelled tick
     view.close()

@@ -1,4 +1,4 @@
-"""Log-axis tick labels that never overlap, and axes with a single scale (app/plots/axes.py)."""
+"""Tick labels that never overlap on log and linear axes (app/plots/ticks.py), one scale per axis (axes.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from app.plots.axes import (
+from app.plots.ticks import (
     LOG_LIMIT,
     MAX_LABELS,
     MIN_GAP_PX,
@@ -109,9 +109,9 @@ def test_a_rendered_log_plot_draws_separate_labels_on_both_axes(qtbot, width, he
     import numpy as np
     import pyqtgraph as pg
 
-    from app.plots.axes import LogAxisItem, single_scale
+    from app.plots.axes import FittedAxisItem, single_scale
 
-    w = pg.PlotWidget(axisItems={"left": LogAxisItem("left"), "bottom": LogAxisItem("bottom")})
+    w = pg.PlotWidget(axisItems={"left": FittedAxisItem("left"), "bottom": FittedAxisItem("bottom")})
     qtbot.addWidget(w)
     w.resize(width, height)
     item = w.getPlotItem()
@@ -195,9 +195,9 @@ def test_the_axis_item_falls_back_to_pyqtgraph_when_tick_choice_fails(qtbot, mon
     import pyqtgraph as pg
 
     from app.plots import axes
-    from app.plots.axes import LogAxisItem
+    from app.plots.axes import FittedAxisItem
 
-    axis = LogAxisItem("bottom")
+    axis = FittedAxisItem("bottom")
     axis.setLogMode(True)
     values = axis.tickValues(-400.0, 400.0, 300)  # clamped, not raised
     labels = axis.tickStrings(values[0][1], 1.0, values[0][0])
@@ -217,10 +217,16 @@ def test_the_axis_item_falls_back_to_pyqtgraph_when_tick_choice_fails(qtbot, mon
     axis.tickValues(-3.0, 1.0, 300)
     monkeypatch.setattr(axes, "format_tick", broken)  # labels for values it did not choose fail: pyqtgraph's
     assert axis.tickStrings([-2.5, 0.5], 1.0, 1.0) == expected.tickStrings([-2.5, 0.5], 1.0, 1.0)
+    monkeypatch.undo()
+    monkeypatch.setattr(axes, "choose_linear_ticks", broken)  # linear mode falls back the same way
+    axis.setLogMode(False)
+    expected.setLogMode(False)
+    assert axis.tickValues(0.0, 200.0, 300) == expected.tickValues(0.0, 200.0, 300)
+    assert axis.tickStrings([0.0, 50.0], 1.0, 50.0) == expected.tickStrings([0.0, 50.0], 1.0, 50.0)
 
 
 def pyqtgraph_labels(values: list[float], step: float) -> list[str]:
-    """pyqtgraph's own linear format, as ``LogAxisItem`` passes it to ``choose_linear_ticks``."""
+    """pyqtgraph's own linear format, as ``FittedAxisItem`` passes it to ``choose_linear_ticks``."""
     import pyqtgraph as pg
 
     return pg.AxisItem.tickStrings(pg.AxisItem("bottom"), values, 1.0, step)
@@ -290,9 +296,9 @@ def test_a_narrow_rendered_linear_plot_draws_separate_labels(qtbot, x_range, lea
     import numpy as np
     import pyqtgraph as pg
 
-    from app.plots.axes import LogAxisItem
+    from app.plots.axes import FittedAxisItem
 
-    w = pg.PlotWidget(axisItems={"left": LogAxisItem("left"), "bottom": LogAxisItem("bottom")})
+    w = pg.PlotWidget(axisItems={"left": FittedAxisItem("left"), "bottom": FittedAxisItem("bottom")})
     qtbot.addWidget(w)
     w.resize(110, 120)
     item = w.getPlotItem()

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from app.model.fields import LABELS
 from app.panels.sweep_importance import ImportanceCard
-from app.plots.axes import log_axes
+from app.plots.axes import fitted_axes
 from app.toolkit.background import in_background
 from imaml_core.experiments.sweep import SweepSummary, is_sweep, read_sweep
 
@@ -211,7 +211,7 @@ class SweepView(QWidget):
                 w.setParent(None)
             self.scatters = {}
             for i, field in enumerate(fields):
-                w = pg.PlotWidget(axisItems=log_axes("bottom", "left"))  # labels that never crowd, one scale
+                w = pg.PlotWidget(axisItems=fitted_axes("bottom", "left"))  # labels that never crowd, one scale
                 w.setObjectName(f"plot_sweep_{field}")
                 w.setMenuEnabled(False)
                 w.getPlotItem().setLabel("bottom", LABELS.get(field, field))

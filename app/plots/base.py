@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.model.history import History
-from app.plots.axes import log_axes, single_scale
+from app.plots.axes import fitted_axes, single_scale
 from app.plots.markers import MarkerLayer
 from app.plots.ranges import RangeAnchor
 from app.toolkit.theme import SERIES, Palette
@@ -35,9 +35,10 @@ PLOT_MIN_SIZE = (200, 150)  # px: below this a plot's ticks and labels no longer
 def make_plot(name: str, left: str, bottom: str, left_units: str | None = None) -> pg.PlotWidget:
     """A PlotWidget with the studio's defaults: grid, downsampling, clip to view, no context-menu clutter.
 
-    The left and bottom axes are ``LogAxisItem``s (readable ticks in log mode); every axis has one scale: one with units
-    (bytes) names its SI prefix in the label ("memory (MB)") and plain ticks; the others never scale."""
-    w = pg.PlotWidget(axisItems=log_axes("left", "bottom"))  # right and top stay hidden until a card shows them
+    The left and bottom axes are ``FittedAxisItem``s (tick labels that never overlap); every axis has one
+    scale: one with units (bytes) names its SI prefix in the label ("memory (MB)") and plain ticks; the
+    others never scale."""
+    w = pg.PlotWidget(axisItems=fitted_axes("left", "bottom"))  # right and top stay hidden until a card shows them
     w.setObjectName(name)
     item = w.getPlotItem()
     for side in ("right", "top"):
