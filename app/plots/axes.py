@@ -116,8 +116,8 @@ class FittedAxisItem(pg.AxisItem):
         major = [v / self.scale for v, _ in ticks]
         self._labels = {position: text for position, (_, text) in zip(major, ticks, strict=True)}
         every = len(ticks) > 2 or (len(ticks) == 2 and math.isclose(ticks[1][0] - ticks[0][0], step))
-        fine = (minor_step(step, size / (hi - lo)) if every else step) if ticks else None
-        if fine is None or fine * size / (hi - lo) < 5:
+        fine = minor_step(step, size / (hi - lo), subdivide=every) if ticks else None
+        if fine is None:
             return [(step / self.scale, major)]
         multiples = range(math.ceil(lo / fine - 1e-9), math.floor(hi / fine + 1e-9) + 1)
         labelled = {round(v / fine) for v, _ in ticks}

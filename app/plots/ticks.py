@@ -234,9 +234,8 @@ def choose_linear_ticks(
     the finest with ``MIN_GAP_PX`` between labels, so a narrow plot shows "0" and "200" rather than
     "1601820". Where no step's labels fit, the first and last labels of the coarsest step (of at least a
     tenth of the range, so they stay round) with room for two are kept (0.7 and 0.9 rather than 0.8 alone);
-    one label is the last resort. A step whose labels repeat
-    (a range narrower than the labels' digits) is never taken. No ticks for a non-finite range or length,
-    or an empty range."""
+    one label is the last resort. A step whose labels repeat (a range narrower than the labels' digits) is
+    never taken. No ticks for a non-finite range or length, or an empty range."""
     if not all(math.isfinite(x) for x in (lo, hi, length_px)) or length_px <= 0:
         return 0.0, []
     lo, hi = min(lo, hi), max(lo, hi)
@@ -250,14 +249,14 @@ def choose_linear_ticks(
         texts = label(values, step) if values else []
         if len(set(texts)) < len(texts):
             continue
-        shown = [
-            ((v, t), p, e)
-            for v, t in zip(values, texts, strict=True)
-            for p, e in [((v - lo) * length_px / span, extent(t))]
-            if p - e / 2 >= -overhang and p + e / 2 <= length_px + overhang
-        ]
-        if shown:
-            ticks, positions, sizes = (list(column) for column in zip(*shown, strict=True))
+        ticks, positions, sizes = [], [], []
+        for value, text in zip(values, texts, strict=True):
+            position, size = (value - lo) * length_px / span, extent(text)
+            if -overhang <= position - size / 2 and position + size / 2 <= length_px + overhang:
+                ticks.append((value, text))
+                positions.append(position)
+                sizes.append(size)
+        if ticks:
             levels.append((step, ticks, positions, sizes))
     for spacious in (True, False):
         for step, ticks, positions, sizes in levels:
@@ -270,13 +269,13 @@ def choose_linear_ticks(
             and _spaced(positions[:: len(ticks) - 1], sizes[:: len(ticks) - 1], False)
         ):
             return step, ticks[:: len(ticks) - 1]
-    single = [(step, ticks[:1]) for step, ticks, _, _ in levels if len(ticks) == 1]
+    single = [(step, ticks) for step, ticks, _, _ in levels if len(ticks) == 1]
     return single[0] if single else (0.0, [])
 
 
-def minor_step(step: float, length_px_per_unit: float) -> float | None:
-    """The unlabelled step under a labelled one (a fifth of a 1 or 5 step, half a 2 step), when its ticks
-    are at least 5 px apart."""
+def minor_step(step: float, length_px_per_unit: float, subdivide: bool = True) -> float | None:
+    """The step of the unlabelled ticks under a labelled one, when they are at least 5 px apart: a fifth of
+    a 1 or 5 step, half a 2 step; the step itself where not ``subdivide`` (labels on only some multiples)."""
     mantissa = round(step / 10.0 ** math.floor(math.log10(step) + 1e-9))
-    minor = step / (2 if mantissa == 2 else 5)
+    minor = step / (2 if mantissa == 2 else 5) if subdivide else step
     return minor if minor * length_px_per_unit >= 5 else None
